@@ -1,0 +1,168 @@
+package sched
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// eulerSchedule is the σ schedule shared by Euler and Euler ancestral
+// (diffusers EulerDiscreteScheduler.set_timesteps with the default linear
+// interpolation and a final sigma of zero).
+type eulerSchedule struct {
+	steps     int
+	timesteps []float64
+	sigmas    []float64
+	initSigma float64
+	pred      prediction
+}
+
+func newEulerSchedule(cfg Config, steps int, karras bool, pred prediction) (eulerSchedule, error) {
+	ac, err := cfg.alphasCumprod()
+	if err != nil {
+		return eulerSchedule{}, err
+	}
+	train := trainSigmas(ac)
+	ts, err := spacedTimesteps(cfg, steps)
+	if err != nil {
+		return eulerSchedule{}, err
+	}
+	sig := make([]float64, steps, steps+1)
+	for i, t := range ts {
+		sig[i] = interpGrid(t, train)
+	}
+	if karras {
+		// The ramp spans the spaced schedule's own range, and each Karras sigma
+		// is mapped back to the fractional timestep the model is evaluated at.
+		sig = karrasSigmas(sig[0], sig[steps-1], steps)
+		ls := logs(train)
+		for i, s := range sig {
+			ts[i] = sigmaToT(s, ls)
+		}
+	}
+	sig = append(sig, 0)
+	maxSigma := slices.Max(sig)
+	init := maxSigma
+	if cfg.TimestepSpacing == "leading" {
+		// Leading spacing never starts at the last training step, so diffusers
+		// scales the initial noise to the variance of x0 + σ·ε with unit x0.
+		init = math.Sqrt(maxSigma*maxSigma + 1)
+	}
+	return eulerSchedule{steps: steps, timesteps: ts, sigmas: sig, initSigma: init, pred: pred}, nil
+}
+
+func (e *eulerSchedule) Timesteps() []float64    { return e.timesteps }
+func (e *eulerSchedule) Sigmas() []float64       { return e.sigmas }
+func (e *eulerSchedule) InitNoiseSigma() float64 { return e.initSigma }
+
+func (e *eulerSchedule) ScaleModelInput(step int) float32 {
+	if step < 0 || step >= e.steps {
+		return 1
+	}
+	s := e.sigmas[step]
+	return float32(1 / math.Sqrt(s*s+1))
+}
+
+// x0Coefficients gives x0 = px·x + pm·m for the σ-space sample x = x0 + σ·ε.
+func (e *eulerSchedule) x0Coefficients(sigma float64) (px, pm float64) {
+	switch e.pred {
+	case predictV:
+		return 1 / (sigma*sigma + 1), -sigma / math.Sqrt(sigma*sigma+1)
+	case predictSample:
+		return 0, 1
+	default:
+		return 1, -sigma
+	}
+}
+
+// eulerCoefficients folds x0 = px·x + pm·m and the Euler update
+// x' = x + (x − x0)/σ · (target − σ) into x' = ax·x + am·m.
+func (e *eulerSchedule) eulerCoefficients(sigma, target float64) (ax, am float64) {
+	px, pm := e.x0Coefficients(sigma)
+	dt := target - sigma
+	return 1 + dt*(1-px)/sigma, -dt * pm / sigma
+}
+
+// Euler is the deterministic Euler sampler (Karras et al. 2022, algorithm 2 with
+// no churn), diffusers' EulerDiscreteScheduler.
+type Euler struct {
+	eulerSchedule
+}
+
+func newEuler(cfg Config, steps int, karras bool, pred prediction) (*Euler, error) {
+	s, err := newEulerSchedule(cfg, steps, karras, pred)
+	if err != nil {
+		return nil, err
+	}
+	return &Euler{s}, nil
+}
+
+// Name returns "euler".
+func (e *Euler) Name() string { return NameEuler }
+
+// NeedsNoise is false: the Euler sampler is deterministic.
+func (e *Euler) NeedsNoise() bool { return false }
+
+// Step applies x ← x + (x − x0)/σ_i · (σ_{i+1} − σ_i).
+func (e *Euler) Step(step int, modelOutput, sample, noise []float32) error {
+	if err := checkStep(NameEuler, step, e.steps, modelOutput, sample); err != nil {
+		return err
+	}
+	ax, am := e.eulerCoefficients(e.sigmas[step], e.sigmas[step+1])
+	for i, x := range sample {
+		sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]))
+	}
+	return nil
+}
+
+// EulerAncestral is the ancestral Euler sampler, diffusers'
+// EulerAncestralDiscreteScheduler: each step goes deterministically down to
+// σ_down and adds fresh noise of size σ_up, with σ_down² + σ_up² = σ_{i+1}².
+// It always uses the spaced training sigmas (diffusers has no Karras option
+// for it).
+type EulerAncestral struct {
+	eulerSchedule
+}
+
+func newEulerAncestral(cfg Config, steps int, pred prediction) (*EulerAncestral, error) {
+	s, err := newEulerSchedule(cfg, steps, false, pred)
+	if err != nil {
+		return nil, err
+	}
+	return &EulerAncestral{s}, nil
+}
+
+// Name returns "euler_a".
+func (e *EulerAncestral) Name() string { return NameEulerAncestral }
+
+// NeedsNoise is true unless the only step is the last one, which adds none.
+func (e *EulerAncestral) NeedsNoise() bool { return e.steps > 1 }
+
+func (e *EulerAncestral) upDown(step int) (up, down float64) {
+	from, to := e.sigmas[step], e.sigmas[step+1]
+	up = math.Sqrt(to * to * (from*from - to*to) / (from * from))
+	down = math.Sqrt(math.Max(to*to-up*up, 0))
+	return up, down
+}
+
+// Step applies x ← x + (x − x0)/σ_i · (σ_down − σ_i) + σ_up·noise.
+func (e *EulerAncestral) Step(step int, modelOutput, sample, noise []float32) error {
+	if err := checkStep(NameEulerAncestral, step, e.steps, modelOutput, sample); err != nil {
+		return err
+	}
+	up, down := e.upDown(step)
+	ax, am := e.eulerCoefficients(e.sigmas[step], down)
+	if up == 0 {
+		for i, x := range sample {
+			sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]))
+		}
+		return nil
+	}
+	if err := checkNoise(NameEulerAncestral, noise, sample); err != nil {
+		return fmt.Errorf("%w (step %d)", err, step)
+	}
+	for i, x := range sample {
+		sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]) + up*float64(noise[i]))
+	}
+	return nil
+}
