@@ -1,0 +1,350 @@
+package onnx
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/clip"
+	"github.com/diffute/diffute/sched"
+)
+
+// NoiseStream is the PCG stream constant of the per-image noise generator
+// (rand.NewPCG(uint64(Seed+i), NoiseStream)); it is part of what makes a seed
+// reproduce an image, so it never changes.
+const NoiseStream uint64 = 0x6469666675746531 // "diffute1"
+
+// Default generation parameters.
+const (
+	DefaultSteps        = 25
+	DefaultTurboSteps   = 1
+	DefaultGuidanceSD   = 7.5
+	DefaultGuidanceSDXL = 5.0
+)
+
+// Result is what a generation produced: the images, and warnings the caller may log
+// (for example a prompt longer than the tokenizer's 77 tokens, which was truncated).
+type Result struct {
+	Images   []image.Image
+	Warnings []string
+}
+
+// params are a request with the model's defaults filled in.
+type params struct {
+	req      diffute.GenerateRequest
+	steps    int
+	guidance float64
+	guided   bool // classifier-free guidance: guidance > 1
+}
+
+// Defaults returns the steps and guidance scale a request gets when it leaves them
+// unset: 25 steps and 7.5 (SD) or 5.0 (SDXL); trailing-spacing ("turbo") models
+// get 1 step and no guidance.
+func (p *Pipeline) Defaults() (steps int, guidance float64) {
+	switch {
+	case p.turbo:
+		return DefaultTurboSteps, 0
+	case p.family == SDXL:
+		return DefaultSteps, DefaultGuidanceSDXL
+	default:
+		return DefaultSteps, DefaultGuidanceSD
+	}
+}
+
+func (p *Pipeline) params(req diffute.GenerateRequest) (params, error) {
+	pr := params{req: req}
+	for _, side := range []struct {
+		name string
+		v    int
+	}{{"width", req.Width}, {"height", req.Height}} {
+		if side.v <= 0 || side.v%8 != 0 {
+			return pr, diffute.FieldErrorf(diffute.EUNPROCESSABLE, side.name, "must be a positive multiple of 8 (got %d)", side.v)
+		}
+	}
+	if req.NumImages < 1 {
+		return pr, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "num_images", "must be at least 1 (got %d)", req.NumImages)
+	}
+	if req.Steps < 0 {
+		return pr, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "steps", "must not be negative (got %d)", req.Steps)
+	}
+	pr.steps, pr.guidance = p.Defaults()
+	if req.Steps > 0 {
+		pr.steps = req.Steps
+	}
+	if g := req.GuidanceScale; g != nil {
+		if math.IsNaN(*g) || math.IsInf(*g, 0) || *g < 0 {
+			return pr, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "guidance_scale", "must be a finite number ≥ 0")
+		}
+		pr.guidance = *g
+	}
+	pr.guided = pr.guidance > 1
+	return pr, nil
+}
+
+// Generate runs the pipeline for req; warnings are dropped (use Run to get them).
+func (p *Pipeline) Generate(ctx context.Context, req diffute.GenerateRequest, progress func(diffute.Progress)) ([]image.Image, error) {
+	res, err := p.Run(ctx, req, progress)
+	return res.Images, err
+}
+
+// Run generates req.NumImages images of req.Prompt. Image i starts from the noise of
+// seed req.Seed+i (see the package documentation). Images are denoised together in
+// one UNet call per step (with guidance, on the [uncond…, cond…] batch), split into
+// several calls when the batch's estimated memory exceeds the budget. progress, when
+// not nil, is called after every step; with several calls the count runs over all
+// of them. ctx is checked between steps.
+func (p *Pipeline) Run(ctx context.Context, req diffute.GenerateRequest, progress func(diffute.Progress)) (Result, error) {
+	return p.run(ctx, req, progress, nil)
+}
+
+// runStats collects where a generation's time went; benchmarks use it to separate
+// the pipeline's own work from ONNX Runtime's.
+type runStats struct {
+	steps    int
+	unetRun  time.Duration // inside the UNet session's Run
+	denoise  time.Duration // the whole step loops
+	decoding time.Duration
+}
+
+func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progress func(diffute.Progress), st *runStats) (Result, error) {
+	var res Result
+	if err := p.acquire(); err != nil {
+		return res, err
+	}
+	defer p.release()
+	pr, err := p.params(req)
+	if err != nil {
+		return res, err
+	}
+	// Build one scheduler up front so a bad scheduler name or step count fails
+	// before any model runs.
+	if _, err := sched.New(req.Scheduler, p.schedCfg, pr.steps); err != nil {
+		return res, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "scheduler", "%v", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	pe, err := p.encodePrompts(req.Prompt, req.NegativePrompt, pr.guided)
+	if err != nil {
+		return res, err
+	}
+	res.Warnings = pe.warnings
+	lh, lw := req.Height/8, req.Width/8
+	perCall := p.imagesPerCall(lh, lw, pr.guided)
+	calls := (req.NumImages + perCall - 1) / perCall
+	prog := progressCounter{fn: progress, total: calls * pr.steps}
+	for first := 0; first < req.NumImages; first += perCall {
+		n := min(perCall, req.NumImages-first)
+		latents, err := p.denoise(ctx, pr, pe, first, n, lh, lw, &prog, st)
+		if err != nil {
+			return Result{}, err
+		}
+		t0 := time.Now()
+		per := p.unet.channels * lh * lw
+		inv := float32(1 / p.scaleFactor)
+		for i := 0; i < n; i++ {
+			img := latents[i*per : (i+1)*per]
+			for k := range img {
+				img[k] *= inv
+			}
+			if err := ctx.Err(); err != nil {
+				return Result{}, err
+			}
+			out, err := p.vae.decode(img, p.unet.channels, lh, lw)
+			if err != nil {
+				return Result{}, err
+			}
+			res.Images = append(res.Images, out)
+		}
+		if st != nil {
+			st.decoding += time.Since(t0)
+		}
+	}
+	return res, nil
+}
+
+// progressCounter numbers steps across the UNet calls of one generation.
+type progressCounter struct {
+	fn          func(diffute.Progress)
+	done, total int
+}
+
+func (c *progressCounter) step() {
+	c.done++
+	if c.fn != nil {
+		c.fn(diffute.Progress{Step: c.done, Steps: c.total})
+	}
+}
+
+// unetBytesPerRow estimates the working memory one batch row adds to a UNet call at
+// lh×lw latents: the widest feature maps (320 channels at latent resolution, about
+// eight alive at once) plus one self-attention map at half resolution (10 heads).
+// It is a heuristic for splitting batches, not an exact account.
+func unetBytesPerRow(lh, lw int) int64 {
+	px := int64(lh) * int64(lw)
+	conv := px * 320 * 4 * 8
+	tokens := px / 4
+	attn := tokens * tokens * 4 * 10
+	return conv + attn
+}
+
+// imagesPerCall is how many images share one UNet call within the memory budget
+// (at least one).
+func (p *Pipeline) imagesPerCall(lh, lw int, guided bool) int {
+	per := unetBytesPerRow(lh, lw)
+	if guided {
+		per *= 2
+	}
+	n := p.maxBatchBytes / per
+	if n < 1 {
+		return 1
+	}
+	if n > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(n)
+}
+
+// newNoiseRNG returns the generator of image seed.
+func newNoiseRNG(seed int64) *rand.Rand {
+	return rand.New(rand.NewPCG(uint64(seed), NoiseStream))
+}
+
+func fillNormal(r *rand.Rand, dst []float32) {
+	for i := range dst {
+		dst[i] = float32(r.NormFloat64())
+	}
+}
+
+// denoise runs the scheduler loop for images first..first+n-1 of the request and
+// returns their final latents ([n,C,lh,lw]). Everything the loop touches is
+// allocated before the first step.
+func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, first, n, lh, lw int, prog *progressCounter, st *runStats) ([]float32, error) {
+	s, err := sched.New(pr.req.Scheduler, p.schedCfg, pr.steps)
+	if err != nil {
+		return nil, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "scheduler", "%v", err)
+	}
+	per := p.unet.channels * lh * lw
+	total := n * per
+	latents := make([]float32, total)
+	rngs := make([]*rand.Rand, n)
+	sigma := float32(s.InitNoiseSigma())
+	for i := range rngs {
+		rngs[i] = newNoiseRNG(pr.req.Seed + int64(first+i))
+		img := latents[i*per : (i+1)*per]
+		fillNormal(rngs[i], img)
+		for k := range img {
+			img[k] *= sigma
+		}
+	}
+	groups := 1
+	if pr.guided {
+		groups = 2
+	}
+	timesteps := s.Timesteps()
+	call, err := p.unet.newCall(groups*n, lh, lw, timesteps, pe.dim, pe.pooledDim)
+	if err != nil {
+		return nil, err
+	}
+	defer call.destroy()
+	p.fillConditioning(call, pr, pe, n)
+
+	guided := make([]float32, total)
+	var scratch, noise []float32
+	if pr.guided && call.out.f32 == nil {
+		scratch = make([]float32, total)
+	}
+	if s.NeedsNoise() {
+		noise = make([]float32, total)
+	}
+	g := float32(pr.guidance)
+	loopStart := time.Now()
+	for i := range timesteps {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		scale := s.ScaleModelInput(i)
+		for k := 0; k < groups; k++ {
+			call.sample.storeScaled(k*total, latents, scale)
+		}
+		t0 := time.Now()
+		if err := call.run(i); err != nil {
+			return nil, err
+		}
+		if st != nil {
+			st.unetRun += time.Since(t0)
+		}
+		if pr.guided {
+			applyGuidance(call.out, total, g, guided, scratch)
+		} else {
+			call.out.load(0, guided)
+		}
+		if noise != nil {
+			for k, r := range rngs {
+				fillNormal(r, noise[k*per:(k+1)*per])
+			}
+		}
+		if err := s.Step(i, guided, latents, noise); err != nil {
+			return nil, fmt.Errorf("onnx: scheduler %s step %d: %w", s.Name(), i, err)
+		}
+		if st != nil {
+			st.steps++
+		}
+		prog.step()
+	}
+	if st != nil {
+		st.denoise += time.Since(loopStart)
+	}
+	return latents, nil
+}
+
+// applyGuidance writes uncond + g·(cond − uncond) into dst from a UNet output laid
+// out as [uncond rows…, cond rows…] of total values each.
+func applyGuidance(out *floatTensor, total int, g float32, dst, scratch []float32) {
+	var u, c []float32
+	if out.f32 != nil {
+		u, c = out.f32[:total], out.f32[total:2*total]
+	} else {
+		out.load(0, dst)
+		out.load(total, scratch)
+		u, c = dst, scratch
+	}
+	c = c[:len(u)]
+	dst = dst[:len(u)]
+	for i, uv := range u {
+		dst[i] = uv + g*(c[i]-uv)
+	}
+}
+
+// fillConditioning writes the text conditioning of every batch row: rows 0..n-1 are
+// the unconditional ones when guided, the last n the prompt's.
+func (p *Pipeline) fillConditioning(call *unetCall, pr params, pe promptEmbeds, n int) {
+	row := clip.MaxLength * pe.dim
+	r := 0
+	put := func(hidden, pooled []float32) {
+		for i := 0; i < n; i++ {
+			call.hidden.store(r*row, hidden)
+			if call.embeds != nil {
+				call.embeds.store(r*pe.pooledDim, pooled)
+			}
+			r++
+		}
+	}
+	if pr.guided {
+		put(pe.uncond, pe.pooledUncond)
+	}
+	put(pe.cond, pe.pooledCond)
+	if call.timeIDs != nil {
+		// (original h, original w, crop top, crop left, target h, target w): no crop,
+		// generated at the size asked for.
+		h, w := float32(pr.req.Height), float32(pr.req.Width)
+		ids := []float32{h, w, 0, 0, h, w}
+		for k := 0; k < call.rows; k++ {
+			call.timeIDs.store(6*k, ids)
+		}
+	}
+}

@@ -1,0 +1,361 @@
+package onnx
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/diffute/diffute/clip"
+	"github.com/diffute/diffute/sched"
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// Family is the architecture of a loaded model.
+type Family int
+
+// Model families.
+const (
+	SD          Family = iota + 1 // Stable Diffusion 1.x/2.x: one text encoder
+	SDXL                          // SDXL base and turbo: two text encoders, pooled embeds, time ids
+	SDXLRefiner                   // SDXL refiner: only text_encoder_2 (not supported for generation)
+)
+
+// String returns the family's name.
+func (f Family) String() string {
+	switch f {
+	case SD:
+		return "sd"
+	case SDXL:
+		return "sdxl"
+	case SDXLRefiner:
+		return "sdxl-refiner"
+	}
+	return fmt.Sprintf("Family(%d)", int(f))
+}
+
+// Default VAE scale factors, used when vae_decoder/config.json has none.
+const (
+	sdScaleFactor   = 0.18215
+	sdxlScaleFactor = 0.13025
+)
+
+// ErrClosed is returned when a pipeline is used after it was closed.
+var ErrClosed = errors.New("onnx: pipeline is closed")
+
+// Option configures LoadPipeline.
+type Option func(*pipelineOptions)
+
+type pipelineOptions struct {
+	session       sessionConfig
+	library       string
+	maxBatchBytes int64
+}
+
+// WithDevice runs the sessions on device: "cpu" (the default) or "cuda:N".
+func WithDevice(device string) Option {
+	return func(o *pipelineOptions) { o.session.device = device }
+}
+
+// WithThreads sets ONNX Runtime's intra- and inter-op thread counts (0: its default).
+func WithThreads(intra, inter int) Option {
+	return func(o *pipelineOptions) { o.session.intra, o.session.inter = intra, inter }
+}
+
+// WithMaxBatchBytes bounds the estimated memory of one UNet call; it decides how
+// many images share a call (see Config.MaxBatchBytes).
+func WithMaxBatchBytes(n int64) Option {
+	return func(o *pipelineOptions) { o.maxBatchBytes = n }
+}
+
+// WithLibrary names the ONNX Runtime library used if the runtime is not initialised
+// yet ("" resolves it with FindLibrary).
+func WithLibrary(path string) Option {
+	return func(o *pipelineOptions) { o.library = path }
+}
+
+// DefaultMaxBatchBytes is the UNet memory budget used when none is configured.
+const DefaultMaxBatchBytes = 4 << 30
+
+// Pipeline is a loaded model: one ONNX Runtime session per component, shared by any
+// number of concurrent generations. Close releases the sessions once no generation
+// uses them.
+type Pipeline struct {
+	dir           string
+	family        Family
+	te1, te2      *textEncoder // te2 nil for SD
+	tok1, tok2    *clip.Tokenizer
+	unet          *unetModel
+	vae           *vaeDecoder
+	schedCfg      sched.Config
+	scaleFactor   float64
+	forceZeros    bool // SDXL: an empty negative prompt means zero embeddings
+	turbo         bool // trailing timestep spacing: 1 step, no guidance by default
+	maxBatchBytes int64
+
+	mu      sync.Mutex
+	refs    int
+	closing bool
+	closed  bool
+}
+
+// modelIndex is the part of model_index.json the pipeline reads.
+type modelIndex struct {
+	ClassName                string `json:"_class_name"`
+	ForceZerosForEmptyPrompt *bool  `json:"force_zeros_for_empty_prompt"`
+	// TextEncoder is the ["library", "class"] pair of text_encoder; the refiner
+	// writes [null, null].
+	TextEncoder []*string `json:"text_encoder"`
+}
+
+func (m modelIndex) declaresTextEncoder() bool {
+	return len(m.TextEncoder) == 2 && m.TextEncoder[1] != nil
+}
+
+// DetectFamily reports the family of the model folder dir from model_index.json and
+// the components present, without loading any session. The UNet's inputs confirm it
+// at load time.
+func DetectFamily(dir string) (Family, error) {
+	idx, err := readModelIndex(dir)
+	if err != nil {
+		return 0, err
+	}
+	hasTE1 := exists(filepath.Join(dir, "text_encoder", "model.onnx")) || idx.declaresTextEncoder()
+	hasTE2 := exists(filepath.Join(dir, "text_encoder_2", "model.onnx"))
+	cls := strings.ToLower(idx.ClassName)
+	xl := strings.Contains(cls, "xl")
+	switch {
+	case xl && strings.Contains(cls, "img2img"), hasTE2 && !hasTE1:
+		return SDXLRefiner, nil
+	case hasTE2, xl:
+		return SDXL, nil
+	default:
+		return SD, nil
+	}
+}
+
+func readModelIndex(dir string) (modelIndex, error) {
+	var idx modelIndex
+	raw, err := os.ReadFile(filepath.Join(dir, "model_index.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		if _, statErr := os.Stat(dir); statErr != nil {
+			return idx, fmt.Errorf("onnx: model folder: %w", statErr)
+		}
+		return idx, nil // older exports lack it; the components decide
+	}
+	if err != nil {
+		return idx, fmt.Errorf("onnx: %w", err)
+	}
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return idx, fmt.Errorf("onnx: %s: %w", filepath.Join(dir, "model_index.json"), err)
+	}
+	return idx, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// LoadPipeline loads the model folder dir (diffusers/Optimum ONNX layout:
+// model_index.json, scheduler/, tokenizer[_2]/, text_encoder[_2]/model.onnx,
+// unet/model.onnx, vae_decoder/model.onnx). It initialises the ONNX Runtime
+// environment if nothing did yet. Errors name the missing file or input.
+func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
+	o := pipelineOptions{maxBatchBytes: DefaultMaxBatchBytes}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.maxBatchBytes <= 0 {
+		o.maxBatchBytes = DefaultMaxBatchBytes
+	}
+	if err := InitRuntime(o.library); err != nil {
+		return nil, err
+	}
+	family, err := DetectFamily(dir)
+	if err != nil {
+		return nil, err
+	}
+	if family == SDXLRefiner {
+		return nil, fmt.Errorf("onnx: %s is an SDXL refiner (text_encoder_2 without text_encoder); refiner models are not supported", dir)
+	}
+	idx, err := readModelIndex(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, rel := range requiredFiles(family) {
+		if !exists(filepath.Join(dir, rel)) {
+			return nil, fmt.Errorf("onnx: model folder %s: missing %s", dir, rel)
+		}
+	}
+	p := &Pipeline{dir: dir, family: family, maxBatchBytes: o.maxBatchBytes}
+	ok := false
+	defer func() {
+		if !ok {
+			p.destroy()
+		}
+	}()
+	if p.schedCfg, err = sched.LoadConfig(filepath.Join(dir, "scheduler", "scheduler_config.json")); err != nil {
+		return nil, fmt.Errorf("onnx: %s: %w", dir, err)
+	}
+	p.turbo = strings.EqualFold(p.schedCfg.TimestepSpacing, "trailing")
+	if p.tok1, err = clip.Load(filepath.Join(dir, "tokenizer")); err != nil {
+		return nil, fmt.Errorf("onnx: %s: tokenizer: %w", dir, err)
+	}
+	sc := o.session
+	if family == SDXL {
+		if p.tok2, err = clip.Load(filepath.Join(dir, "tokenizer_2")); err != nil {
+			return nil, fmt.Errorf("onnx: %s: tokenizer_2: %w", dir, err)
+		}
+		if p.te1, err = openTextEncoder(dir, "text_encoder", sc, penultimate); err != nil {
+			return nil, err
+		}
+		if p.te2, err = openTextEncoder(dir, "text_encoder_2", sc, penultimateAndPooled); err != nil {
+			return nil, err
+		}
+		p.forceZeros = idx.ForceZerosForEmptyPrompt == nil || *idx.ForceZerosForEmptyPrompt
+		p.scaleFactor = sdxlScaleFactor
+	} else {
+		if p.te1, err = openTextEncoder(dir, "text_encoder", sc, lastHidden); err != nil {
+			return nil, err
+		}
+		p.scaleFactor = sdScaleFactor
+	}
+	if p.unet, err = openUNet(dir, sc, family); err != nil {
+		return nil, err
+	}
+	if p.vae, err = openVAEDecoder(dir, sc); err != nil {
+		return nil, err
+	}
+	if f, ok, err := readScalingFactor(dir); err != nil {
+		return nil, err
+	} else if ok {
+		p.scaleFactor = f
+	}
+	if err := p.checkDims(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+func requiredFiles(f Family) []string {
+	files := []string{
+		"scheduler/scheduler_config.json",
+		"tokenizer/vocab.json",
+		"text_encoder/model.onnx",
+		"unet/model.onnx",
+		"vae_decoder/model.onnx",
+	}
+	if f == SDXL {
+		files = append(files, "tokenizer_2/vocab.json", "text_encoder_2/model.onnx")
+	}
+	return files
+}
+
+// readScalingFactor reads scaling_factor from vae_decoder/config.json (or the vae/
+// folder diffusers writes).
+func readScalingFactor(dir string) (float64, bool, error) {
+	for _, rel := range []string{"vae_decoder/config.json", "vae/config.json"} {
+		raw, err := os.ReadFile(filepath.Join(dir, rel))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return 0, false, fmt.Errorf("onnx: %w", err)
+		}
+		var c struct {
+			ScalingFactor *float64 `json:"scaling_factor"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return 0, false, fmt.Errorf("onnx: %s: %w", filepath.Join(dir, rel), err)
+		}
+		if c.ScalingFactor != nil && *c.ScalingFactor > 0 {
+			return *c.ScalingFactor, true, nil
+		}
+	}
+	return 0, false, nil
+}
+
+// checkDims checks that the text encoders produce what the UNet consumes, so a
+// mismatched folder fails at load rather than at the first request.
+func (p *Pipeline) checkDims() error {
+	d := p.te1.hiddenDim
+	if p.te2 != nil {
+		d += p.te2.hiddenDim
+	}
+	if want := p.unet.hiddenDim; want > 0 && p.te1.hiddenDim > 0 && (p.te2 == nil || p.te2.hiddenDim > 0) && d != want {
+		return fmt.Errorf("onnx: %s: text encoders give %d features per token, the UNet's encoder_hidden_states wants %d", p.dir, d, want)
+	}
+	if p.te2 != nil && p.unet.pooledDim > 0 && p.te2.pooledDim > 0 && p.unet.pooledDim != p.te2.pooledDim {
+		return fmt.Errorf("onnx: %s: text_encoder_2 pools %d features, the UNet's text_embeds wants %d", p.dir, p.te2.pooledDim, p.unet.pooledDim)
+	}
+	return nil
+}
+
+// Family returns the model's architecture.
+func (p *Pipeline) Family() Family { return p.family }
+
+// Dir returns the folder the pipeline was loaded from.
+func (p *Pipeline) Dir() string { return p.dir }
+
+// SchedulerConfig returns the model's scheduler configuration.
+func (p *Pipeline) SchedulerConfig() sched.Config { return p.schedCfg }
+
+// acquire registers a generation; it fails once Close was called.
+func (p *Pipeline) acquire() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closing {
+		return ErrClosed
+	}
+	p.refs++
+	return nil
+}
+
+func (p *Pipeline) release() {
+	p.mu.Lock()
+	p.refs--
+	done := p.closing && p.refs == 0 && !p.closed
+	if done {
+		p.closed = true
+	}
+	p.mu.Unlock()
+	if done {
+		p.destroy()
+	}
+}
+
+// Close releases the pipeline's sessions, at once if no generation is running,
+// otherwise when the last one finishes. Later generations fail with ErrClosed.
+func (p *Pipeline) Close() error {
+	p.mu.Lock()
+	p.closing = true
+	done := p.refs == 0 && !p.closed
+	if done {
+		p.closed = true
+	}
+	p.mu.Unlock()
+	if done {
+		p.destroy()
+	}
+	return nil
+}
+
+// released reports whether the sessions have been destroyed.
+func (p *Pipeline) released() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+
+func (p *Pipeline) destroy() {
+	for _, s := range []*ort.DynamicAdvancedSession{p.te1.session(), p.te2.session(), p.unet.session(), p.vae.session()} {
+		if s != nil {
+			s.Destroy()
+		}
+	}
+}

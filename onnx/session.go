@@ -1,0 +1,132 @@
+package onnx
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	ort "github.com/yalue/onnxruntime_go"
+)
+
+// modelInfo is what a component's .onnx file declares.
+type modelInfo struct {
+	rel     string // path relative to the model folder, for error messages
+	path    string
+	inputs  []ort.InputOutputInfo
+	outputs []ort.InputOutputInfo
+}
+
+func (m *modelInfo) input(name string) (ort.InputOutputInfo, bool) {
+	for _, in := range m.inputs {
+		if in.Name == name {
+			return in, true
+		}
+	}
+	return ort.InputOutputInfo{}, false
+}
+
+func (m *modelInfo) output(name string) (ort.InputOutputInfo, bool) {
+	for _, out := range m.outputs {
+		if out.Name == name {
+			return out, true
+		}
+	}
+	return ort.InputOutputInfo{}, false
+}
+
+// readModelInfo reads the inputs and outputs of dir/component/model.onnx. A missing
+// or unreadable file gives an error naming it; ONNX Runtime reports a corrupt one as
+// an error too (never a panic).
+func readModelInfo(dir, component string) (*modelInfo, error) {
+	rel := component + "/model.onnx"
+	path := filepath.Join(dir, component, "model.onnx")
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: model folder %s: missing %s", dir, rel)
+	}
+	if !st.Mode().IsRegular() || st.Size() == 0 {
+		return nil, fmt.Errorf("onnx: model folder %s: %s is empty or not a file", dir, rel)
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithOptions(path, nil)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %s: cannot load %s (corrupt or not an ONNX model?): %w", dir, rel, err)
+	}
+	return &modelInfo{rel: rel, path: path, inputs: ins, outputs: outs}, nil
+}
+
+// newSession opens the component's session with the given input and output names,
+// in the order Run will pass values.
+func (m *modelInfo) newSession(inputs, outputs []string, sc sessionConfig) (*ort.DynamicAdvancedSession, error) {
+	so, err := sc.newSessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	defer so.Destroy()
+	s, err := ort.NewDynamicAdvancedSession(m.path, inputs, outputs, so)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: open %s: %w", m.rel, err)
+	}
+	return s, nil
+}
+
+// checkOnlyInputs fails when the model has inputs the pipeline does not feed: they
+// would be missing at Run, and naming them now is clearer.
+func (m *modelInfo) checkOnlyInputs(known ...string) error {
+	for _, in := range m.inputs {
+		found := false
+		for _, k := range known {
+			if in.Name == k {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return fmt.Errorf("onnx: %s has input %q, which this pipeline does not provide (supported: %v)", m.rel, in.Name, known)
+		}
+	}
+	return nil
+}
+
+func (m *modelInfo) requireInput(name string) (ort.InputOutputInfo, error) {
+	in, ok := m.input(name)
+	if !ok {
+		return in, fmt.Errorf("onnx: %s has no input %q", m.rel, name)
+	}
+	if in.OrtValueType != ort.ONNXTypeTensor {
+		return in, fmt.Errorf("onnx: %s input %q is not a tensor", m.rel, name)
+	}
+	return in, nil
+}
+
+func (m *modelInfo) requireOutput(name string) (ort.InputOutputInfo, error) {
+	out, ok := m.output(name)
+	if !ok {
+		return out, fmt.Errorf("onnx: %s has no output %q", m.rel, name)
+	}
+	if out.OrtValueType != ort.ONNXTypeTensor || !isFloatType(out.DataType) {
+		return out, fmt.Errorf("onnx: %s output %q is not a float or float16 tensor", m.rel, name)
+	}
+	return out, nil
+}
+
+func requireFloatInput(m *modelInfo, name string, rank int) (ort.InputOutputInfo, error) {
+	in, err := m.requireInput(name)
+	if err != nil {
+		return in, err
+	}
+	if !isFloatType(in.DataType) {
+		return in, fmt.Errorf("onnx: %s input %q has element type %v, want float or float16", m.rel, name, in.DataType)
+	}
+	if len(in.Dimensions) != rank {
+		return in, fmt.Errorf("onnx: %s input %q has rank %d, want %d", m.rel, name, len(in.Dimensions), rank)
+	}
+	return in, nil
+}
+
+// dim returns dimension i of a declared shape, or 0 when it is symbolic.
+func dim(s ort.Shape, i int) int {
+	if i < len(s) && s[i] > 0 {
+		return int(s[i])
+	}
+	return 0
+}
