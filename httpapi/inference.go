@@ -1,0 +1,290 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/diffute/diffute"
+)
+
+// acceptedResponse is the body of 202 Accepted.
+type acceptedResponse struct {
+	JobID  int64             `json:"job_id"`
+	Status diffute.JobStatus `json:"status"`
+}
+
+// createInference handles PUT /{org}/{project}/media/inference.
+func (s *Server) createInference(w http.ResponseWriter, r *http.Request) error {
+	limits := s.limits()
+	body, err := readJSONBody(w, r, limits.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	req, err := decodeInferenceRequest(body)
+	if err != nil {
+		return err
+	}
+	if err := req.Validate(limits, s.Models); err != nil {
+		return err
+	}
+	org, project := r.PathValue("org"), r.PathValue("project")
+	job := newJob(org, project, req, time.Now().UTC())
+	if err := s.Store.CreateJob(r.Context(), job); err != nil {
+		return &jobError{jobID: job.ID, err: fmt.Errorf("create job: %w", err)}
+	}
+	w.Header().Set("Location", jobPath(org, project, job.ID))
+	s.writeJSON(w, r, http.StatusAccepted, acceptedResponse{JobID: job.ID, Status: job.Status})
+	return nil
+}
+
+// newJob turns a validated request into a queued job: a fresh random ID, every seed
+// resolved (so that the stored job says exactly how to reproduce each image), and the
+// default output format made explicit.
+func newJob(org, project string, req *diffute.InferenceRequest, now time.Time) *diffute.Job {
+	format := req.OutputFormat
+	if format == "" {
+		format = diffute.FormatPNG
+	}
+	job := &diffute.Job{
+		ID:           diffute.NewJobID(),
+		Org:          org,
+		Project:      project,
+		Name:         req.Name,
+		Model:        req.PretrainedModelName,
+		Webhook:      req.Webhook,
+		Secret:       req.Secret,
+		OutputFormat: format,
+		Status:       diffute.StatusQueued,
+		Prompts:      make([]diffute.JobPrompt, len(req.Prompts)),
+		CreatedAt:    now,
+	}
+	for i, p := range req.Prompts {
+		if p.Seed == nil {
+			seed := diffute.NewSeed()
+			p.Seed = &seed
+		}
+		job.Prompts[i] = diffute.JobPrompt{PromptRequest: p, Index: i}
+	}
+	return job
+}
+
+func jobPath(org, project string, id int64) string {
+	return "/" + org + "/" + project + "/media/inference/" + strconv.FormatInt(id, 10)
+}
+
+// getInference handles GET /{org}/{project}/media/inference/{job_id}.
+func (s *Server) getInference(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, err := s.Store.Job(r.Context(), r.PathValue("org"), r.PathValue("project"), id)
+	if err != nil {
+		return fmt.Errorf("get job: %w", err)
+	}
+	return s.writeStatus(w, r, http.StatusOK, job)
+}
+
+// cancelInference handles DELETE /{org}/{project}/media/inference/{job_id}.
+func (s *Server) cancelInference(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	job, err := s.Store.CancelJob(r.Context(), r.PathValue("org"), r.PathValue("project"), id)
+	if err != nil {
+		return fmt.Errorf("cancel job: %w", err)
+	}
+	return s.writeStatus(w, r, http.StatusOK, job)
+}
+
+// deliveryView is a delivery attempt as the API shows it.
+type deliveryView struct {
+	diffute.DeliveryAttempt
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// listDeliveries handles GET /{org}/{project}/media/inference/{job_id}/deliveries.
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	// The job lookup is scoped to the tenant; Deliveries is not, so it must come first.
+	if _, err := s.Store.Job(r.Context(), r.PathValue("org"), r.PathValue("project"), id); err != nil {
+		return fmt.Errorf("get job: %w", err)
+	}
+	attempts, err := s.Store.Deliveries(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("list deliveries: %w", err)
+	}
+	views := make([]deliveryView, len(attempts))
+	for i, a := range attempts {
+		views[i] = deliveryView{DeliveryAttempt: a, LatencyMS: float64(a.Latency) / float64(time.Millisecond)}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]any{"job_id": id, "deliveries": views})
+	return nil
+}
+
+// Webhook delivery states in the status response.
+const (
+	WebhookNone      = "none"      // the request named no webhook
+	WebhookPending   = "pending"   // not attempted yet
+	WebhookDelivered = "delivered" // an attempt got a 2xx answer
+	WebhookFailed    = "failed"    // the latest attempt failed; a retry may still follow
+)
+
+// JobStatus is the body of GET, and DELETE, /{org}/{project}/media/inference/{job_id}.
+// It never contains the webhook secret.
+type JobStatus struct {
+	JobID      int64             `json:"job_id"`
+	Name       string            `json:"name"`
+	Model      string            `json:"model"`
+	Status     diffute.JobStatus `json:"status"`
+	Progress   float64           `json:"progress"` // finished images / requested images
+	CreatedAt  time.Time         `json:"created_at"`
+	StartedAt  *time.Time        `json:"started_at"`
+	FinishedAt *time.Time        `json:"finished_at"`
+	Error      string            `json:"error,omitempty"`
+	Prompts    []PromptStatus    `json:"prompts"`
+	Manifest   *diffute.Manifest `json:"manifest,omitempty"` // once terminal
+	Webhook    WebhookStatus     `json:"webhook"`
+}
+
+// PromptStatus is one prompt of a JobStatus, with its resolved parameters.
+type PromptStatus struct {
+	Name          string   `json:"name"`
+	Prompt        string   `json:"prompt"`
+	Style         string   `json:"style,omitempty"`
+	NumImages     int      `json:"num_images"`
+	ImagesDone    int      `json:"images_done"`
+	Width         int      `json:"width"`
+	Height        int      `json:"height"`
+	Seed          *int64   `json:"seed"`
+	Steps         int      `json:"steps,omitempty"`
+	GuidanceScale *float64 `json:"guidance_scale,omitempty"`
+	Scheduler     string   `json:"scheduler,omitempty"`
+	Progress      float64  `json:"progress"`
+	Images        []string `json:"images,omitempty"` // URLs of finished images while the job runs
+}
+
+// WebhookStatus is the delivery state of a job's webhook. The URL is the one the
+// client sent; the secret is never shown.
+type WebhookStatus struct {
+	URL            string `json:"url,omitempty"`
+	State          string `json:"state"`
+	Attempts       int    `json:"attempts"`
+	LastStatusCode int    `json:"last_status_code,omitempty"`
+}
+
+func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, status int, job *diffute.Job) error {
+	v, err := s.jobStatus(r.Context(), job)
+	if err != nil {
+		return err
+	}
+	s.writeJSON(w, r, status, v)
+	return nil
+}
+
+func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, error) {
+	v := &JobStatus{
+		JobID:      job.ID,
+		Name:       job.Name,
+		Model:      job.Model,
+		Status:     job.Status,
+		CreatedAt:  job.CreatedAt.UTC(),
+		StartedAt:  optionalTime(job.StartedAt),
+		FinishedAt: optionalTime(job.FinishedAt),
+		Error:      job.Error,
+		Prompts:    make([]PromptStatus, len(job.Prompts)),
+	}
+	total, done := 0, 0
+	for i, p := range job.Prompts {
+		ps := PromptStatus{
+			Name:          p.Name,
+			Prompt:        p.Prompt,
+			Style:         p.Style,
+			NumImages:     p.NumImages,
+			ImagesDone:    p.ImagesDone,
+			Width:         p.Width,
+			Height:        p.Height,
+			Seed:          p.Seed,
+			Steps:         p.Steps,
+			GuidanceScale: p.GuidanceScale,
+			Scheduler:     p.Scheduler,
+			Progress:      fraction(p.ImagesDone, p.NumImages),
+		}
+		if !job.Status.Terminal() && len(p.Images) > 0 {
+			if s.Media == nil {
+				return nil, &jobError{jobID: job.ID, err: errNoMedia}
+			}
+			for _, key := range p.Images {
+				u, err := s.Media.URL(ctx, key, s.mediaTTL())
+				if err != nil {
+					return nil, &jobError{jobID: job.ID, err: fmt.Errorf("media URL: %w", err)}
+				}
+				ps.Images = append(ps.Images, u)
+			}
+		}
+		v.Prompts[i] = ps
+		total += p.NumImages
+		done += p.ImagesDone
+	}
+	v.Progress = fraction(done, total)
+	if job.Status.Terminal() {
+		if s.Media == nil {
+			return nil, &jobError{jobID: job.ID, err: errNoMedia}
+		}
+		m, err := diffute.NewManifest(ctx, job, s.Media, s.mediaTTL())
+		if err != nil {
+			return nil, &jobError{jobID: job.ID, err: fmt.Errorf("manifest: %w", err)}
+		}
+		v.Manifest = m
+	}
+	wh, err := s.webhookStatus(ctx, job)
+	if err != nil {
+		return nil, &jobError{jobID: job.ID, err: err}
+	}
+	v.Webhook = wh
+	return v, nil
+}
+
+func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookStatus, error) {
+	if job.Webhook == "" {
+		return WebhookStatus{State: WebhookNone}, nil
+	}
+	wh := WebhookStatus{URL: job.Webhook, State: WebhookPending}
+	attempts, err := s.Store.Deliveries(ctx, job.ID)
+	if err != nil {
+		return wh, fmt.Errorf("list deliveries: %w", err)
+	}
+	wh.Attempts = len(attempts)
+	for _, a := range attempts {
+		wh.LastStatusCode = a.StatusCode
+		if a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300 {
+			wh.State = WebhookDelivered
+		} else if wh.State != WebhookDelivered {
+			wh.State = WebhookFailed
+		}
+	}
+	return wh, nil
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func fraction(done, total int) float64 {
+	if total <= 0 {
+		return 0
+	}
+	f := float64(done) / float64(total)
+	return min(max(f, 0), 1)
+}

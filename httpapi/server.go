@@ -1,0 +1,298 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/media"
+)
+
+// Server is Diffute's HTTP API. Set its fields, then call Handler; the fields must
+// not change afterwards.
+type Server struct {
+	Store    diffute.Store
+	Keys     diffute.KeyStore
+	Media    diffute.MediaStore
+	Signer   *media.Signer // verifies /media/ URLs; nil when media is served elsewhere (S3)
+	Models   []string      // served model names; nil accepts any
+	Limits   diffute.Limits
+	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
+	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
+	Logger   *slog.Logger                    // nil: no logging
+}
+
+// handlerFunc is a handler that returns its failure for writeError to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Handler returns the API's routes wrapped in request logging and panic recovery.
+func (s *Server) Handler() http.Handler {
+	// Media URLs get a mux of their own: "GET /media/{key...}" and
+	// "GET /{org}/{project}/media/inference/{job_id}" overlap (an organization named
+	// "media"), which one ServeMux refuses. "media" is therefore not a valid
+	// organization name.
+	api, med := http.NewServeMux(), http.NewServeMux()
+	handle := func(mux *http.ServeMux, pattern string, h handlerFunc) {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				s.writeError(w, r, err)
+			}
+		}))
+	}
+	handle(api, "PUT /{org}/{project}/media/inference", s.tenant(s.createInference))
+	handle(api, "GET /{org}/{project}/media/inference/{job_id}", s.tenant(s.getInference))
+	handle(api, "DELETE /{org}/{project}/media/inference/{job_id}", s.tenant(s.cancelInference))
+	handle(api, "GET /{org}/{project}/media/inference/{job_id}/deliveries", s.tenant(s.listDeliveries))
+	handle(api, "GET /healthz", s.healthz)
+	handle(api, "GET /readyz", s.readyz)
+	apiH := s.problemFallback(api)
+	root := apiH
+	if s.Signer != nil {
+		handle(med, "GET /media/{key...}", s.serveMedia)
+		medH := s.problemFallback(med)
+		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/media/") {
+				medH.ServeHTTP(w, r)
+				return
+			}
+			apiH.ServeHTTP(w, r)
+		})
+	}
+	return s.logRequests(s.recoverPanics(root))
+}
+
+func (s *Server) limits() diffute.Limits {
+	if s.Limits == (diffute.Limits{}) {
+		return diffute.DefaultLimits
+	}
+	return s.Limits
+}
+
+func (s *Server) mediaTTL() time.Duration {
+	if s.MediaTTL <= 0 {
+		return diffute.DefaultMediaTTL
+	}
+	return s.MediaTTL
+}
+
+// tenant checks the organization and project in the path and the API key that may act
+// on them, in that order: a path that cannot name a tenant is 404 whoever asks.
+func (s *Server) tenant(next handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		org, project := r.PathValue("org"), r.PathValue("project")
+		// "media" is reserved for media URLs (see Handler).
+		if !validTenantName(org) || !validTenantName(project) || org == "media" {
+			return diffute.Errorf(diffute.ENOTFOUND, "no such organization or project")
+		}
+		if err := s.authorize(r, org, project); err != nil {
+			return err
+		}
+		return next(w, r)
+	}
+}
+
+// validTenantName accepts 1-64 bytes of A-Z, a-z, 0-9, '_', '-' and '.', not starting
+// with '.': names become the first two parts of media keys and directories, where a
+// leading dot would mean "." or ".." or a hidden file.
+func validTenantName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// authorize checks x-api-key: absent, unknown or revoked → EUNAUTHORIZED; valid but
+// scoped to another organization or project → EFORBIDDEN.
+func (s *Server) authorize(r *http.Request, org, project string) error {
+	header := r.Header.Get("x-api-key")
+	if header == "" {
+		return diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "an API key is required in the x-api-key header")
+	}
+	key, err := s.Keys.APIKeyByHash(r.Context(), diffute.HashAPIKey(header))
+	switch code := diffute.ErrorCode(err); {
+	case err == nil:
+	case code == diffute.EUNAUTHORIZED || code == diffute.ENOTFOUND:
+		return diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
+	default:
+		return fmt.Errorf("look up API key: %w", err)
+	}
+	if !key.RevokedAt.IsZero() {
+		return diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
+	}
+	if !key.Allows(org, project) {
+		return diffute.FieldErrorf(diffute.EFORBIDDEN, "x-api-key", "the API key is not valid for this organization and project")
+	}
+	return nil
+}
+
+// jobID reads the job_id path segment. A malformed one names no job: 404.
+func jobID(r *http.Request) (int64, error) {
+	id, err := strconv.ParseInt(r.PathValue("job_id"), 10, 64)
+	if err != nil || id <= 0 || id > diffute.MaxSeed {
+		return 0, diffute.Errorf(diffute.ENOTFOUND, "no such job")
+	}
+	return id, nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
+	ready := s.Ready
+	if ready == nil && s.Store != nil {
+		ready = s.Store.Ping
+	}
+	if ready != nil {
+		if err := ready(r.Context()); err != nil {
+			// Logged here rather than rendered as internal: an orchestrator polls this
+			// and needs 503, and the operator needs the cause.
+			s.log().WarnContext(r.Context(), "not ready", "err", err)
+			return diffute.Errorf(diffute.EUNAVAILABLE, "not ready")
+		}
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
+	return nil
+}
+
+// problemFallback renders the mux's own 404 and 405 answers as problem details,
+// keeping the Allow header the mux computes for 405.
+func (s *Server) problemFallback(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// No pattern: the mux answers 404, 405 or a redirect to a cleaned path. Let it
+		// write its headers to a scratch writer to learn which.
+		rec := &headerOnly{header: make(http.Header)}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusNotFound:
+			s.writeError(w, r, diffute.Errorf(diffute.ENOTFOUND, "no route for %s", r.URL.Path))
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			writeProblem(w, Problem{
+				Type:     ProblemTypeBase + "method_not_allowed",
+				Title:    http.StatusText(http.StatusMethodNotAllowed),
+				Status:   http.StatusMethodNotAllowed,
+				Detail:   fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, rec.header.Get("Allow")),
+				Instance: r.URL.Path,
+				Code:     "method_not_allowed",
+			})
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// headerOnly records the status and headers a handler writes and drops the body.
+type headerOnly struct {
+	header http.Header
+	status int
+}
+
+func (h *headerOnly) Header() http.Header { return h.header }
+func (h *headerOnly) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+func (h *headerOnly) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// recoverPanics turns a panic in a handler into a logged 500 problem. The stack is
+// logged; the client learns nothing.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler { //nolint:errorlint // the sentinel is compared as net/http does
+				panic(v)
+			}
+			s.log().ErrorContext(r.Context(), "panic in handler",
+				"method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw, ok := w.(*statusWriter); ok && sw.status != 0 {
+				return // the response has started; the connection just ends short
+			}
+			writeProblem(w, Problem{
+				Type:     ProblemTypeBase + diffute.EINTERNAL,
+				Title:    http.StatusText(http.StatusInternalServerError),
+				Status:   http.StatusInternalServerError,
+				Detail:   "internal error",
+				Instance: r.URL.Path,
+				Code:     diffute.EINTERNAL,
+			})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// logRequests logs one line per request: method, path, status, size and duration.
+// Never headers, query strings or bodies: they carry API keys, media signatures and
+// webhook secrets.
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		s.log().LogAttrs(r.Context(), slog.LevelInfo, "request",
+			slog.String("method", r.Method),
+			slog.String("path", r.URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", sw.bytes),
+			slog.Duration("duration", time.Since(start)))
+	})
+}
+
+// statusWriter remembers the status and counts the body bytes written.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+var errNoMedia = errors.New("httpapi: no media store configured")
