@@ -89,10 +89,18 @@ func (d *DDIM) Step(step int, modelOutput, sample, noise []float32) error {
 		qx, qm = 0, 1
 	}
 	sap, sbp := math.Sqrt(ap), math.Sqrt(1-ap)
+	if d.clip > 0 {
+		for i, x := range sample {
+			xv, mv := float64(x), float64(modelOutput[i])
+			x0 := clip(px*xv+pm*mv, d.clip)
+			sample[i] = float32(sap*x0 + sbp*(qx*xv+qm*mv))
+		}
+		return nil
+	}
+	// Without clipping the update is linear in x and m: fold the coefficients.
+	ax, am := sap*px+sbp*qx, sap*pm+sbp*qm
 	for i, x := range sample {
-		xv, mv := float64(x), float64(modelOutput[i])
-		x0 := clip(px*xv+pm*mv, d.clip)
-		sample[i] = float32(sap*x0 + sbp*(qx*xv+qm*mv))
+		sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]))
 	}
 	return nil
 }
@@ -186,22 +194,41 @@ func (l *LCM) Step(step int, modelOutput, sample, noise []float32) error {
 	a := l.alphas[step]
 	px, pm := x0Coefficients(l.pred, math.Sqrt(a), math.Sqrt(1-a))
 	cs, co := l.cSkip[step], l.cOut[step]
-	if step == l.steps-1 {
+	// x' = sap·denoised + sbz·noise, with sap = 1 and sbz = 0 on the last step.
+	sap, sbz := 1.0, 0.0
+	if step < l.steps-1 {
+		if err := checkNoise(NameLCM, noise, sample); err != nil {
+			return fmt.Errorf("%w (step %d)", err, step)
+		}
+		ap := l.alphasPrev[step]
+		sap, sbz = math.Sqrt(ap), math.Sqrt(1-ap)
+	}
+	switch {
+	case l.clip > 0:
 		for i, x := range sample {
 			xv := float64(x)
-			sample[i] = float32(co*clip(px*xv+pm*float64(modelOutput[i]), l.clip) + cs*xv)
+			den := co*clip(px*xv+pm*float64(modelOutput[i]), l.clip) + cs*xv
+			sample[i] = float32(sap*den + sbz*noiseAt(noise, i))
 		}
-		return nil
-	}
-	if err := checkNoise(NameLCM, noise, sample); err != nil {
-		return fmt.Errorf("%w (step %d)", err, step)
-	}
-	ap := l.alphasPrev[step]
-	sap, sbp := math.Sqrt(ap), math.Sqrt(1-ap)
-	for i, x := range sample {
-		xv := float64(x)
-		den := co*clip(px*xv+pm*float64(modelOutput[i]), l.clip) + cs*xv
-		sample[i] = float32(sap*den + sbp*float64(noise[i]))
+	case sbz == 0:
+		ax, am := sap*(co*px+cs), sap*co*pm
+		for i, x := range sample {
+			sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]))
+		}
+	default:
+		// Without clipping the denoised latents are linear in x and m.
+		ax, am := sap*(co*px+cs), sap*co*pm
+		noise = noise[:len(sample)]
+		for i, x := range sample {
+			sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]) + sbz*float64(noise[i]))
+		}
 	}
 	return nil
+}
+
+func noiseAt(noise []float32, i int) float64 {
+	if noise == nil {
+		return 0
+	}
+	return float64(noise[i])
 }
