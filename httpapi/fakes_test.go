@@ -51,7 +51,9 @@ func (f *fakeKeys) APIKeyByHash(ctx context.Context, hash []byte) (*diffute.APIK
 func (f *fakeKeys) ListAPIKeys(ctx context.Context, org string) ([]*diffute.APIKey, error) {
 	return f.ListAPIKeysFn(ctx, org)
 }
-func (f *fakeKeys) RevokeAPIKey(ctx context.Context, id int64) error { return f.RevokeAPIKeyFn(ctx, id) }
+func (f *fakeKeys) RevokeAPIKey(ctx context.Context, id int64) error {
+	return f.RevokeAPIKeyFn(ctx, id)
+}
 
 // memory backs the fakes with maps, scoped by tenant as the real stores are.
 type memory struct {
