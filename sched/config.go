@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"strings"
 )
 
 // Config is the part of a diffusers scheduler_config.json that the schedulers in
@@ -228,7 +227,7 @@ func (c Config) alphasCumprod() ([]float64, error) {
 		out[i] = p
 	}
 	if out[n-1] <= 0 {
-		return nil, fmt.Errorf("sched: noise schedule reaches alpha_cumprod=0 (%s)", strings.TrimSpace(c.BetaSchedule))
+		return nil, fmt.Errorf("sched: beta schedule %q drives alpha_cumprod to 0", c.BetaSchedule)
 	}
 	return out, nil
 }

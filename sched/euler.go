@@ -51,10 +51,18 @@ func newEulerSchedule(cfg Config, steps int, karras bool, pred prediction) (eule
 	return eulerSchedule{steps: steps, timesteps: ts, sigmas: sig, initSigma: init, pred: pred}, nil
 }
 
-func (e *eulerSchedule) Timesteps() []float64    { return e.timesteps }
-func (e *eulerSchedule) Sigmas() []float64       { return e.sigmas }
+// Timesteps returns the model timesteps (fractional with Karras sigmas or
+// linspace spacing).
+func (e *eulerSchedule) Timesteps() []float64 { return e.timesteps }
+
+// Sigmas returns the σ schedule, ending with 0.
+func (e *eulerSchedule) Sigmas() []float64 { return e.sigmas }
+
+// InitNoiseSigma is σ_max, or sqrt(σ_max²+1) with leading spacing.
 func (e *eulerSchedule) InitNoiseSigma() float64 { return e.initSigma }
 
+// ScaleModelInput is 1/sqrt(σ_step²+1), which brings the σ-space latents back
+// to unit variance for the UNet; 1 for a step outside the schedule.
 func (e *eulerSchedule) ScaleModelInput(step int) float32 {
 	if step < 0 || step >= e.steps {
 		return 1

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -132,7 +133,7 @@ func TestReferenceSteps(t *testing.T) {
 					if err := s.Step(i, m, sample, nil); err != nil {
 						t.Fatal(err)
 					}
-					assertSeries(t, "after step "+string(rune('0'+i)), float64s(sample), tc.Wants[i], 1e-5)
+					assertSeries(t, fmt.Sprintf("after step %d", i), float64s(sample), tc.Wants[i], 1e-5)
 				}
 				return
 			}

@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/diffute/diffute"
 )
 
 func mustNew(t testing.TB, name string, cfg Config, steps int) Scheduler {
@@ -83,6 +86,15 @@ func TestNewPicksFromClassName(t *testing.T) {
 		if got := mustNew(t, name, DefaultConfig(), 4).Name(); got != name {
 			t.Errorf("New(%q).Name() = %q", name, got)
 		}
+	}
+}
+
+// TestNamesMatchRequestValidation keeps the names New accepts in step with the
+// names the API lets a request choose.
+func TestNamesMatchRequestValidation(t *testing.T) {
+	t.Parallel()
+	if !slices.Equal(Names, diffute.SchedulerNames) {
+		t.Errorf("sched.Names = %v, diffute.SchedulerNames = %v", Names, diffute.SchedulerNames)
 	}
 }
 
