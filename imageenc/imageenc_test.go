@@ -388,7 +388,6 @@ func benchmarkEncode(b *testing.B, f Format, o Options) {
 	if err := Encode(&buf, img, f, o); err != nil { // also warms WebP's module
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(buf.Len()), "bytes/image")
 	b.ReportAllocs()
 	b.SetBytes(int64(len(img.Pix)))
 	for b.Loop() {
@@ -397,11 +396,22 @@ func benchmarkEncode(b *testing.B, f Format, o Options) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(buf.Len()), "bytes/image")
 }
 
 func BenchmarkEncodePNG1024(b *testing.B) {
 	b.Run("default", func(b *testing.B) { benchmarkEncode(b, PNG, Options{}) })
 	b.Run("best-speed", func(b *testing.B) { benchmarkEncode(b, PNG, Options{PNGCompression: png.BestSpeed}) })
+	// The same encode without a buffer pool, to show what the pool saves.
+	b.Run("default-no-pool", func(b *testing.B) {
+		img := noisyImage(1024, 1024, 42)
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := png.Encode(io.Discard, img); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 func BenchmarkEncodeJPEG1024(b *testing.B) { benchmarkEncode(b, JPEG, Options{}) }
