@@ -1,0 +1,246 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/diffute/diffute"
+)
+
+// InferenceMaxAttempts is how many times River runs an inference job before giving
+// up. Engine errors fail the job at once; these attempts cover interruptions
+// (crashes, shutdowns) and transient storage errors.
+const InferenceMaxAttempts = 5
+
+// Store is the SQLite implementation of diffute.Store and diffute.KeyStore, plus
+// the job and delivery updates that package queue's workers make.
+type Store struct {
+	db *DB
+}
+
+var (
+	_ diffute.Store    = (*Store)(nil)
+	_ diffute.KeyStore = (*Store)(nil)
+)
+
+// querier is what both *sql.DB and *sql.Tx offer, so reads can run in or out of a
+// transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// CreateJob stores job and its prompts and inserts its River job, all in one
+// transaction. The caller sets ID, Status (queued) and CreatedAt; prompts must
+// carry resolved seeds.
+func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
+	if job.ID <= 0 || job.Status == "" || job.CreatedAt.IsZero() || len(job.Prompts) == 0 {
+		return diffute.Errorf(diffute.EINTERNAL, "CreateJob: ID, Status, CreatedAt and prompts must be set")
+	}
+	// Encode before the transaction so the single write connection is held only
+	// for the statements themselves.
+	var b strings.Builder
+	b.WriteString(`INSERT INTO prompts (job_id, idx, request) VALUES `)
+	args := make([]any, 0, 3*len(job.Prompts))
+	for i, p := range job.Prompts {
+		if p.Seed == nil {
+			return diffute.Errorf(diffute.EINTERNAL, "CreateJob: prompt %d has no resolved seed", i)
+		}
+		req, err := json.Marshal(p.PromptRequest)
+		if err != nil {
+			return fmt.Errorf("sqlite: encode prompt: %w", err)
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?)")
+		args = append(args, job.ID, i, string(req))
+	}
+
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: create job: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := s.db.river.InsertTx(ctx, tx, diffute.InferenceArgs{JobID: job.ID},
+		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts})
+	if err != nil {
+		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO jobs
+		(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`,
+		job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, job.Secret,
+		outputFormat(job.OutputFormat), string(job.Status), res.Job.ID, job.CreatedAt.UTC()); err != nil {
+		return fmt.Errorf("sqlite: create job: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return fmt.Errorf("sqlite: create job: prompts: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: create job: commit: %w", err)
+	}
+	return nil
+}
+
+func outputFormat(f string) string {
+	if f == "" {
+		return diffute.FormatPNG
+	}
+	return f
+}
+
+// Job returns the job id of org/project with its prompts and images; ENOTFOUND
+// when there is none there.
+func (s *Store) Job(ctx context.Context, org, project string, id int64) (*diffute.Job, error) {
+	return loadJob(ctx, s.db.read, id, &scope{org, project})
+}
+
+// JobByID returns job id whatever its tenant, for the workers; ENOTFOUND when
+// absent.
+func (s *Store) JobByID(ctx context.Context, id int64) (*diffute.Job, error) {
+	return loadJob(ctx, s.db.read, id, nil)
+}
+
+type scope struct{ org, project string }
+
+func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job, error) {
+	query := `SELECT id, org, project, name, model, webhook, secret, output_format, status, error,
+		created_at, started_at, finished_at FROM jobs WHERE id = ?`
+	args := []any{id}
+	if sc != nil {
+		query += ` AND org = ? AND project = ?`
+		args = append(args, sc.org, sc.project)
+	}
+	var (
+		j                 diffute.Job
+		status            string
+		started, finished sql.NullTime
+	)
+	err := q.QueryRowContext(ctx, query, args...).Scan(&j.ID, &j.Org, &j.Project, &j.Name, &j.Model,
+		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: load job: %w", err)
+	}
+	j.Status = diffute.JobStatus(status)
+	j.StartedAt, j.FinishedAt = started.Time, finished.Time
+
+	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done FROM prompts WHERE job_id = ? ORDER BY idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: load prompts: %w", err)
+	}
+	for rows.Next() {
+		var (
+			p   diffute.JobPrompt
+			req string
+		)
+		if err := rows.Scan(&p.Index, &req, &p.ImagesDone); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: load prompts: %w", err)
+		}
+		if err := json.Unmarshal([]byte(req), &p.PromptRequest); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: decode prompt %d of job %d: %w", p.Index, id, err)
+		}
+		j.Prompts = append(j.Prompts, p)
+	}
+	// Close before the next query: with the single write connection, an open
+	// result set would hold the only connection.
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("sqlite: load prompts: %w", err)
+	}
+
+	rows, err = q.QueryContext(ctx, `SELECT prompt_idx, image_idx, media_key FROM images
+		WHERE job_id = ? ORDER BY prompt_idx, image_idx`, id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: load images: %w", err)
+	}
+	for rows.Next() {
+		var (
+			pi, ii int
+			key    string
+		)
+		if err := rows.Scan(&pi, &ii, &key); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: load images: %w", err)
+		}
+		if pi >= 0 && pi < len(j.Prompts) {
+			j.Prompts[pi].Images = append(j.Prompts[pi].Images, key)
+		}
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("sqlite: load images: %w", err)
+	}
+	return &j, nil
+}
+
+func closeRows(rows *sql.Rows) error {
+	err := rows.Err()
+	return errors.Join(err, rows.Close())
+}
+
+// CancelJob cancels a queued or running job of org/project and its River job.
+// A queued job never runs; a running one has its work context cancelled through
+// River's control notification, and its worker also sees the status at its next
+// progress write. ECONFLICT when the job is already terminal.
+func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*diffute.Job, error) {
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+	}
+	defer tx.Rollback()
+	var (
+		status  string
+		riverID sql.NullInt64
+	)
+	err = tx.QueryRowContext(ctx, `SELECT status, river_job_id FROM jobs WHERE id = ? AND org = ? AND project = ?`,
+		id, org, project).Scan(&status, &riverID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+	}
+	if diffute.JobStatus(status).Terminal() {
+		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d is already %s", id, status)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?`,
+		time.Now().UTC(), id); err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+	}
+	if riverID.Valid {
+		if _, err := s.db.river.JobCancelTx(ctx, tx, riverID.Int64); err != nil && !errors.Is(err, river.ErrNotFound) {
+			return nil, fmt.Errorf("sqlite: cancel job: river: %w", err)
+		}
+	}
+	job, err := loadJob(ctx, tx, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: commit: %w", err)
+	}
+	return job, nil
+}
+
+// Ping checks that both pools answer.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.read.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	var one int
+	if err := s.db.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("sqlite: ping: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,271 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/diffute/diffute"
+)
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"
+)
+
+// EventInferenceCompleted is the event of the webhook sent when a job ends
+// (succeeded or failed; the payload's status says which).
+const EventInferenceCompleted = "inference.completed"
+
+// StartJob marks job id running, keeping the first start time across retries. It
+// reports false when the job is no longer queued or running (it was cancelled or
+// finished meanwhile), in which case there is nothing to do.
+func (s *Store) StartJob(ctx context.Context, id int64) (bool, error) {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?)
+		WHERE id = ? AND status IN ('queued', 'running')`, time.Now().UTC(), id)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: start job: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: start job: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RecordProgress records that step of steps is done for prompt (0-based index) of
+// job id. It reports false when the job is no longer running, which is how a
+// worker notices a cancellation even if River's notification is late.
+func (s *Store) RecordProgress(ctx context.Context, id int64, prompt, step, steps int) (bool, error) {
+	res, err := s.db.write.ExecContext(ctx, `UPDATE prompts SET steps_done = ?, steps_total = ?
+		WHERE job_id = ? AND idx = ? AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'running')`,
+		step, steps, id, prompt, id)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: record progress: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: record progress: %w", err)
+	}
+	return n > 0, nil
+}
+
+// RecordImage records that image (0-based) of prompt of job id is stored under
+// key. Recording the same image again is a no-op, so a retried job never counts
+// an image twice.
+func (s *Store) RecordImage(ctx context.Context, id int64, prompt, image int, key string) error {
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: record image: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO images (job_id, prompt_idx, image_idx, media_key, created_at)
+		VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, prompt_idx, image_idx) DO NOTHING`,
+		id, prompt, image, key, time.Now().UTC()); err != nil {
+		return fmt.Errorf("sqlite: record image: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE prompts SET images_done =
+		(SELECT count(*) FROM images WHERE job_id = ? AND prompt_idx = ?) WHERE job_id = ? AND idx = ?`,
+		id, prompt, id, prompt); err != nil {
+		return fmt.Errorf("sqlite: record image: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: record image: %w", err)
+	}
+	return nil
+}
+
+// FinishParams says how a running job ends.
+type FinishParams struct {
+	JobID  int64
+	Status diffute.JobStatus // StatusSucceeded or StatusFailed
+	Error  string            // for StatusFailed
+	// Manifest builds the webhook payload from the finished job (status set,
+	// images loaded). It runs inside the transaction.
+	Manifest func(ctx context.Context, job *diffute.Job) (*diffute.Manifest, error)
+	// DeliveryMaxAttempts is the River MaxAttempts of the delivery job.
+	DeliveryMaxAttempts int
+}
+
+// FinishJob ends running job p.JobID in one transaction: the terminal status, and
+// when the job has a webhook, the delivery row with its payload and the River job
+// that sends it. ECONFLICT when the job is not running (cancelled meanwhile).
+func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, error) {
+	if !p.Status.Terminal() || p.Status == diffute.StatusCanceled || p.Manifest == nil {
+		return nil, diffute.Errorf(diffute.EINTERNAL, "FinishJob: status must be succeeded or failed, and Manifest set")
+	}
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: finish job: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = 'running'`,
+		string(p.Status), p.Error, time.Now().UTC(), p.JobID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: finish job: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, fmt.Errorf("sqlite: finish job: %w", err)
+	} else if n == 0 {
+		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d is not running", p.JobID)
+	}
+	job, err := loadJob(ctx, tx, p.JobID, nil)
+	if err != nil {
+		return nil, err
+	}
+	if job.Webhook != "" {
+		m, err := p.Manifest(ctx, job)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
+		}
+		payload, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
+		}
+		now := time.Now().UTC()
+		var deliveryID int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO deliveries
+			(job_id, webhook_id, event, url, payload, status, attempts, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) RETURNING id`,
+			job.ID, newMessageID(), EventInferenceCompleted, job.Webhook, string(payload), now, now).Scan(&deliveryID); err != nil {
+			return nil, fmt.Errorf("sqlite: finish job: delivery: %w", err)
+		}
+		if _, err := s.db.river.InsertTx(ctx, tx, diffute.DeliveryArgs{DeliveryID: deliveryID},
+			&river.InsertOpts{MaxAttempts: max(1, p.DeliveryMaxAttempts)}); err != nil {
+			return nil, fmt.Errorf("sqlite: finish job: enqueue delivery: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: finish job: commit: %w", err)
+	}
+	return job, nil
+}
+
+// newMessageID returns a webhook message ID in the Standard Webhooks style
+// ("msg_" and 26 random base32 characters); it is sent unchanged on every attempt.
+func newMessageID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return "msg_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Delivery is one webhook message and its state.
+type Delivery struct {
+	ID        int64
+	JobID     int64
+	MessageID string
+	Event     string
+	URL       string
+	Secret    string // the job's secret; never logged
+	Payload   []byte
+	Status    string
+	Attempts  int
+}
+
+// Delivery returns delivery id with its job's secret; ENOTFOUND when absent.
+func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
+	var (
+		d       Delivery
+		payload string
+	)
+	err := s.db.read.QueryRowContext(ctx, `SELECT d.id, d.job_id, d.webhook_id, d.event, d.url, j.secret,
+		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`, id).
+		Scan(&d.ID, &d.JobID, &d.MessageID, &d.Event, &d.URL, &d.Secret, &payload, &d.Status, &d.Attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: delivery: %w", err)
+	}
+	d.Payload = []byte(payload)
+	return &d, nil
+}
+
+// AttemptRecord is the outcome of one delivery attempt and the delivery's state
+// after it.
+type AttemptRecord struct {
+	DeliveryID int64
+	Attempt    int // 1-based; River's attempt number
+	At         time.Time
+	StatusCode int
+	Latency    time.Duration
+	Error      string
+	Excerpt    string
+	Status     string // DeliveryPending (will retry), DeliveryDelivered or DeliveryFailed
+}
+
+// RecordDeliveryAttempt stores an attempt and the delivery's new state in one
+// transaction. Recording the same attempt number again replaces it (a worker that
+// crashed after sending may repeat an attempt).
+func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) error {
+	switch a.Status {
+	case DeliveryPending, DeliveryDelivered, DeliveryFailed:
+	default:
+		return diffute.Errorf(diffute.EINTERNAL, "RecordDeliveryAttempt: bad status %q", a.Status)
+	}
+	tx, err := s.db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
+	}
+	defer tx.Rollback()
+	// The delivery first, so an unknown ID is ENOTFOUND rather than a foreign-key error.
+	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), updated_at = ? WHERE id = ?`,
+		a.Status, a.Attempt, time.Now().UTC(), a.DeliveryID)
+	if err != nil {
+		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
+	} else if n == 0 {
+		return diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", a.DeliveryID)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts
+		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,
+		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt`,
+		a.DeliveryID, a.Attempt, a.At.UTC(), a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt); err != nil {
+		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
+	}
+	return tx.Commit()
+}
+
+// Deliveries lists the delivery attempts of job jobID, oldest first.
+func (s *Store) Deliveries(ctx context.Context, jobID int64) ([]diffute.DeliveryAttempt, error) {
+	rows, err := s.db.read.QueryContext(ctx, `SELECT d.id, d.webhook_id, d.event, a.attempt, a.at,
+		a.status_code, a.latency_ms, a.error, a.excerpt
+		FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
+		WHERE d.job_id = ? ORDER BY a.at, d.id, a.attempt`, jobID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	var out []diffute.DeliveryAttempt
+	for rows.Next() {
+		var (
+			a  diffute.DeliveryAttempt
+			ms int64
+		)
+		if err := rows.Scan(&a.DeliveryID, &a.MessageID, &a.Event, &a.Attempt, &a.At,
+			&a.StatusCode, &ms, &a.Error, &a.Excerpt); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		}
+		a.Latency = time.Duration(ms) * time.Millisecond
+		out = append(out, a)
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	return out, nil
+}
