@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // DefaultEndpoint is the Hub used when HF_ENDPOINT is not set.
@@ -60,7 +61,12 @@ type Client struct {
 // at HF_TOKEN_PATH or $HF_HOME/token); offline when HF_HUB_OFFLINE (or
 // TRANSFORMERS_OFFLINE) is 1, ON, YES or TRUE. getenv is usually os.Getenv.
 func FromEnv(getenv func(string) string) (*Client, error) {
-	c := &Client{HTTP: http.DefaultClient}
+	// No overall timeout: a model file takes as long as it takes; a server
+	// that never answers is cut off by the header timeout, a stalled body by
+	// the caller's context.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.ResponseHeaderTimeout = time.Minute
+	c := &Client{HTTP: &http.Client{Transport: tr}}
 
 	c.Endpoint = strings.TrimRight(strings.TrimSpace(getenv("HF_ENDPOINT")), "/")
 	if c.Endpoint == "" {

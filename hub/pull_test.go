@@ -440,3 +440,31 @@ func TestCancelledPull(t *testing.T) {
 		t.Errorf("cancelled pull: %v, want context.Canceled", err)
 	}
 }
+
+func TestRenamedRepoFollowsRelativeRedirectWithToken(t *testing.T) {
+	t.Parallel()
+	const old = "olduser/tiny-sd15-onnx"
+	b := setup(t, map[string]hubtest.Repo{old: {MovedTo: sd15Repo}})
+	b.files[old] = b.files[sd15Repo]
+	b.client.Token = "hf_user_token"
+	dir := b.pull(t, old, "main")
+	if want := filepath.Join(b.client.CacheDir, "models--olduser--tiny-sd15-onnx"); !strings.HasPrefix(dir, want) {
+		t.Errorf("snapshot %s, want it under the requested id %s", dir, want)
+	}
+	b.checkSnapshot(t, old, dir)
+	var redirected, followed int
+	for _, r := range b.hub.Requests() {
+		if r.Server == "hub" && r.Authorization != "Bearer hf_user_token" {
+			t.Errorf("hub request %s %s without the token", r.Method, r.Path)
+		}
+		if strings.Contains(r.Path, "/"+old+"/") {
+			redirected++
+		}
+		if strings.Contains(r.Path, "/"+sd15Repo+"/") {
+			followed++
+		}
+	}
+	if redirected == 0 || followed < redirected {
+		t.Errorf("%d requests to the old name, %d to the new: the redirect was not followed", redirected, followed)
+	}
+}

@@ -44,6 +44,10 @@ type Repo struct {
 	// Revisions are the branch or tag names resolving to Commit (the commit
 	// id itself always does). Empty means {"main"}.
 	Revisions []string
+	// MovedTo, when set, makes every request for this repository answer a
+	// 307 with a relative Location naming the new id, as the Hub does for a
+	// renamed repository; the other fields are then unused.
+	MovedTo string
 }
 
 // Request is one request a fake server received.
@@ -169,6 +173,11 @@ func (h *Hub) lookup(w http.ResponseWriter, r *http.Request, name, rev string) (
 	h.mu.Unlock()
 	if !found {
 		hubError(w, http.StatusNotFound, "RepositoryNotFound", fmt.Sprintf("Repository Not Found for url: %s.", r.URL))
+		return Repo{}, false
+	}
+	if repo.MovedTo != "" {
+		w.Header().Set("Location", strings.Replace(r.URL.EscapedPath(), "/"+name+"/", "/"+repo.MovedTo+"/", 1))
+		w.WriteHeader(http.StatusTemporaryRedirect)
 		return Repo{}, false
 	}
 	if repo.Gated && r.Header.Get("Authorization") != "Bearer "+Token {
