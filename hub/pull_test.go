@@ -468,3 +468,40 @@ func TestRenamedRepoFollowsRelativeRedirectWithToken(t *testing.T) {
 		t.Errorf("%d requests to the old name, %d to the new: the redirect was not followed", redirected, followed)
 	}
 }
+
+// A partial file left by an earlier run must never poison the blob: a server
+// ignoring Range restarts the download; bytes that are not a prefix of the
+// content fail the checksum and are deleted, so the next pull succeeds.
+func TestStaleIncompleteFiles(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	content := b.files[sdxlRepo]["unet/model.onnx_data"].Content
+	inc := filepath.Join(b.client.CacheDir, "models--stabilityai--sdxl-turbo", "blobs", hubtest.SHA256(content)+".incomplete")
+	if err := os.MkdirAll(filepath.Dir(inc), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.WriteFile(inc, []byte("junk that is not a prefix"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.hub.IgnoreRange(true)
+	b.checkSnapshot(t, sdxlRepo, b.pull(t, sdxlRepo, "main"))
+	b.hub.IgnoreRange(false)
+
+	if err := os.RemoveAll(filepath.Join(b.client.CacheDir, "models--stabilityai--sdxl-turbo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(inc), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inc, []byte("junk that is not a prefix"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.client.Pull(context.Background(), sdxlRepo, "main"); !errors.Is(err, hub.ErrCorrupt) {
+		t.Fatalf("resuming onto junk: %v, want ErrCorrupt", err)
+	}
+	if _, err := os.Stat(inc); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the bad partial file is still there: %v", err)
+	}
+	b.checkSnapshot(t, sdxlRepo, b.pull(t, sdxlRepo, "main"))
+}

@@ -75,6 +75,7 @@ type Hub struct {
 	blobs    map[string][]byte // sha256 hex → content, for the CDN
 	cuts     map[string]int64  // sha256 hex → bytes to send before dropping the connection, once
 	corrupt  map[string]bool   // sha256 hex → serve altered bytes
+	noRange  bool
 	requests []Request
 }
 
@@ -134,6 +135,14 @@ func (h *Hub) Corrupt(repo, path string, on bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.corrupt[SHA256(h.repos[repo].Files[path].Content)] = on
+}
+
+// IgnoreRange makes the CDN answer every request with the whole content
+// (200), as servers without range support do, while on is true.
+func (h *Hub) IgnoreRange(on bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.noRange = on
 }
 
 // Requests returns the requests received so far, in order.
@@ -286,6 +295,7 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	content, found := h.blobs[sum]
 	cut, hasCut := h.cuts[sum]
 	delete(h.cuts, sum)
+	noRange := h.noRange
 	if h.corrupt[sum] && found {
 		content = append([]byte(nil), content...)
 		if len(content) > 0 {
@@ -299,6 +309,9 @@ func (h *Hub) serveCDN(w http.ResponseWriter, r *http.Request) {
 	}
 	if !hasCut {
 		cut = -1
+	}
+	if noRange {
+		r.Header.Del("Range")
 	}
 	serveBytes(w, r, content, cut)
 }
