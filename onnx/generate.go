@@ -6,6 +6,7 @@ import (
 	"image"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -104,10 +105,14 @@ func (p *Pipeline) Run(ctx context.Context, req diffute.GenerateRequest, progres
 // runStats collects where a generation's time went; benchmarks use it to separate
 // the pipeline's own work from ONNX Runtime's.
 type runStats struct {
+	calls    int // UNet batches (one per split)
+	unetRows int // batch rows of the last UNet call
 	steps    int
 	unetRun  time.Duration // inside the UNet session's Run
 	denoise  time.Duration // the whole step loops
 	decoding time.Duration
+	// Heap allocations during the step loops (runtime.MemStats deltas).
+	loopAllocs, loopBytes uint64
 }
 
 func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progress func(diffute.Progress), st *runStats) (Result, error) {
@@ -252,6 +257,10 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 	}
 	defer call.destroy()
 	p.fillConditioning(call, pr, pe, n)
+	if st != nil {
+		st.calls++
+		st.unetRows = call.rows
+	}
 
 	guided := make([]float32, total)
 	var scratch, noise []float32
@@ -262,6 +271,12 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		noise = make([]float32, total)
 	}
 	g := float32(pr.guidance)
+	var mem runtime.MemStats
+	if st != nil {
+		runtime.ReadMemStats(&mem)
+		st.loopAllocs -= mem.Mallocs
+		st.loopBytes -= mem.TotalAlloc
+	}
 	loopStart := time.Now()
 	for i := range timesteps {
 		if err := ctx.Err(); err != nil {
@@ -298,6 +313,9 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 	}
 	if st != nil {
 		st.denoise += time.Since(loopStart)
+		runtime.ReadMemStats(&mem)
+		st.loopAllocs += mem.Mallocs
+		st.loopBytes += mem.TotalAlloc
 	}
 	return latents, nil
 }

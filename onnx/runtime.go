@@ -227,8 +227,11 @@ func appendCUDA(so *ort.SessionOptions, dev int) error {
 
 func cudaError(dev int, err error) error {
 	msg := strings.ToLower(err.Error())
+	// The CPU build either lacks the provider entry points ("not enabled/built")
+	// or fails to open libonnxruntime_providers_{shared,cuda}.so beside itself.
 	if strings.Contains(msg, "not enabled") || strings.Contains(msg, "not supported") ||
-		strings.Contains(msg, "not available") || strings.Contains(msg, "not built") {
+		strings.Contains(msg, "not available") || strings.Contains(msg, "not built") ||
+		strings.Contains(msg, "libonnxruntime_providers_") {
 		return fmt.Errorf("onnx: %w: %w", ErrNoCUDA, err)
 	}
 	return fmt.Errorf("onnx: enable CUDA device %d: %w", dev, err)

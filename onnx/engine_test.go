@@ -1,0 +1,135 @@
+package onnx
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/diffute/diffute"
+)
+
+// newTestEngine returns an Engine whose model names are tiny model names.
+func newTestEngine(t *testing.T, maxLoaded int) *Engine {
+	t.Helper()
+	requireORT(t)
+	e, err := New(Config{
+		MaxLoadedModels: maxLoaded,
+		Resolve: func(_ context.Context, model string) (string, error) {
+			if model != tinySD && model != tinySDXL {
+				return "", os.ErrNotExist
+			}
+			return tinyModel(t, model), nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func TestEngineGenerate(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, 2)
+	var engine diffute.Engine = e
+	req := baseRequest()
+	req.Model = tinySD
+	imgs, err := engine.Generate(context.Background(), req, nil)
+	if err != nil || len(imgs) != 2 {
+		t.Fatalf("%d images, %v", len(imgs), err)
+	}
+	want := generate(t, sharedPipeline(t, tinySD), req)
+	if !samePixels(t, imgs[0], want[0]) {
+		t.Error("the engine's image differs from the pipeline's")
+	}
+	req.Model = "no/such-model"
+	if _, err := engine.Generate(context.Background(), req, nil); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("unknown model: err = %v", err)
+	}
+}
+
+func TestEngineConcurrentLoadOnce(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, 2)
+	const n = 4
+	got := make([]*Pipeline, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := e.Load(context.Background(), tinySD)
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = p
+		}()
+	}
+	wg.Wait()
+	for i := 1; i < n; i++ {
+		if got[i] != got[0] {
+			t.Fatal("concurrent Loads of one model gave different pipelines")
+		}
+	}
+}
+
+func TestEngineLRUEviction(t *testing.T) {
+	t.Parallel()
+	e := newTestEngine(t, 1)
+	ctx := context.Background()
+	a, err := e.Load(ctx, tinySD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := baseRequest()
+	req.Model = tinySD
+	// While a generation runs on A, loading B evicts A; A must stay usable until
+	// the generation ends, and be released then.
+	var b *Pipeline
+	evictedWhileRunning := false
+	imgs, err := e.Generate(ctx, req, func(pr diffute.Progress) {
+		if pr.Step != 1 {
+			return
+		}
+		var err error
+		if b, err = e.Load(ctx, tinySDXL); err != nil {
+			t.Error(err)
+		}
+		evictedWhileRunning = !a.released()
+	})
+	if err != nil || len(imgs) != 2 {
+		t.Fatalf("generation during eviction: %d images, %v", len(imgs), err)
+	}
+	if !evictedWhileRunning {
+		t.Error("A was released while a generation used it")
+	}
+	if !a.released() {
+		t.Error("evicted A was not released after its generation ended")
+	}
+	if got := e.Loaded(); len(got) != 1 || got[0] != tinySDXL {
+		t.Errorf("loaded = %v, want [%s]", got, tinySDXL)
+	}
+	if _, err := a.Generate(ctx, req, nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed pipeline: err = %v, want ErrClosed", err)
+	}
+	// Using A again through the engine reloads it and evicts B.
+	if _, err := e.Generate(ctx, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !b.released() {
+		t.Error("B was not released when A came back")
+	}
+	a2, err := e.Load(ctx, tinySD)
+	if err != nil || a2 == a {
+		t.Errorf("reloaded A: %p (old %p), %v", a2, a, err)
+	}
+	e.Close()
+	if !a2.released() {
+		t.Error("Close left a pipeline loaded")
+	}
+	if _, err := e.Load(ctx, tinySD); !errors.Is(err, ErrEngineClosed) {
+		t.Errorf("after Close: err = %v", err)
+	}
+}
