@@ -307,7 +307,11 @@ func TestMediaServing(t *testing.T) {
 	}
 
 	sig := path[strings.Index(path, "sig=")+4:]
-	tampered := strings.Replace(path, "sig="+sig, "sig="+strings.ToUpper(sig[:4])+sig[4:], 1)
+	flip := "A"
+	if sig[0] == 'A' {
+		flip = "B"
+	}
+	tampered := strings.Replace(path, "sig="+sig, "sig="+flip+sig[1:], 1)
 	expired := strings.TrimPrefix(b.signer.URL(key, time.Now().Add(-time.Second)), b.srv.URL)
 	absent := strings.TrimPrefix(b.signer.URL(key+"x.png", time.Now().Add(time.Hour)), b.srv.URL)
 	for _, tc := range []struct {
