@@ -21,9 +21,9 @@ type Server struct {
 	Store    diffute.Store
 	Keys     diffute.KeyStore
 	Media    diffute.MediaStore
-	Signer   *media.Signer // verifies /media/ URLs; nil when media is served elsewhere (S3)
-	Models   []string      // served model names; nil accepts any
-	Limits   diffute.Limits
+	Signer   *media.Signer                   // verifies /media/ URLs; nil when media is served elsewhere (S3)
+	Models   []string                        // served model names; nil accepts any
+	Limits   diffute.Limits                  // request bounds; the zero value means diffute.DefaultLimits
 	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
 	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
 	Logger   *slog.Logger                    // nil: no logging

@@ -13,6 +13,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -226,7 +227,6 @@ func typeOf(key string) string {
 	return "application/octet-stream"
 }
 
-func isNotDir(err error) bool {
-	var pe *fs.PathError
-	return errors.As(err, &pe) && errors.Is(pe.Err, errNotDir)
-}
+// isNotDir reports the error of opening "a/b" when "a" is a file: for a media key,
+// the object does not exist.
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
