@@ -17,9 +17,9 @@ import (
 
 const (
 	f32 ort.TensorElementDataType = ort.TensorElementDataTypeFloat
-	f16 = ort.TensorElementDataTypeFloat16
-	i32 = ort.TensorElementDataTypeInt32
-	i64 = ort.TensorElementDataTypeInt64
+	f16                           = ort.TensorElementDataTypeFloat16
+	i32                           = ort.TensorElementDataTypeInt32
+	i64                           = ort.TensorElementDataTypeInt64
 )
 
 type io struct {
