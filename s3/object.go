@@ -9,6 +9,8 @@ import (
 	"github.com/minio/minio-go/v7"
 )
 
+var errClosed = errors.New("s3: read from a closed object")
+
 // object is an io.ReadSeekCloser over one version of a stored object. It reads the
 // body of the GET that Open made; a Seek away from where that body stands makes the
 // next Read open a ranged GET that names the version by its ETag (If-Match), so a

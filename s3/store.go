@@ -3,7 +3,6 @@ package s3
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -256,5 +255,3 @@ func typeOf(key string) string {
 	}
 	return "application/octet-stream"
 }
-
-var errClosed = errors.New("s3: read from a closed object")

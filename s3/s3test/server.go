@@ -60,8 +60,9 @@ func Start(t testing.TB) *Server {
 	// The port is found by listening on :0 and closing, so another process can take it
 	// before versitygw binds it; such a start fails fast and is retried on a new port.
 	const attempts = 3
+	home := t.TempDir() // kept apart from Dir, where every directory is a bucket
 	for i := range attempts {
-		err = s.start(t, bin)
+		err = s.start(t, bin, home)
 		if err == nil {
 			return s
 		}
@@ -109,9 +110,15 @@ func (s *Server) Getenv(name string) string {
 	return ""
 }
 
+// Env returns the credential variables for a child process (a diffute binary under
+// test) that reads its store URL with s3.ParseURL and os.Getenv.
+func (s *Server) Env() []string {
+	return []string{s3.EnvAccessKey + "=" + s.AccessKey, s3.EnvSecretKey + "=" + s.SecretKey}
+}
+
 var errPortTaken = errors.New("listen address already in use")
 
-func (s *Server) start(t testing.TB, bin string) error {
+func (s *Server) start(t testing.TB, bin, home string) error {
 	port, err := freePort()
 	if err != nil {
 		return err
@@ -123,7 +130,7 @@ func (s *Server) start(t testing.TB, bin string) error {
 	// the developer's own must not change what the tests run against.
 	cmd.Env = []string{
 		"PATH=" + os.Getenv("PATH"),
-		"HOME=" + s.Dir,
+		"HOME=" + home,
 		"ROOT_ACCESS_KEY=" + s.AccessKey,
 		"ROOT_SECRET_KEY=" + s.SecretKey,
 	}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -22,7 +23,18 @@ func TestStartStop(t *testing.T) {
 	t.Run("server", func(t *testing.T) {
 		srv := s3test.Start(t)
 		endpoint = srv.Endpoint
-		cfg, err := s3.ParseURL(srv.URL("start-stop", "pre"), srv.Getenv)
+		env := map[string]string{}
+		for _, kv := range srv.Env() {
+			k, v, _ := strings.Cut(kv, "=")
+			env[k] = v
+		}
+		for k, v := range env {
+			if srv.Getenv(k) != v {
+				t.Errorf("Env has %s=%s, Getenv has %q", k, v, srv.Getenv(k))
+			}
+		}
+		getenv := func(k string) string { return env[k] }
+		cfg, err := s3.ParseURL(srv.URL("start-stop", "pre"), getenv)
 		if err != nil {
 			t.Fatal(err)
 		}
