@@ -283,8 +283,9 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 			return nil, err
 		}
 		scale := s.ScaleModelInput(i)
-		for k := 0; k < groups; k++ {
-			call.sample.storeScaled(k*total, latents, scale)
+		call.sample.storeScaled(0, latents, scale)
+		if groups == 2 {
+			call.sample.duplicate(0, total, total)
 		}
 		t0 := time.Now()
 		if err := call.run(i); err != nil {

@@ -304,6 +304,8 @@ func TestBatchSplitMatchesBatched(t *testing.T) {
 	if len(progress) != 9 || progress[8] != (diffute.Progress{Step: 9, Steps: 9}) {
 		t.Errorf("progress over split calls: %v", progress)
 	}
+	// Batching may change ORT's kernel blocking and so the last bits of a float;
+	// allow one level of rounding.
 	batched := generate(t, sharedPipeline(t, tinySD), req)
 	for i := range batched {
 		if d := maxDiff(pixels(t, batched[i]), pixels(t, res.Images[i])); d > 1 {
@@ -421,5 +423,60 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 	}
 	if !errors.Is(err, ErrNoCUDA) {
 		t.Errorf("err = %v, want ErrNoCUDA", err)
+	}
+}
+
+func TestScalingFactor(t *testing.T) {
+	t.Parallel()
+	src := tinyModel(t, tinySD)
+	req := baseRequest()
+	req.NumImages = 1
+	want := generate(t, sharedPipeline(t, tinySD), req)
+
+	custom := copyDir(t, src)
+	if err := os.WriteFile(filepath.Join(custom, "vae_decoder", "config.json"), []byte(`{"scaling_factor": 1.0}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	none := copyDir(t, src)
+	if err := os.Remove(filepath.Join(none, "vae_decoder", "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dir   string
+		scale float64
+	}{{custom, 1}, {none, sdScaleFactor}} {
+		p, err := LoadPipeline(c.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.scaleFactor != c.scale {
+			t.Errorf("%s: scale factor %g, want %g", c.dir, p.scaleFactor, c.scale)
+		}
+		if c.scale == 1 && samePixels(t, want[0], generate(t, p, req)[0]) {
+			t.Error("scaling_factor 1 decodes the same pixels as the model's own factor")
+		}
+		p.Close()
+	}
+}
+
+func TestDetectFamily(t *testing.T) {
+	t.Parallel()
+	for model, want := range map[string]Family{tinySD: SD, tinySDXL: SDXL, tinySDXLTurbo: SDXL} {
+		if got, err := DetectFamily(tinyModel(t, model)); err != nil || got != want {
+			t.Errorf("%s: %v, %v; want %v", model, got, err, want)
+		}
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "model_index.json"), []byte(`{"_class_name":"StableDiffusionXLImg2ImgPipeline"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DetectFamily(dir); err != nil || got != SDXLRefiner {
+		t.Errorf("refiner: %v, %v", got, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model_index.json"), []byte(`{`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DetectFamily(dir); err == nil || !strings.Contains(err.Error(), "model_index.json") {
+		t.Errorf("broken model_index.json: %v", err)
 	}
 }

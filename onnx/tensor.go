@@ -79,6 +79,15 @@ func (t *floatTensor) storeScaled(off int, src []float32, scale float32) {
 	}
 }
 
+// duplicate copies n elements from offset src to offset dst.
+func (t *floatTensor) duplicate(src, dst, n int) {
+	if t.f32 != nil {
+		copy(t.f32[dst:dst+n], t.f32[src:src+n])
+		return
+	}
+	copy(t.f16[dst:dst+n], t.f16[src:src+n])
+}
+
 // load copies the tensor's elements from offset off into dst.
 func (t *floatTensor) load(off int, dst []float32) {
 	if t.f32 != nil {

@@ -30,6 +30,10 @@ type unetModel struct {
 	channels   int // latent channels
 	hiddenDim  int // 0 when symbolic
 	pooledDim  int // SDXL; 0 when symbolic
+	// bindOnce: the session runs on the CPU, where ORT reads bound inputs in place
+	// at each Run, so a generation binds its tensors once. On other devices
+	// IoBinding copies an input when it is bound, so every step goes through Run.
+	bindOnce bool
 }
 
 func (u *unetModel) session() *ort.DynamicAdvancedSession {
@@ -49,14 +53,18 @@ func openUNet(dir string, sc sessionConfig, family Family) (*unetModel, error) {
 	if family == SD && (hasEmbeds || hasTimeIDs) {
 		return nil, fmt.Errorf("onnx: %s takes text_embeds/time_ids (an SDXL UNet) but the folder has no text_encoder_2", m.rel)
 	}
-	names := []string{"sample", "timestep", "encoder_hidden_states"}
+	names := unetInputNames[:inTextEmbeds]
 	if family == SDXL {
-		names = append(names, "text_embeds", "time_ids")
+		names = unetInputNames
 	}
 	if err := m.checkOnlyInputs(names...); err != nil {
 		return nil, err
 	}
-	u := &unetModel{rel: m.rel}
+	dev, err := parseDevice(sc.device)
+	if err != nil {
+		return nil, err
+	}
+	u := &unetModel{rel: m.rel, bindOnce: dev < 0}
 	if u.sample, err = requireFloatInput(m, "sample", 4); err != nil {
 		return nil, err
 	}
@@ -158,8 +166,11 @@ func newTimestep(info ort.InputOutputInfo, t float64) (ort.Value, error) {
 // unetCall holds every tensor of one generation's UNet calls, allocated once and
 // reused at each step: the sample is rewritten in place, the timestep of each step
 // is prebuilt (onnxruntime_go's Scalar.Set does not update the value ORT reads, so
-// rank-0 timesteps cannot be rewritten), and the output is preallocated.
+// rank-0 timesteps cannot be rewritten), and the output is preallocated. On the
+// CPU the tensors are bound to an IoBinding once, so a step allocates nothing in
+// Go but the rebinding of its timestep (onnxruntime_go's BindInput: 8 bytes).
 type unetCall struct {
+	binding   *ort.IoBinding // nil: plain Run
 	u         *unetModel
 	rows      int // batch rows: images × (2 with guidance)
 	sample    *floatTensor
@@ -219,6 +230,11 @@ func (u *unetModel) newCall(rows, lh, lw int, timesteps []float64, hiddenDim, po
 		c.inputs = append(c.inputs, c.embeds.value, c.timeIDs.value)
 	}
 	c.outputs = []ort.Value{c.out.value}
+	if u.bindOnce {
+		if err := c.bind(); err != nil {
+			return nil, err
+		}
+	}
 	c.timesteps = make([]ort.Value, len(timesteps))
 	for i, t := range timesteps {
 		if math.IsNaN(t) {
@@ -231,16 +247,51 @@ func (u *unetModel) newCall(rows, lh, lw int, timesteps []float64, hiddenDim, po
 	return c, nil
 }
 
+// unetInputNames are the session's input names, in inSample… order.
+var unetInputNames = []string{"sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"}
+
+// bind binds every input but the timestep, and the output.
+func (c *unetCall) bind() error {
+	b, err := c.u.sess.CreateIoBinding()
+	if err != nil {
+		return fmt.Errorf("onnx: %s: create IO binding: %w", c.u.rel, err)
+	}
+	c.binding = b
+	for i, v := range c.inputs {
+		if i == inTimestep {
+			continue
+		}
+		if err := b.BindInput(unetInputNames[i], v); err != nil {
+			return fmt.Errorf("onnx: %s: bind %s: %w", c.u.rel, unetInputNames[i], err)
+		}
+	}
+	if err := b.BindOutput("out_sample", c.out.value); err != nil {
+		return fmt.Errorf("onnx: %s: bind out_sample: %w", c.u.rel, err)
+	}
+	return nil
+}
+
 // run calls the UNet for denoising step i.
 func (c *unetCall) run(i int) error {
-	c.inputs[inTimestep] = c.timesteps[i]
-	if err := c.u.sess.Run(c.inputs, c.outputs); err != nil {
+	var err error
+	if c.binding != nil {
+		if err = c.binding.BindInput("timestep", c.timesteps[i]); err == nil {
+			err = c.u.sess.RunWithBinding(c.binding)
+		}
+	} else {
+		c.inputs[inTimestep] = c.timesteps[i]
+		err = c.u.sess.Run(c.inputs, c.outputs)
+	}
+	if err != nil {
 		return fmt.Errorf("onnx: run %s: %w", c.u.rel, err)
 	}
 	return nil
 }
 
 func (c *unetCall) destroy() {
+	if c.binding != nil {
+		c.binding.Destroy()
+	}
 	for _, t := range []*floatTensor{c.sample, c.out, c.hidden, c.embeds, c.timeIDs} {
 		t.destroy()
 	}
