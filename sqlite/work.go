@@ -23,6 +23,10 @@ const (
 	DeliveryFailed    = "failed"
 )
 
+// DeliveryQueue is the River queue of webhook deliveries, apart from inference so
+// that a slow receiver never waits behind image generation or the reverse.
+const DeliveryQueue = "webhooks"
+
 // EventInferenceCompleted is the event of the webhook sent when a job ends
 // (succeeded or failed; the payload's status says which).
 const EventInferenceCompleted = "inference.completed"
@@ -141,7 +145,7 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 			return nil, fmt.Errorf("sqlite: finish job: delivery: %w", err)
 		}
 		if _, err := s.db.river.InsertTx(ctx, tx, diffute.DeliveryArgs{DeliveryID: deliveryID},
-			&river.InsertOpts{MaxAttempts: max(1, p.DeliveryMaxAttempts)}); err != nil {
+			&river.InsertOpts{MaxAttempts: max(1, p.DeliveryMaxAttempts), Queue: DeliveryQueue}); err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: enqueue delivery: %w", err)
 		}
 	}

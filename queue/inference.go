@@ -1,0 +1,190 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/imageenc"
+	"github.com/diffute/diffute/sqlite"
+)
+
+// progressInterval throttles progress writes: the engine may report a step every
+// few milliseconds, and every write takes SQLite's one write lock.
+const progressInterval = 200 * time.Millisecond
+
+// errCanceled is the cause set on a job's context when its worker sees that the
+// job was cancelled.
+var errCanceled = errors.New("queue: job canceled")
+
+type inferenceWorker struct {
+	river.WorkerDefaults[diffute.InferenceArgs]
+	q *Queue
+}
+
+// Timeout disables River's per-job timeout: a large batch on a CPU can take far
+// longer than its one-minute default.
+func (w *inferenceWorker) Timeout(*river.Job[diffute.InferenceArgs]) time.Duration { return -1 }
+
+func (w *inferenceWorker) Work(ctx context.Context, rj *river.Job[diffute.InferenceArgs]) error {
+	id := rj.Args.JobID
+	err := w.run(ctx, id)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errCanceled):
+		return river.JobCancel(err)
+	case rj.Attempt >= rj.MaxAttempts && ctx.Err() == nil:
+		// The last attempt: fail the job so that the application hears about it
+		// rather than waiting for a webhook that never comes.
+		w.q.cfg.Logger.ErrorContext(ctx, "inference job failed after its last attempt",
+			slog.Int64("job_id", id), slog.Int("attempt", rj.Attempt), slog.String("error", err.Error()))
+		if ferr := w.q.finish(ctx, id, diffute.StatusFailed, "internal error: "+err.Error()); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+	}
+	return err
+}
+
+// run works job id. It returns nil when the job ended (succeeded, failed on an
+// engine error, or had nothing to do), an error wrapping errCanceled when it was
+// cancelled, and any other error to have River retry it.
+func (w *inferenceWorker) run(ctx context.Context, id int64) error {
+	store := w.q.store
+	job, err := store.JobByID(ctx, id)
+	if diffute.ErrorCode(err) == diffute.ENOTFOUND {
+		return fmt.Errorf("%w: job %d is gone", errCanceled, id)
+	}
+	if err != nil {
+		return err
+	}
+	if job.Status.Terminal() {
+		return nil // cancelled while queued, or finished by an earlier attempt
+	}
+	if ok, err := store.StartJob(ctx, id); err != nil {
+		return err
+	} else if !ok {
+		return nil
+	}
+	format, err := imageenc.ParseFormat(job.OutputFormat)
+	if err != nil {
+		return w.q.finish(ctx, id, diffute.StatusFailed, err.Error())
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	for i, p := range job.Prompts {
+		if err := w.runPrompt(ctx, cancel, job, i, p, format); err != nil {
+			var engineErr *engineError
+			if errors.As(err, &engineErr) {
+				return w.q.finish(ctx, id, diffute.StatusFailed, engineErr.Error())
+			}
+			return err
+		}
+	}
+	return w.q.finish(ctx, id, diffute.StatusSucceeded, "")
+}
+
+// engineError marks a failure of Engine.Generate itself (not of the context): it
+// fails the job instead of being retried, since the same request would fail again.
+type engineError struct{ err error }
+
+func (e *engineError) Error() string { return e.err.Error() }
+func (e *engineError) Unwrap() error { return e.err }
+
+func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCauseFunc, job *diffute.Job, i int, p diffute.JobPrompt, format imageenc.Format) error {
+	// Images are recorded in order, so the recorded ones are a prefix; image k is
+	// generated from Seed+k, so the rest can be generated on their own.
+	first := len(p.Images)
+	if first >= p.NumImages {
+		return nil
+	}
+	req := diffute.GenerateRequest{
+		Model: job.Model, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt,
+		NumImages: p.NumImages - first, Width: p.Width, Height: p.Height,
+		Steps: p.Steps, GuidanceScale: p.GuidanceScale, Scheduler: p.Scheduler,
+		Seed: *p.Seed + int64(first),
+	}
+	imgs, err := w.q.cfg.Engine.Generate(ctx, req, w.progress(ctx, cancel, job.ID, i))
+	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errCanceled) {
+			return cause
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("queue: job %d interrupted: %w", job.ID, context.Cause(ctx))
+		}
+		return &engineError{err}
+	}
+	if len(imgs) != req.NumImages {
+		return &engineError{fmt.Errorf("engine returned %d images, want %d", len(imgs), req.NumImages)}
+	}
+	var buf bytes.Buffer
+	for j, img := range imgs {
+		idx := first + j
+		buf.Reset()
+		if err := imageenc.Encode(&buf, img, format, imageenc.Options{}); err != nil {
+			return &engineError{fmt.Errorf("encode image %d of %s: %w", idx, p.Name, err)}
+		}
+		key := diffute.MediaKey(job.Org, job.Project, job.ID, p.Name, idx, strings.TrimPrefix(format.Ext(), "."))
+		if err := w.q.cfg.Media.Put(ctx, key, bytes.Clone(buf.Bytes()), format.ContentType()); err != nil {
+			return fmt.Errorf("queue: store %s: %w", key, err)
+		}
+		if err := w.q.store.RecordImage(ctx, job.ID, i, idx, key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// progress returns the engine's progress callback for prompt i: it records steps
+// at most every progressInterval (and always the last), and cancels the run when
+// the write finds the job no longer running.
+func (w *inferenceWorker) progress(ctx context.Context, cancel context.CancelCauseFunc, id int64, i int) func(diffute.Progress) {
+	var (
+		mu   sync.Mutex
+		last time.Time
+	)
+	return func(pr diffute.Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		if pr.Step < pr.Steps && time.Since(last) < progressInterval {
+			return
+		}
+		last = time.Now()
+		active, err := w.q.store.RecordProgress(ctx, id, i, pr.Step, pr.Steps)
+		if err == nil && !active {
+			cancel(errCanceled)
+		}
+		// A failed progress write is not worth failing the job over; the next
+		// one, or the image records, will tell.
+	}
+}
+
+// finish ends job id with status and writes its webhook delivery (see
+// sqlite.Store.FinishJob). A job cancelled meanwhile is left as it is.
+func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, msg string) error {
+	job, err := q.store.FinishJob(ctx, sqlite.FinishParams{
+		JobID: id, Status: status, Error: msg,
+		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
+		Manifest: func(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
+			return diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
+		},
+	})
+	if diffute.ErrorCode(err) == diffute.ECONFLICT {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
+		slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
+	return nil
+}

@@ -1,0 +1,173 @@
+package queue
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/webhook"
+)
+
+// DefaultPollInterval is River's fetch poll interval on SQLite, which has no
+// LISTEN/NOTIFY: it bounds the wait between accepting a job and starting it.
+const DefaultPollInterval = 50 * time.Millisecond
+
+// deliveryWorkers is how many webhook attempts run at once.
+const deliveryWorkers = 8
+
+// Config configures the queue.
+type Config struct {
+	Engine   diffute.Engine
+	Media    diffute.MediaStore
+	MediaTTL time.Duration // lifetime of manifest URLs; default diffute.DefaultMediaTTL
+	// Concurrency is the number of inference workers; 0 means this process only
+	// inserts jobs and works none (neither inference nor webhooks).
+	Concurrency  int
+	Webhook      webhook.Config
+	Logger       *slog.Logger
+	PollInterval time.Duration // River FetchPollInterval; default DefaultPollInterval
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.MediaTTL == 0 {
+		c.MediaTTL = diffute.DefaultMediaTTL
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.Webhook = c.Webhook.WithDefaults()
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("queue: concurrency %d is negative", c.Concurrency))
+	}
+	if c.Concurrency > 0 && (c.Engine == nil || c.Media == nil) {
+		errs = append(errs, errors.New("queue: workers need an Engine and a MediaStore"))
+	}
+	if c.MediaTTL < 0 || c.PollInterval < 0 {
+		errs = append(errs, errors.New("queue: MediaTTL and PollInterval must not be negative"))
+	}
+	errs = append(errs, c.Webhook.Validate())
+	return errors.Join(errs...)
+}
+
+// Queue is the River client with Diffute's workers.
+type Queue struct {
+	db     *sqlite.DB
+	store  *sqlite.Store
+	cfg    Config
+	client *river.Client[*sql.Tx]
+	sender *webhook.Sender
+
+	mu      sync.Mutex
+	started bool
+}
+
+// New builds the queue on db. Nothing runs until Start.
+func New(db *sqlite.DB, cfg Config) (*Queue, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook)}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, newDeliveryWorker(q)); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	rc := &river.Config{
+		Logger:            cfg.Logger,
+		Workers:           workers,
+		FetchPollInterval: cfg.PollInterval,
+		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
+		// Inference can run for many minutes on a CPU; River's stuck-job rescue
+		// would start a second copy of a job that is still running. Jobs left by a
+		// crash are made available at Start instead.
+		RescueStuckJobsAfter: 24 * time.Hour,
+		// Completed River jobs are only queue bookkeeping; the job record is ours.
+		CompletedJobRetentionPeriod: time.Hour,
+	}
+	if cfg.Concurrency > 0 {
+		rc.Queues = map[string]river.QueueConfig{
+			river.QueueDefault:   {MaxWorkers: cfg.Concurrency},
+			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
+		}
+	}
+	client, err := river.NewClient(db.RiverDriver(), rc)
+	if err != nil {
+		return nil, fmt.Errorf("queue: river client: %w", err)
+	}
+	q.client = client
+	return q, nil
+}
+
+// Start starts working jobs (when Concurrency > 0), first making jobs that a
+// previous process left running available again. ctx bounds the client's life:
+// cancelling it stops the queue as Stop does.
+func (q *Queue) Start(ctx context.Context) error {
+	if q.cfg.Concurrency == 0 {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.started {
+		return errors.New("queue: already started")
+	}
+	n, err := q.db.RequeueRunningJobs(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if n > 0 {
+		q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+	}
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("queue: start: %w", err)
+	}
+	q.started = true
+	return nil
+}
+
+// Stop stops fetching and waits for running jobs to finish until ctx ends; then it
+// cancels them (they resume on the next start) and waits for them to return.
+func (q *Queue) Stop(ctx context.Context) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	defer q.sender.Close()
+	if !q.started {
+		return nil
+	}
+	q.started = false
+	err := q.client.Stop(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil {
+		return fmt.Errorf("queue: stop: %w", err)
+	}
+	// Out of patience: cancel the running jobs' contexts and wait (briefly) for
+	// the workers to return, so no goroutine outlives the queue.
+	hard, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := q.client.StopAndCancel(hard); err != nil {
+		return fmt.Errorf("queue: stop and cancel: %w", err)
+	}
+	return nil
+}
