@@ -1,0 +1,45 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+
+	"github.com/diffute/diffute/onnx"
+)
+
+// engineFlags configure the ONNX Runtime engine; serve, generate and demo share them.
+type engineFlags struct {
+	ortLib          string
+	device          string
+	intraOpThreads  int
+	interOpThreads  int
+	maxLoadedModels int
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.ortLib, "ort-lib", "", "path to libonnxruntime.so (default: DIFFUTE_ORT_LIB, next to the binary, third_party/onnxruntime, system paths)")
+	fs.StringVar(&f.device, "device", "cpu", "execution device: cpu or cuda:N")
+	fs.IntVar(&f.intraOpThreads, "intra-op-threads", 0, "ONNX Runtime threads inside one operator (0: its default)")
+	fs.IntVar(&f.interOpThreads, "inter-op-threads", 0, "ONNX Runtime threads across operators (0: its default)")
+	fs.IntVar(&f.maxLoadedModels, "max-loaded-models", 2, "how many pipelines stay loaded (least recently used is unloaded)")
+}
+
+// open finds the ONNX Runtime library and starts the engine over models from src.
+func (f *engineFlags) open(env *environment, src *modelSource) (*onnx.Engine, error) {
+	lib, err := onnx.FindLibrary(f.ortLib, env.getenv)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := onnx.New(onnx.Config{
+		LibraryPath:     lib,
+		Device:          f.device,
+		IntraOpThreads:  f.intraOpThreads,
+		InterOpThreads:  f.interOpThreads,
+		MaxLoadedModels: f.maxLoadedModels,
+		Resolve:         src.Resolve,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return eng, nil
+}

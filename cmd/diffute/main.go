@@ -1,0 +1,85 @@
+// Command diffute is the Diffute text-to-image service: the API server with its
+// embedded queue and workers (serve), API keys (keys), models (models), a one-off
+// image (generate) and an offline demo of the whole contract (demo).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if errors.Is(err, errUsage) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "diffute:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage marks an error whose message (usage) was already printed.
+var errUsage = errors.New("usage")
+
+const usage = `Diffute: a self-hostable text-to-image inference service.
+
+Usage:
+  diffute serve    [flags]               run the API server with its queue and workers
+  diffute keys     create|list|revoke    manage API keys
+  diffute models   list|pull|make-tiny   manage models (Hugging Face cache, tiny test models)
+  diffute generate --model M --prompt P --out FILE   generate one image
+  diffute demo                           run the product page's example offline on a tiny model
+  diffute version
+
+Run 'diffute COMMAND -h' for a command's flags. Every flag can also be set as a
+DIFFUTE_<FLAG> environment variable (for example --data-dir as DIFFUTE_DATA_DIR).
+`
+
+// run is the whole program; main only adds the process's signals, environment and
+// exit code, so tests run the real program in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	env := &environment{getenv: getenv, stdout: stdout, stderr: stderr}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, env, rest)
+	case "keys":
+		return runKeys(ctx, env, rest)
+	case "models":
+		return runModels(ctx, env, rest)
+	case "generate":
+		return runGenerate(ctx, env, rest)
+	case "demo":
+		return runDemo(ctx, env, rest)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "diffute", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	default:
+		fmt.Fprintf(stderr, "diffute: unknown command %q\n\n%s", cmd, usage)
+		return errUsage
+	}
+}
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// environment is what a command may touch of the process.
+type environment struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}

@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/httpapi"
+	"github.com/diffute/diffute/media"
+	"github.com/diffute/diffute/onnx"
+	"github.com/diffute/diffute/queue"
+	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/webhook"
+)
+
+// serveConfig is serve's configuration, read from flags and DIFFUTE_… variables.
+type serveConfig struct {
+	addr                string
+	state               stateFlags
+	publicURL           string
+	workers             int
+	models              string
+	webhookAllowPrivate bool
+	webhookTimeout      time.Duration
+	webhookRetries      string
+	mediaTTL            time.Duration
+	shutdownTimeout     time.Duration
+	logFormat           string
+	engine              engineFlags
+}
+
+func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
+	c := &serveConfig{}
+	fs := newFlagSet(env, "serve", "serve [flags]")
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
+	c.state.register(fs, env)
+	fs.StringVar(&c.publicURL, "public-url", "", "base URL clients reach this server at, used in media URLs (default: http://ADDR)")
+	fs.IntVar(&c.workers, "workers", 1, "inference jobs run at once by this process (0: API only, no engine)")
+	fs.StringVar(&c.models, "models", "", "comma-separated model names this deployment serves (default: the tiny models and every ONNX model in the Hugging Face cache)")
+	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
+	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
+	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
+	c.engine.register(fs)
+	if err := parseFlags(fs, env, args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if c.workers < 0 {
+		return nil, errors.New("serve: --workers must be 0 or more")
+	}
+	if c.logFormat != "json" && c.logFormat != "text" {
+		return nil, errors.New("serve: --log-format must be json or text")
+	}
+	return c, nil
+}
+
+func parseDurations(s string) ([]time.Duration, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("--webhook-retry-schedule: %q is not a duration like 5s or 2h", part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func runServe(ctx context.Context, env *environment, args []string) error {
+	cfg, err := parseServeFlags(env, args)
+	if err != nil {
+		return err
+	}
+	srv, err := startServer(ctx, env, cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "diffute listening on %s\n", srv.url)
+	return srv.wait(ctx)
+}
+
+// server is a started serve: HTTP listener, queue, engine and database.
+type server struct {
+	url     string
+	cfg     *serveConfig
+	logger  *slog.Logger
+	db      *sqlite.DB
+	engine  *onnx.Engine
+	media   *media.Disk
+	queue   *queue.Queue
+	http    *http.Server
+	errc    chan error
+	models  []string
+	dataDir string
+}
+
+func newLogger(env *environment, format string) *slog.Logger {
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(env.stderr, nil))
+	}
+	return slog.New(slog.NewJSONHandler(env.stderr, nil))
+}
+
+// startServer opens everything serve needs and starts listening. Only this function
+// knows which adapters back the service.
+func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *server, err error) {
+	s := &server{cfg: cfg, logger: newLogger(env, cfg.logFormat), dataDir: cfg.state.dataDir, errc: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	retries, err := parseDurations(cfg.webhookRetries)
+	if err != nil {
+		return nil, err
+	}
+	src, err := newModelSource(env.getenv)
+	if err != nil {
+		return nil, err
+	}
+	if s.models, err = src.served(cfg.models); err != nil {
+		return nil, err
+	}
+	if s.db, err = openDB(ctx, &cfg.state); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)
+	}
+	s.url = cfg.publicURL
+	if s.url == "" {
+		s.url = "http://" + ln.Addr().String()
+	}
+	s.url = strings.TrimRight(s.url, "/")
+
+	key, err := media.LoadOrCreateKey(filepath.Join(cfg.state.dataDir, "url-signing.key"))
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	signer := &media.Signer{Key: key, BaseURL: s.url}
+	disk, err := media.NewDisk(filepath.Join(cfg.state.dataDir, "media"), signer)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	s.media = disk
+	var eng diffute.Engine
+	if cfg.workers > 0 {
+		if s.engine, err = cfg.engine.open(env, src); err != nil {
+			ln.Close()
+			return nil, err
+		}
+		eng = s.engine
+	}
+	s.queue, err = queue.New(s.db, queue.Config{
+		Engine:      eng,
+		Media:       disk,
+		MediaTTL:    cfg.mediaTTL,
+		Concurrency: cfg.workers,
+		Webhook: webhook.Config{
+			AllowPrivate:  cfg.webhookAllowPrivate,
+			Timeout:       cfg.webhookTimeout,
+			RetrySchedule: retries,
+		},
+		Logger: s.logger,
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	if err := s.queue.Start(context.WithoutCancel(ctx)); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	api := &httpapi.Server{
+		Store:    s.db.Store(),
+		Keys:     s.db.Store(),
+		Media:    disk,
+		Signer:   signer,
+		Models:   s.models,
+		Limits:   diffute.DefaultLimits,
+		MediaTTL: cfg.mediaTTL,
+		Ready: func(ctx context.Context) error {
+			if err := s.db.Store().Ping(ctx); err != nil {
+				return diffute.Errorf(diffute.EUNAVAILABLE, "database: %v", err)
+			}
+			return nil
+		},
+		Logger: s.logger,
+	}
+	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	go func() { s.errc <- s.http.Serve(ln) }()
+	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
+	return s, nil
+}
+
+// wait serves until ctx ends, then shuts down in order: stop taking requests, let
+// running jobs finish within the shutdown timeout, close the engine and database.
+func (s *server) wait(ctx context.Context) error {
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-s.errc:
+	}
+	s.logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.shutdownTimeout)
+	defer cancel()
+	if err := s.http.Shutdown(shutdownCtx); err != nil && serveErr == nil {
+		serveErr = err
+	}
+	if s.queue != nil {
+		if err := s.queue.Stop(shutdownCtx); err != nil {
+			s.logger.Warn("queue stop", "error", err)
+		}
+		s.queue = nil
+	}
+	s.close()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		return nil
+	}
+	return serveErr
+}
+
+func (s *server) close() {
+	if s.queue != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		s.queue.Stop(ctx)
+		cancel()
+	}
+	if s.engine != nil {
+		s.engine.Close()
+	}
+	if s.media != nil {
+		s.media.Close()
+	}
+	if s.db != nil {
+		s.db.Close()
+	}
+}
+
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return nil
+}
