@@ -258,11 +258,6 @@ func TestCancelQueuedJobNeverRuns(t *testing.T) {
 	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != later.ID {
 		t.Fatalf("first webhook is for %d (%v), want the later job %d", m.JobID, err, later.ID)
 	}
-	for _, c := range b.engine.Calls() {
-		if c.Seed == 1 && len(b.engine.Calls()) > 3 {
-			t.Errorf("the cancelled job ran: %d engine calls", len(b.engine.Calls()))
-		}
-	}
 	if n := len(b.engine.Calls()); n != 3 {
 		t.Errorf("%d engine calls, want 3 (the later job only)", n)
 	}
