@@ -41,6 +41,9 @@ type DB struct {
 	read  *sql.DB // read-only connections for lookups
 	river *river.Client[*sql.Tx]
 	store *Store
+	// insertJob is prepared once: CreateJob is the hot path of the API, and
+	// parsing the statement on every request costs a measurable share of it.
+	insertJob *sql.Stmt
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema
@@ -80,6 +83,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: river client: %w", err)
 	}
+	db.insertJob, err = write.PrepareContext(ctx, insertJobSQL)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
 	db.store = &Store{db: db}
 	return db, nil
 }
@@ -109,6 +117,9 @@ func openPool(path string, readOnly bool) (*sql.DB, error) {
 // Close closes both pools. Stop any queue built on db first.
 func (db *DB) Close() error {
 	var errs []error
+	if db.insertJob != nil {
+		errs = append(errs, db.insertJob.Close())
+	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

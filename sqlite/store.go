@@ -74,9 +74,7 @@ func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO jobs
-		(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`,
+	if _, err := tx.StmtContext(ctx, s.db.insertJob).ExecContext(ctx,
 		job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, job.Secret,
 		outputFormat(job.OutputFormat), string(job.Status), res.Job.ID, job.CreatedAt.UTC()); err != nil {
 		return fmt.Errorf("sqlite: create job: %w", err)
@@ -89,6 +87,10 @@ func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
 	}
 	return nil
 }
+
+const insertJobSQL = `INSERT INTO jobs
+	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`
 
 func outputFormat(f string) string {
 	if f == "" {
