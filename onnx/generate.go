@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -271,6 +272,28 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		noise = make([]float32, total)
 	}
 	g := float32(pr.guidance)
+	// Ancestral noise for a step is drawn while the UNet runs: it does not depend
+	// on the UNet's output, and each image's generator is used by this one
+	// goroutine in the same order, so the values are those of drawing it inline.
+	var noiseReq, noiseDone chan struct{}
+	if noise != nil {
+		noiseReq, noiseDone = make(chan struct{}), make(chan struct{}, 1)
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range noiseReq {
+				for k, r := range rngs {
+					fillNormal(r, noise[k*per:(k+1)*per])
+				}
+				noiseDone <- struct{}{}
+			}
+		}()
+		defer func() {
+			close(noiseReq)
+			wg.Wait()
+		}()
+	}
 	var mem runtime.MemStats
 	if st != nil {
 		runtime.ReadMemStats(&mem)
@@ -282,27 +305,29 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		scale := s.ScaleModelInput(i)
-		call.sample.storeScaled(0, latents, scale)
+		// Both halves of a guided batch get the same latents (uncond rows, cond rows).
+		call.sample.storeScaled(0, latents, s.ScaleModelInput(i))
 		if groups == 2 {
 			call.sample.duplicate(0, total, total)
 		}
-		t0 := time.Now()
-		if err := call.run(i); err != nil {
-			return nil, err
+		if noise != nil {
+			noiseReq <- struct{}{}
 		}
+		t0 := time.Now()
+		err := call.run(i)
 		if st != nil {
 			st.unetRun += time.Since(t0)
+		}
+		if noise != nil {
+			<-noiseDone // also on error: the buffer must be idle before returning
+		}
+		if err != nil {
+			return nil, err
 		}
 		if pr.guided {
 			applyGuidance(call.out, total, g, guided, scratch)
 		} else {
 			call.out.load(0, guided)
-		}
-		if noise != nil {
-			for k, r := range rngs {
-				fillNormal(r, noise[k*per:(k+1)*per])
-			}
 		}
 		if err := s.Step(i, guided, latents, noise); err != nil {
 			return nil, fmt.Errorf("onnx: scheduler %s step %d: %w", s.Name(), i, err)

@@ -47,7 +47,17 @@ func readModelInfo(dir, component string) (*modelInfo, error) {
 	if !st.Mode().IsRegular() || st.Size() == 0 {
 		return nil, fmt.Errorf("onnx: model folder %s: %s is empty or not a file", dir, rel)
 	}
-	ins, outs, err := ort.GetInputOutputInfoWithOptions(path, nil)
+	// The info comes from a throwaway CPU session; skipping graph optimisation
+	// makes that extra load cheaper for multi-gigabyte UNets.
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("onnx: session options: %w", err)
+	}
+	defer so.Destroy()
+	if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
+		return nil, fmt.Errorf("onnx: session options: %w", err)
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithOptions(path, so)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %s: cannot load %s (corrupt or not an ONNX model?): %w", dir, rel, err)
 	}
