@@ -1,9 +1,12 @@
 package onnx
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -132,4 +135,55 @@ func TestEngineLRUEviction(t *testing.T) {
 	if _, err := e.Load(ctx, tinySD); !errors.Is(err, ErrEngineClosed) {
 		t.Errorf("after Close: err = %v", err)
 	}
+}
+
+func TestEngineLogsWarnings(t *testing.T) {
+	t.Parallel()
+	requireORT(t)
+	var buf syncBuffer
+	e, err := New(Config{
+		Logger:  slog.New(slog.NewTextHandler(&buf, nil)),
+		Resolve: func(context.Context, string) (string, error) { return tinyModel(t, tinySD), nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	req := baseRequest()
+	req.NumImages = 1
+	req.Prompt = strings.Repeat("a very long prompt ", 40)
+	if _, err := e.Generate(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "77 tokens") {
+		t.Errorf("log = %q, want a warning about the truncated prompt", out)
+	}
+}
+
+func TestEngineConfig(t *testing.T) {
+	t.Parallel()
+	if _, err := New(Config{Device: "gpu"}); err == nil || !strings.Contains(err.Error(), "cuda:N") {
+		t.Errorf("bad device: err = %v", err)
+	}
+	c := Config{}.WithDefaults()
+	if c.Device != "cpu" || c.MaxLoadedModels != 2 || c.MaxBatchBytes != DefaultMaxBatchBytes || c.Resolve == nil || c.Logger == nil {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
