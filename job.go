@@ -47,6 +47,8 @@ type JobPrompt struct {
 	PromptRequest
 	Index      int
 	ImagesDone int
+	StepsDone  int      // denoising steps finished of the image batch now running
+	StepsTotal int      // steps of that batch (0 before it starts)
 	Images     []string // media keys of the finished images, in order
 }
 

@@ -1,7 +1,9 @@
 package diffute
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -32,3 +34,14 @@ func NewManifest(ctx context.Context, job *Job, media MediaStore, ttl time.Durat
 
 // DefaultMediaTTL is how long a media URL stays valid unless configured otherwise.
 const DefaultMediaTTL = 7 * 24 * time.Hour
+
+// Body returns m as the webhook's JSON body. URLs keep their '&' (no HTML escaping).
+func (m *Manifest) Body() ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(m); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

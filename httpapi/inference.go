@@ -161,6 +161,8 @@ type PromptStatus struct {
 	Style         string   `json:"style,omitempty"`
 	NumImages     int      `json:"num_images"`
 	ImagesDone    int      `json:"images_done"`
+	StepsDone     int      `json:"steps_done"`  // of the images now being denoised
+	StepsTotal    int      `json:"steps_total"` // 0 before they start
 	Width         int      `json:"width"`
 	Height        int      `json:"height"`
 	Seed          *int64   `json:"seed"`
@@ -209,13 +211,15 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 			Style:         p.Style,
 			NumImages:     p.NumImages,
 			ImagesDone:    p.ImagesDone,
+			StepsDone:     p.StepsDone,
+			StepsTotal:    p.StepsTotal,
 			Width:         p.Width,
 			Height:        p.Height,
 			Seed:          p.Seed,
 			Steps:         p.Steps,
 			GuidanceScale: p.GuidanceScale,
 			Scheduler:     p.Scheduler,
-			Progress:      fraction(p.ImagesDone, p.NumImages),
+			Progress:      promptProgress(p),
 		}
 		if !job.Status.Terminal() && len(p.Images) > 0 {
 			if s.Media == nil {
@@ -234,6 +238,13 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 		done += p.ImagesDone
 	}
 	v.Progress = fraction(done, total)
+	if total > 0 && !job.Status.Terminal() {
+		sum := 0.0
+		for _, p := range v.Prompts {
+			sum += p.Progress * float64(p.NumImages)
+		}
+		v.Progress = sum / float64(total)
+	}
 	if job.Status.Terminal() {
 		if s.Media == nil {
 			return nil, &jobError{jobID: job.ID, err: errNoMedia}
@@ -287,4 +298,17 @@ func fraction(done, total int) float64 {
 	}
 	f := float64(done) / float64(total)
 	return min(max(f, 0), 1)
+}
+
+// promptProgress is the finished share of a prompt's images, counting the steps done
+// on the images being denoised now.
+func promptProgress(p diffute.JobPrompt) float64 {
+	if p.NumImages <= 0 {
+		return 0
+	}
+	done := float64(p.ImagesDone)
+	if p.StepsTotal > 0 && p.ImagesDone < p.NumImages {
+		done += float64(p.NumImages-p.ImagesDone) * float64(min(p.StepsDone, p.StepsTotal)) / float64(p.StepsTotal)
+	}
+	return min(done/float64(p.NumImages), 1)
 }

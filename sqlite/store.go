@@ -137,7 +137,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 	j.Status = diffute.JobStatus(status)
 	j.StartedAt, j.FinishedAt = started.Time, finished.Time
 
-	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done FROM prompts WHERE job_id = ? ORDER BY idx`, id)
+	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: load prompts: %w", err)
 	}
@@ -146,7 +146,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 			p   diffute.JobPrompt
 			req string
 		)
-		if err := rows.Scan(&p.Index, &req, &p.ImagesDone); err != nil {
+		if err := rows.Scan(&p.Index, &req, &p.ImagesDone, &p.StepsDone, &p.StepsTotal); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("sqlite: load prompts: %w", err)
 		}

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,7 +131,7 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
 		}
-		payload, err := json.Marshal(m)
+		payload, err := m.Body()
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
 		}
