@@ -76,6 +76,7 @@ type Engine struct {
 	lru     *list.List // of *cacheEntry, most recently used first
 	entries map[string]*cacheEntry
 	closed  bool
+	waiting int // callers waiting on another caller's load (observed by tests)
 }
 
 var _ diffute.Engine = (*Engine)(nil)
@@ -125,6 +126,18 @@ var ErrEngineClosed = errors.New("onnx: engine is closed")
 // one model load it once. Loading a model beyond MaxLoadedModels evicts the least
 // recently used one; an evicted pipeline is closed once no generation uses it.
 func (e *Engine) Load(ctx context.Context, model string) (*Pipeline, error) {
+	for {
+		p, err := e.loadOnce(ctx, model)
+		// A load started by a caller that gave up fails with that caller's context
+		// error; a waiter whose own context is alive starts the load again.
+		if err != nil && ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			continue
+		}
+		return p, err
+	}
+}
+
+func (e *Engine) loadOnce(ctx context.Context, model string) (*Pipeline, error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -132,11 +145,19 @@ func (e *Engine) Load(ctx context.Context, model string) (*Pipeline, error) {
 	}
 	if ent, ok := e.entries[model]; ok {
 		e.lru.MoveToFront(ent.elem)
+		e.waiting++
 		e.mu.Unlock()
+		var err error
 		select {
 		case <-ent.ready:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			err = ctx.Err()
+		}
+		e.mu.Lock()
+		e.waiting--
+		e.mu.Unlock()
+		if err != nil {
+			return nil, err
 		}
 		if ent.err != nil {
 			return nil, ent.err

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/diffute/diffute"
 )
@@ -186,4 +188,64 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+func TestEngineLoadSurvivesAnotherCallersCancel(t *testing.T) {
+	t.Parallel()
+	requireORT(t)
+	dir := tinyModel(t, tinySD)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	e, err := New(Config{Resolve: func(ctx context.Context, model string) (string, error) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(started)
+			<-release
+			return "", ctx.Err()
+		}
+		return dir, nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx1, cancel1 := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.Load(ctx1, tinySD)
+		errc <- err
+	}()
+	<-started
+	// A second caller waits on the first one's load, which then gets cancelled.
+	got := make(chan *Pipeline, 1)
+	go func() {
+		p, err := e.Load(context.Background(), tinySD)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- p
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		e.mu.Lock()
+		w := e.waiting
+		e.mu.Unlock()
+		if w == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second caller never waited on the first one's load")
+		}
+		runtime.Gosched()
+	}
+	cancel1()
+	close(release)
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller: err = %v, want context.Canceled", err)
+	}
+	if p := <-got; p == nil || p.Family() != SD {
+		t.Errorf("second caller got %v", p)
+	}
 }

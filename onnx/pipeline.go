@@ -246,12 +246,13 @@ func requiredFiles(f Family) []string {
 	files := []string{
 		"scheduler/scheduler_config.json",
 		"tokenizer/vocab.json",
+		"tokenizer/merges.txt",
 		"text_encoder/model.onnx",
 		"unet/model.onnx",
 		"vae_decoder/model.onnx",
 	}
 	if f == SDXL {
-		files = append(files, "tokenizer_2/vocab.json", "text_encoder_2/model.onnx")
+		files = append(files, "tokenizer_2/vocab.json", "tokenizer_2/merges.txt", "text_encoder_2/model.onnx")
 	}
 	return files
 }
