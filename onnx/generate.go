@@ -20,6 +20,11 @@ import (
 // reproduce an image, so it never changes.
 const NoiseStream uint64 = 0x6469666675746531 // "diffute1"
 
+// MaxSide is the largest width or height the pipeline accepts, a guard against
+// allocations no machine can satisfy; deployments set tighter limits
+// (diffute.Limits).
+const MaxSide = 16384
+
 // Default generation parameters.
 const (
 	DefaultSteps        = 25
@@ -65,6 +70,9 @@ func (p *Pipeline) params(req diffute.GenerateRequest) (params, error) {
 	}{{"width", req.Width}, {"height", req.Height}} {
 		if side.v <= 0 || side.v%8 != 0 {
 			return pr, diffute.FieldErrorf(diffute.EUNPROCESSABLE, side.name, "must be a positive multiple of 8 (got %d)", side.v)
+		}
+		if side.v > MaxSide {
+			return pr, diffute.FieldErrorf(diffute.EUNPROCESSABLE, side.name, "must be at most %d (got %d)", MaxSide, side.v)
 		}
 	}
 	if req.NumImages < 1 {

@@ -350,6 +350,7 @@ func TestBadRequests(t *testing.T) {
 	}{
 		{"width", func(r *diffute.GenerateRequest) { r.Width = 60 }},
 		{"height", func(r *diffute.GenerateRequest) { r.Height = 0 }},
+		{"width", func(r *diffute.GenerateRequest) { r.Width = 1 << 20 }},
 		{"num_images", func(r *diffute.GenerateRequest) { r.NumImages = 0 }},
 		{"steps", func(r *diffute.GenerateRequest) { r.Steps = -1 }},
 		{"guidance_scale", func(r *diffute.GenerateRequest) { r.GuidanceScale = ptr(-2.0) }},
