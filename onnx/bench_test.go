@@ -11,7 +11,9 @@ import (
 // BenchmarkStepOverhead measures the pipeline's own work per denoising step (input
 // scaling, guidance, scheduler step, noise, bookkeeping), that is, the step loop's
 // time minus the time inside the UNet session's Run, at 1024×1024 on tiny-sdxl with
-// guidance (a batch of 2 rows). Reported per step: overhead-ms/step, and the heap
+// guidance (a batch of 2 rows). Reported per step: overhead-ms/step (split into
+// prepare-ms/step: scaling the latents into both halves of the batch;
+// guidance-ms/step; sched-ms/step: the scheduler's Step, noise included), and the heap
 // allocations of the loop (loop-allocs/step, loop-B/step), which must not grow
 // with the step count.
 func BenchmarkStepOverhead(b *testing.B) {
@@ -45,10 +47,16 @@ func BenchmarkStepOverhead(b *testing.B) {
 				total.unetRun += st.unetRun
 				total.loopAllocs += st.loopAllocs
 				total.loopBytes += st.loopBytes
+				total.prepare += st.prepare
+				total.guidance += st.guidance
+				total.schedStep += st.schedStep
 			}
 			n := float64(total.steps)
 			b.ReportMetric(float64((total.denoise-total.unetRun).Nanoseconds())/1e6/n, "overhead-ms/step")
 			b.ReportMetric(float64(total.unetRun.Nanoseconds())/1e6/n, "unet-ms/step")
+			b.ReportMetric(float64(total.prepare.Nanoseconds())/1e6/n, "prepare-ms/step")
+			b.ReportMetric(float64(total.guidance.Nanoseconds())/1e6/n, "guidance-ms/step")
+			b.ReportMetric(float64(total.schedStep.Nanoseconds())/1e6/n, "sched-ms/step")
 			b.ReportMetric(float64(total.loopAllocs)/n, "loop-allocs/step")
 			b.ReportMetric(float64(total.loopBytes)/n, "loop-B/step")
 		})

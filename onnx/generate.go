@@ -120,6 +120,8 @@ type runStats struct {
 	unetRun  time.Duration // inside the UNet session's Run
 	denoise  time.Duration // the whole step loops
 	decoding time.Duration
+	// Parts of the loop outside Run: input preparation, guidance, scheduler steps.
+	prepare, guidance, schedStep time.Duration
 	// Heap allocations during the step loops (runtime.MemStats deltas).
 	loopAllocs, loopBytes uint64
 }
@@ -313,15 +315,20 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		tPrep := time.Now()
 		// Both halves of a guided batch get the same latents (uncond rows, cond rows).
-		call.sample.storeScaled(0, latents, s.ScaleModelInput(i))
-		if groups == 2 {
-			call.sample.duplicate(0, total, total)
+		if scale := s.ScaleModelInput(i); groups == 2 {
+			call.sample.storeScaledTwice(0, total, latents, scale)
+		} else {
+			call.sample.storeScaled(0, latents, scale)
 		}
 		if noise != nil {
 			noiseReq <- struct{}{}
 		}
 		t0 := time.Now()
+		if st != nil {
+			st.prepare += t0.Sub(tPrep)
+		}
 		err := call.run(i)
 		if st != nil {
 			st.unetRun += time.Since(t0)
@@ -332,16 +339,20 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		if err != nil {
 			return nil, err
 		}
+		tGuide := time.Now()
 		if pr.guided {
 			applyGuidance(call.out, total, g, guided, scratch)
 		} else {
 			call.out.load(0, guided)
 		}
+		tStep := time.Now()
 		if err := s.Step(i, guided, latents, noise); err != nil {
 			return nil, fmt.Errorf("onnx: scheduler %s step %d: %w", s.Name(), i, err)
 		}
 		if st != nil {
 			st.steps++
+			st.guidance += tStep.Sub(tGuide)
+			st.schedStep += time.Since(tStep)
 		}
 		prog.step()
 	}
