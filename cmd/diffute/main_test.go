@@ -116,7 +116,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startServe(t *testing.T, args ...string) *testServer {
+func startServe(t testing.TB, args ...string) *testServer {
 	t.Helper()
 	lib := ortLib(t)
 	ts := &testServer{dataDir: t.TempDir(), stderr: &syncBuffer{}}
@@ -145,7 +145,7 @@ func startServe(t *testing.T, args ...string) *testServer {
 }
 
 // createKey runs `diffute keys create` and returns the key from its last line.
-func createKey(t *testing.T, getenv func(string) string, dataDir, org, project string) string {
+func createKey(t testing.TB, getenv func(string) string, dataDir, org, project string) string {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	args := []string{"keys", "create", "--data-dir", dataDir, "--org", org}
@@ -169,7 +169,7 @@ type hookReceiver struct {
 	hooks chan received
 }
 
-func newReceiver(t *testing.T) *hookReceiver {
+func newReceiver(t testing.TB) *hookReceiver {
 	t.Helper()
 	r := &hookReceiver{hooks: make(chan received, 16)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -181,7 +181,7 @@ func newReceiver(t *testing.T) *hookReceiver {
 	return r
 }
 
-func (r *hookReceiver) wait(t *testing.T, d time.Duration) received {
+func (r *hookReceiver) wait(t testing.TB, d time.Duration) received {
 	t.Helper()
 	select {
 	case h := <-r.hooks:
@@ -192,7 +192,7 @@ func (r *hookReceiver) wait(t *testing.T, d time.Duration) received {
 	}
 }
 
-func doJSON(t *testing.T, method, url, key string, body any) (*http.Response, []byte) {
+func doJSON(t testing.TB, method, url, key string, body any) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
