@@ -164,7 +164,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	s.media = disk
 	var eng diffute.Engine
 	if cfg.workers > 0 {
-		if s.engine, err = cfg.engine.open(env, src); err != nil {
+		if s.engine, err = cfg.engine.open(src, s.logger); err != nil {
 			ln.Close()
 			return nil, err
 		}
