@@ -44,6 +44,8 @@ type DB struct {
 	// insertJob is prepared once: CreateJob is the hot path of the API, and
 	// parsing the statement on every request costs a measurable share of it.
 	insertJob *sql.Stmt
+
+	batch jobBatcher // group commit of CreateJob
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -35,57 +34,6 @@ var (
 type querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// CreateJob stores job and its prompts and inserts its River job, all in one
-// transaction. The caller sets ID, Status (queued) and CreatedAt; prompts must
-// carry resolved seeds.
-func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
-	if job.ID <= 0 || job.Status == "" || job.CreatedAt.IsZero() || len(job.Prompts) == 0 {
-		return diffute.Errorf(diffute.EINTERNAL, "CreateJob: ID, Status, CreatedAt and prompts must be set")
-	}
-	// Encode before the transaction so the single write connection is held only
-	// for the statements themselves.
-	var b strings.Builder
-	b.WriteString(`INSERT INTO prompts (job_id, idx, request) VALUES `)
-	args := make([]any, 0, 3*len(job.Prompts))
-	for i, p := range job.Prompts {
-		if p.Seed == nil {
-			return diffute.Errorf(diffute.EINTERNAL, "CreateJob: prompt %d has no resolved seed", i)
-		}
-		req, err := json.Marshal(p.PromptRequest)
-		if err != nil {
-			return fmt.Errorf("sqlite: encode prompt: %w", err)
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?)")
-		args = append(args, job.ID, i, string(req))
-	}
-
-	tx, err := s.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: create job: %w", err)
-	}
-	defer tx.Rollback()
-	res, err := s.db.river.InsertTx(ctx, tx, diffute.InferenceArgs{JobID: job.ID},
-		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts})
-	if err != nil {
-		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
-	}
-	if _, err := tx.StmtContext(ctx, s.db.insertJob).ExecContext(ctx,
-		job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, job.Secret,
-		outputFormat(job.OutputFormat), string(job.Status), res.Job.ID, job.CreatedAt.UTC()); err != nil {
-		return fmt.Errorf("sqlite: create job: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("sqlite: create job: prompts: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: create job: commit: %w", err)
-	}
-	return nil
 }
 
 const insertJobSQL = `INSERT INTO jobs
