@@ -29,8 +29,13 @@ func BenchmarkStepOverhead(b *testing.B) {
 	for _, c := range []struct {
 		scheduler string
 		steps     int
-	}{{"euler", 10}, {"euler", 40}, {"euler_a", 40}} {
-		b.Run(fmt.Sprintf("%s/steps=%d", c.scheduler, c.steps), func(b *testing.B) {
+		unfused   bool
+	}{{"euler", 10, false}, {"euler", 40, false}, {"euler_a", 40, false}, {"euler", 40, true}} {
+		name := fmt.Sprintf("%s/steps=%d", c.scheduler, c.steps)
+		if c.unfused {
+			name += "/unfused"
+		}
+		b.Run(name, func(b *testing.B) {
 			req := diffute.GenerateRequest{
 				Prompt: "a lighthouse at dusk", NumImages: 1, Width: 1024, Height: 1024,
 				Steps: c.steps, Seed: 1, Scheduler: c.scheduler, GuidanceScale: ptr(5.0),
@@ -38,7 +43,7 @@ func BenchmarkStepOverhead(b *testing.B) {
 			var total runStats
 			b.ReportAllocs()
 			for b.Loop() {
-				var st runStats
+				st := runStats{unfused: c.unfused}
 				if _, err := p.run(context.Background(), req, nil, &st); err != nil {
 					b.Fatal(err)
 				}

@@ -121,6 +121,15 @@ func (e *Euler) Step(step int, modelOutput, sample, noise []float32) error {
 	return nil
 }
 
+// StepCoefficients implements Linear: Step is x ← a·x + b·modelOutput.
+func (e *Euler) StepCoefficients(step int) (a, b, c float32, err error) {
+	if step < 0 || step >= e.steps {
+		return 0, 0, 0, fmt.Errorf("sched: %s: step %d out of range [0,%d)", NameEuler, step, e.steps)
+	}
+	ax, am := e.eulerCoefficients(e.sigmas[step], e.sigmas[step+1])
+	return float32(ax), float32(am), 0, nil
+}
+
 // axpy sets x ← a·x + b·m + c·n (n may be nil when c is 0). The schedule maths is
 // done in float64 once per step; the per-element update is float32, like the
 // tensors, because it runs over every latent value each step.
@@ -166,6 +175,16 @@ func (e *EulerAncestral) upDown(step int) (up, down float64) {
 	up = math.Sqrt(to * to * (from*from - to*to) / (from * from))
 	down = math.Sqrt(math.Max(to*to-up*up, 0))
 	return up, down
+}
+
+// StepCoefficients implements Linear: Step is x ← a·x + b·modelOutput + c·noise.
+func (e *EulerAncestral) StepCoefficients(step int) (a, b, c float32, err error) {
+	if step < 0 || step >= e.steps {
+		return 0, 0, 0, fmt.Errorf("sched: %s: step %d out of range [0,%d)", NameEulerAncestral, step, e.steps)
+	}
+	up, down := e.upDown(step)
+	ax, am := e.eulerCoefficients(e.sigmas[step], down)
+	return float32(ax), float32(am), float32(up), nil
 }
 
 // Step applies x ← x + (x − x0)/σ_i · (σ_down − σ_i) + σ_up·noise.
