@@ -60,7 +60,6 @@ type Linear interface {
 	StepCoefficients(step int) (a, b, c float32, err error)
 }
 
-
 // New builds the scheduler called name for steps inference steps.
 //
 // name "" picks the scheduler from cfg.ClassName: EulerDiscreteScheduler → euler
