@@ -158,4 +158,3 @@ func progressEvent(st *JobStatus) ProgressEvent {
 	}
 	return pe
 }
-
