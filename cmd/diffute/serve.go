@@ -15,10 +15,12 @@ import (
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
 	"github.com/diffute/diffute/media"
+	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
 	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/webhook"
+	"github.com/diffute/diffute/webui"
 )
 
 // serveConfig is serve's configuration, read from flags and DIFFUTE_… variables.
@@ -170,6 +172,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		}
 		eng = s.engine
 	}
+	mets := newMetrics(s.db, s.engine)
+	if eng != nil {
+		eng = &metrics.Engine{Engine: eng, Metrics: mets}
+	}
 	s.queue, err = queue.New(s.db, queue.Config{
 		Engine:      eng,
 		Media:       disk,
@@ -180,7 +186,8 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 			Timeout:       cfg.webhookTimeout,
 			RetrySchedule: retries,
 		},
-		Logger: s.logger,
+		Logger:   s.logger,
+		OnFinish: observeJob(mets),
 	})
 	if err != nil {
 		ln.Close()
@@ -204,7 +211,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 			}
 			return nil
 		},
-		Logger: s.logger,
+		Logger:  s.logger,
+		Metrics: mets,
+		Console: webui.Handler(),
 	}
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	go func() { s.errc <- s.http.Serve(ln) }()
