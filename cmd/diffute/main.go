@@ -67,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, env, rest)
 	case "submit":
 		return runSubmit(ctx, env, rest)
+	case "config-doc": // hidden: regenerates docs/configuration.md
+		return runConfigDoc(env, rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "diffute", version)
 		return nil

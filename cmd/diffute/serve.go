@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,6 +41,16 @@ type serveConfig struct {
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
+	c, fs := serveFlags(env)
+	if err := parseFlags(fs, env, args); err != nil {
+		return nil, err
+	}
+	return c.check(fs)
+}
+
+// serveFlags defines serve's flags; docs/configuration.md is generated from them
+// (diffute config-doc).
+func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	c := &serveConfig{}
 	fs := newFlagSet(env, "serve", "serve [flags]")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
@@ -54,9 +65,11 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
 	c.engine.register(fs)
-	if err := parseFlags(fs, env, args); err != nil {
-		return nil, err
-	}
+	fs.Usage = func() { groupedUsage(env.stderr, fs, "serve [flags]") }
+	return c, fs
+}
+
+func (c *serveConfig) check(fs *flag.FlagSet) (*serveConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
