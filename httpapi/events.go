@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -128,6 +129,8 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-s.streams.closing():
+			return nil // the server is shutting down; clients reconnect elsewhere
 		case <-ticker.C:
 		}
 		if time.Since(lastWrite) >= eventsHeartbeat {
@@ -145,6 +148,28 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
+}
+
+// CloseStreams ends every open events stream. http.Server.Shutdown waits for
+// active connections, and a stream stays active until its job ends, so serve
+// registers this with RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.streams.close() }
+
+// streamCloser is a channel closed once, created on first use so that the zero
+// Server works.
+type streamCloser struct {
+	once, closeOnce sync.Once
+	ch              chan struct{}
+}
+
+func (c *streamCloser) closing() chan struct{} {
+	c.once.Do(func() { c.ch = make(chan struct{}) })
+	return c.ch
+}
+
+func (c *streamCloser) close() {
+	ch := c.closing()
+	c.closeOnce.Do(func() { close(ch) })
 }
 
 func progressEvent(st *JobStatus) ProgressEvent {

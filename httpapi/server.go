@@ -31,6 +31,8 @@ type Server struct {
 	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
 	Console            http.Handler  // the web console (/, /console.js, /console.css); nil: none
 	Metrics            http.Handler  // /metrics; nil: none
+
+	streams streamCloser // ends events streams on shutdown (see CloseStreams)
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.

@@ -73,3 +73,42 @@ func TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
 		t.Errorf("attempt counts = %v, %v", counts, err)
 	}
 }
+
+// BenchmarkListJobs measures one page of 20 jobs (two prompts each) out of 200: what
+// the console's job list costs the database per refresh.
+func BenchmarkListJobs(b *testing.B) {
+	ctx := b.Context()
+	db := openTest(b)
+	st := db.Store()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 200 {
+		j := newListJob("acme", int64(10000+i), base.Add(time.Duration(i)*time.Second))
+		j.Prompts = append(j.Prompts, j.Prompts[0])
+		j.Prompts[1].Name = "b"
+		if err := st.CreateJob(ctx, j); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		page, err := st.ListJobs(ctx, "acme", "p", 20, 0)
+		if err != nil || len(page) != 20 {
+			b.Fatalf("%d jobs, %v", len(page), err)
+		}
+	}
+}
+
+// BenchmarkJobRead measures the read an events stream makes per poll.
+func BenchmarkJobRead(b *testing.B) {
+	ctx := b.Context()
+	db := openTest(b)
+	st := db.Store()
+	if err := st.CreateJob(ctx, newListJob("acme", 4242, time.Now())); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := st.Job(ctx, "acme", "p", 4242); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -229,6 +229,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Console: webui.Handler(),
 	}
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	s.http.RegisterOnShutdown(api.CloseStreams)
 	go func() { s.errc <- s.http.Serve(ln) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
 	return s, nil
