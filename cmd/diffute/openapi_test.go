@@ -249,7 +249,32 @@ loop:
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "/openapi.json") || strings.Contains(string(body), "https://") {
 		t.Errorf("/docs: %s (must load the document and nothing external)", resp.Status)
 	}
-	if n := validated.Load() - before; n < 8 {
+	// The rest of the API, so that every documented route the server has is
+	// exercised against the document: delivery log, cancel (409 once ended), a
+	// rejected body, health, readiness and the media URL's 403.
+	jobURL := fmt.Sprintf("%s/acme/default/media/inference/%d", srv.url, accepted.JobID)
+	recv.wait(t, 60*time.Second)
+	resp, body = doJSON(t, http.MethodGet, jobURL+"/deliveries", key, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"webhook_id"`) {
+		t.Errorf("deliveries: %s %s", resp.Status, body)
+	}
+	resp, _ = doJSON(t, http.MethodDelete, jobURL, key, nil)
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("cancel after the end: %s, want 409", resp.Status)
+	}
+	bad := smallRequest("", "diffute/tiny-sd")
+	bad["prompts"].([]map[string]any)[0]["height"] = 65
+	resp, _ = doJSON(t, http.MethodPut, srv.url+"/acme/default/media/inference", key, bad)
+	if resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("height 65: %s, want 422", resp.Status)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/media/acme/default/1/a/0.png?expires=1&sig=x"} {
+		resp, _ = doJSON(t, http.MethodGet, srv.url+p, "", nil)
+		if resp.StatusCode >= 500 {
+			t.Errorf("GET %s: %s", p, resp.Status)
+		}
+	}
+	if n := validated.Load() - before; n < 15 {
 		t.Errorf("only %d exchanges were validated", n)
 	}
 }
