@@ -176,6 +176,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil || listed != hash {
 		t.Errorf("clicking the list row opened %q (%v), want %q", listed, err, hash)
 	}
+
+	do("sign out", chromedp.Click(css("#signout")), chromedp.WaitVisible(css("#login-form")))
+	if left, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`sessionStorage.getItem("diffute.key") === null`)); err != nil || !left {
+		t.Errorf("the key is still in sessionStorage after signing out (%v)", err)
+	}
 }
 
 // distinctColors counts the distinct colours of a PNG screenshot.

@@ -49,6 +49,7 @@ let stopStream = null; // aborts the events stream of the job page
 function show(id) {
   for (const s of ["login", "jobs", "job", "new"]) $(s).hidden = s !== id;
   $("who").textContent = session.key ? session.org + " / " + session.project : "";
+  $("signout").hidden = !session.key;
 }
 
 async function route() {
@@ -268,6 +269,7 @@ $("login-form").addEventListener("submit", async ev => {
   }
 });
 $("refresh").addEventListener("click", () => jobsPage());
+$("signout").addEventListener("click", ev => { ev.preventDefault(); session.clear(); $("key").value = ""; route(); });
 $("more").addEventListener("click", () => jobsPage(true));
 $("add-prompt").addEventListener("click", addPrompt);
 $("new-form").addEventListener("submit", submitJob);
