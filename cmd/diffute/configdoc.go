@@ -25,7 +25,7 @@ var serveFlagGroups = []flagGroup{
 	{title: "Storage", about: "The database and the data directory (SQLite file, media, URL-signing key).",
 		names: []string{"data-dir", "database-url", "media-ttl"}, prefixes: []string{"s3-", "media-", "retention"}},
 	{title: "Workers and engine", about: "Inference workers in this process and the ONNX Runtime engine.",
-		names: []string{"workers", "models", "ort-lib", "device", "intra-op-threads", "inter-op-threads", "max-loaded-models"}},
+		names: []string{"workers", "models", "ort-lib", "device", "intra-op-threads", "inter-op-threads", "max-loaded-models", "max-batch-bytes"}},
 	{title: "Webhooks", about: "Delivery of the webhook that tells the application a job ended.",
 		prefixes: []string{"webhook-"}},
 	{title: "Limits and tenancy", about: "Rate limits, quotas and idempotency.",
