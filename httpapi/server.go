@@ -27,6 +27,12 @@ type Server struct {
 	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
 	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
 	Logger   *slog.Logger                    // nil: no logging
+
+	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
+	Console            http.Handler  // the web console (/, /console.js, /console.css); nil: none
+	Metrics            http.Handler  // /metrics; nil: none
+
+	streams streamCloser // ends events streams on shutdown (see CloseStreams)
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.
@@ -50,6 +56,18 @@ func (s *Server) Handler() http.Handler {
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}", s.tenant(s.getInference))
 	handle(api, "DELETE /{org}/{project}/media/inference/{job_id}", s.tenant(s.cancelInference))
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/deliveries", s.tenant(s.listDeliveries))
+	handle(api, "GET /{org}/{project}/media/inference", s.tenant(s.listInference))
+	handle(api, "GET /{org}/{project}/media/inference/{job_id}/events", s.tenant(s.jobEvents))
+	handle(api, "GET /openapi.json", s.openAPI)
+	handle(api, "GET /docs", s.docs)
+	if s.Metrics != nil {
+		api.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Console != nil {
+		for _, p := range []string{"GET /{$}", "GET /console.js", "GET /console.css"} {
+			api.Handle(p, s.Console)
+		}
+	}
 	handle(api, "GET /healthz", s.healthz)
 	handle(api, "GET /readyz", s.readyz)
 	apiH := s.problemFallback(api)

@@ -184,7 +184,10 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	if err != nil {
 		return err
 	}
+	if q.cfg.OnFinish != nil {
+		q.cfg.OnFinish(job)
+	}
 	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
-		slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
+		slog.String("org", job.Org), slog.String("project", job.Project), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
 	return nil
 }

@@ -34,6 +34,8 @@ type Config struct {
 	Webhook      webhook.Config
 	Logger       *slog.Logger
 	PollInterval time.Duration // River FetchPollInterval; default DefaultPollInterval
+	// OnFinish, when set, is called with each job this process finishes (metrics).
+	OnFinish func(job *diffute.Job)
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

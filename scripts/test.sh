@@ -8,6 +8,10 @@ cd "$top"
 
 "$top/scripts/setup-ort.sh"
 "$top/scripts/s3-test-server.sh" install
+# Headless Chromium for the web console's browser test (cmd/diffute/console_test.go).
+if ! command -v chromium >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq chromium) || echo "test.sh: could not install chromium; the browser test will fail under CI=true"
+fi
 export DIFFUTE_ORT_LIB="$top/third_party/onnxruntime/libonnxruntime.so.1"
 
 echo "== go vet"

@@ -37,6 +37,8 @@ Usage:
   diffute models   list|pull|make-tiny   manage models (Hugging Face cache, tiny test models)
   diffute generate --model M --prompt P --out FILE   generate one image
   diffute demo                           run the product page's example offline on a tiny model
+  diffute submit   FILE.json --url URL --key KEY [--wait] [--download DIR]
+                                         send a request to a server and follow it
   diffute version
 
 Run 'diffute COMMAND -h' for a command's flags. Every flag can also be set as a
@@ -63,6 +65,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runGenerate(ctx, env, rest)
 	case "demo":
 		return runDemo(ctx, env, rest)
+	case "submit":
+		return runSubmit(ctx, env, rest)
+	case "config-doc": // hidden: regenerates docs/configuration.md
+		return runConfigDoc(env, rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "diffute", version)
 		return nil

@@ -212,7 +212,7 @@ func doJSON(t testing.TB, method, url, key string, body any) (*http.Response, []
 	if key != "" {
 		req.Header.Set("x-api-key", key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req) // validated against openapi.json (openapi_test.go)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -15,10 +16,12 @@ import (
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
 	"github.com/diffute/diffute/media"
+	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
 	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/webhook"
+	"github.com/diffute/diffute/webui"
 )
 
 // serveConfig is serve's configuration, read from flags and DIFFUTE_… variables.
@@ -38,6 +41,16 @@ type serveConfig struct {
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
+	c, fs := serveFlags(env)
+	if err := parseFlags(fs, env, args); err != nil {
+		return nil, err
+	}
+	return c.check(fs)
+}
+
+// serveFlags defines serve's flags; docs/configuration.md is generated from them
+// (diffute config-doc).
+func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	c := &serveConfig{}
 	fs := newFlagSet(env, "serve", "serve [flags]")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
@@ -52,9 +65,11 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
 	c.engine.register(fs)
-	if err := parseFlags(fs, env, args); err != nil {
-		return nil, err
-	}
+	fs.Usage = func() { groupedUsage(env.stderr, fs, "serve [flags]") }
+	return c, fs
+}
+
+func (c *serveConfig) check(fs *flag.FlagSet) (*serveConfig, error) {
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
@@ -170,6 +185,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		}
 		eng = s.engine
 	}
+	mets := newMetrics(s.db, s.engine)
+	if eng != nil {
+		eng = &metrics.Engine{Engine: eng, Metrics: mets}
+	}
 	s.queue, err = queue.New(s.db, queue.Config{
 		Engine:      eng,
 		Media:       disk,
@@ -180,7 +199,8 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 			Timeout:       cfg.webhookTimeout,
 			RetrySchedule: retries,
 		},
-		Logger: s.logger,
+		Logger:   s.logger,
+		OnFinish: observeJob(mets),
 	})
 	if err != nil {
 		ln.Close()
@@ -204,9 +224,12 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 			}
 			return nil
 		},
-		Logger: s.logger,
+		Logger:  s.logger,
+		Metrics: mets,
+		Console: webui.Handler(),
 	}
 	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	s.http.RegisterOnShutdown(api.CloseStreams)
 	go func() { s.errc <- s.http.Serve(ln) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
 	return s, nil
