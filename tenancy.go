@@ -61,3 +61,7 @@ type TenancyStore interface {
 	// inclusive), days without usage left out, oldest first.
 	Usage(ctx context.Context, org, project string, from, to time.Time) ([]UsageDay, error)
 }
+
+// DefaultMediaRetention is how long images are kept after their job ends unless
+// configured otherwise.
+const DefaultMediaRetention = 7 * 24 * time.Hour
