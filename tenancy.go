@@ -65,3 +65,14 @@ type TenancyStore interface {
 // DefaultMediaRetention is how long images are kept after their job ends unless
 // configured otherwise.
 const DefaultMediaRetention = 7 * 24 * time.Hour
+
+// QuotaError is a refusal by a project quota (code ERATELIMIT). RetryAfter is
+// when the quota frees up, when that is known (the daily image count restarts at
+// 00:00 UTC); 0 when it depends on other jobs finishing.
+type QuotaError struct {
+	Err        *Error
+	RetryAfter time.Duration
+}
+
+func (e *QuotaError) Error() string { return e.Err.Error() }
+func (e *QuotaError) Unwrap() error { return e.Err }

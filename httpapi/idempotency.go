@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 
@@ -67,6 +68,9 @@ func (s *Server) submit(r *http.Request, job *diffute.Job, req *diffute.Inferenc
 		}
 	}
 	id, replayed, err := s.Tenancy.SubmitJob(r.Context(), job, sub)
+	if qe, ok := errors.AsType[*diffute.QuotaError](err); ok && qe.RetryAfter > 0 {
+		return 0, "", false, &retryAfterError{after: qe.RetryAfter, err: err}
+	}
 	if err != nil {
 		return 0, "", false, &jobError{jobID: job.ID, err: fmt.Errorf("submit job: %w", err)}
 	}

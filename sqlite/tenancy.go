@@ -101,9 +101,9 @@ func checkQuota(ctx context.Context, tx *sql.Tx, job *diffute.Job, numImages int
 			return fmt.Errorf("sqlite: quota: %w", err)
 		}
 		if active >= q.MaxActiveJobs {
-			return diffute.Errorf(diffute.ERATELIMIT,
+			return &diffute.QuotaError{Err: diffute.Errorf(diffute.ERATELIMIT,
 				"project %s/%s has %d jobs queued or running, its limit; submit again when one finishes",
-				job.Org, job.Project, active)
+				job.Org, job.Project, active)}
 		}
 	}
 	if q.MaxImagesPerDay > 0 {
@@ -117,9 +117,9 @@ func checkQuota(ctx context.Context, tx *sql.Tx, job *diffute.Job, numImages int
 			return fmt.Errorf("sqlite: quota: %w", err)
 		}
 		if used+numImages > q.MaxImagesPerDay {
-			return diffute.Errorf(diffute.ERATELIMIT,
+			return &diffute.QuotaError{RetryAfter: day.Add(24 * time.Hour).Sub(now), Err: diffute.Errorf(diffute.ERATELIMIT,
 				"project %s/%s has requested %d of its %d images today (UTC) and this request asks for %d; the count restarts at 00:00 UTC",
-				job.Org, job.Project, used, q.MaxImagesPerDay, numImages)
+				job.Org, job.Project, used, q.MaxImagesPerDay, numImages)}
 		}
 	}
 	return nil

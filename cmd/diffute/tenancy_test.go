@@ -162,6 +162,9 @@ func TestTenantLimits(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(data), "3 images today") {
 		t.Fatalf("acme over its daily images: %s %s", resp.Status, data)
 	}
+	if ra, _ := strconv.Atoi(resp.Header.Get("Retry-After")); ra < 1 || ra > 24*3600 {
+		t.Errorf("Retry-After %q, want the seconds until 00:00 UTC", resp.Header.Get("Retry-After"))
+	}
 	// Another tenant is not held back: its jobs are accepted and run.
 	var globexJobs []int64
 	for range 2 {
