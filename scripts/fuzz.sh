@@ -7,6 +7,9 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 fuzztime=${FUZZTIME:-15s}
+# Minimising each new interesting input may take 60 s by default, which in a
+# bounded run can leave the fuzzer doing nothing else; 2 s keeps it exploring.
+minimize=${FUZZMINIMIZETIME:-2s}
 
 targets=(
   "./httpapi FuzzDecodeInferenceRequest" # request decoder and validator
@@ -19,5 +22,5 @@ targets=(
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"
   echo "== fuzz $name ($pkg, $fuzztime)"
-  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+  go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime "$minimize" "$pkg"
 done
