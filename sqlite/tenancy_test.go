@@ -3,6 +3,8 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,7 +31,9 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db.UseSecretBox(box)
+	if err := db.UseSecretBox(ctx, box); err != nil {
+		t.Fatal(err)
+	}
 	job := storetest.NewJob("acme", "p")
 	job.Secret = "whsec-very-secret-value"
 	if err := db.Store().CreateJob(ctx, job); err != nil {
@@ -134,5 +138,26 @@ func BenchmarkSubmitJobReplay(b *testing.B) {
 		if _, replayed, err := s.SubmitJob(ctx, &job, sub); err != nil || !replayed {
 			b.Fatal(replayed, err)
 		}
+	}
+}
+
+func TestSecretKeyMismatchRefused(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "d.db")
+	box1, _ := secretbox.New(bytes.Repeat([]byte{1}, secretbox.KeySize))
+	box2, _ := secretbox.New(bytes.Repeat([]byte{2}, secretbox.KeySize))
+	for i, tc := range []struct {
+		box  *secretbox.Box
+		want error
+	}{{box1, nil}, {box1, nil}, {box2, ErrSecretKeyMismatch}} {
+		db, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UseSecretBox(ctx, tc.box); !errors.Is(err, tc.want) {
+			t.Errorf("open %d: UseSecretBox = %v, want %v", i+1, err, tc.want)
+		}
+		db.Close()
 	}
 }

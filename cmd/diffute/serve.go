@@ -153,7 +153,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if s.db, err = openDB(ctx, &cfg.state); err != nil {
 		return nil, err
 	}
-	s.db.UseSecretBox(box)
+	if err := s.db.UseSecretBox(ctx, box); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)

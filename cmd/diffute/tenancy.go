@@ -89,7 +89,7 @@ func (t *tenancyFlags) secretBox(dataDir string) (*secretbox.Box, error) {
 		}
 		k, err := secretbox.LoadOrCreateKeyFile(t.secretKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("serve: --secret-key-file: %w", err)
+			return nil, fmt.Errorf("serve: --secret-key-file: %w (set DIFFUTE_SECRET_KEY, or --secret-key-file to a writable path outside --data-dir)", err)
 		}
 		key = k
 	}
