@@ -39,6 +39,10 @@ type Job struct {
 	CreatedAt    time.Time
 	StartedAt    time.Time // zero until running
 	FinishedAt   time.Time // zero until terminal
+	NumImages    int       // images requested over all prompts
+	Usage        Usage     // metered so far
+	// MediaDeletedAt is when retention deleted the job's images; zero before.
+	MediaDeletedAt time.Time
 }
 
 // JobPrompt is one prompt of a job with the parameters resolved at submission (Seed
@@ -80,6 +84,8 @@ type Manifest struct {
 	JobID  int64               `json:"job_id"`
 	Status JobStatus           `json:"status"`
 	Error  string              `json:"error,omitempty"`
+	// ExpiresAt is when retention deletes the images; their URLs answer 410 after.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // MediaKey is the storage key of image index (0-based) of prompt promptName of job:

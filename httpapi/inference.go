@@ -32,11 +32,16 @@ func (s *Server) createInference(w http.ResponseWriter, r *http.Request) error {
 	}
 	org, project := r.PathValue("org"), r.PathValue("project")
 	job := newJob(org, project, req, time.Now().UTC())
-	if err := s.Store.CreateJob(r.Context(), job); err != nil {
-		return &jobError{jobID: job.ID, err: fmt.Errorf("create job: %w", err)}
+	id, status, replayed, err := s.submit(r, job, req)
+	if err != nil {
+		return err
 	}
-	w.Header().Set("Location", jobPath(org, project, job.ID))
-	s.writeJSON(w, r, http.StatusAccepted, acceptedResponse{JobID: job.ID, Status: job.Status})
+	if replayed {
+		// The original job, not a new one: the client retried a request we took.
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", jobPath(org, project, id))
+	s.writeJSON(w, r, http.StatusAccepted, acceptedResponse{JobID: id, Status: status})
 	return nil
 }
 
@@ -152,6 +157,12 @@ type JobStatus struct {
 	Prompts    []PromptStatus    `json:"prompts"`
 	Manifest   *diffute.Manifest `json:"manifest,omitempty"` // once terminal
 	Webhook    WebhookStatus     `json:"webhook"`
+	// Usage is the work metered for this job so far.
+	Usage UsageFigures `json:"usage"`
+	// ExpiresAt is when retention deletes the job's images (once it has ended).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// MediaDeletedAt is when they were deleted; their URLs answer 410 since.
+	MediaDeletedAt *time.Time `json:"media_deleted_at,omitempty"`
 }
 
 // PromptStatus is one prompt of a JobStatus, with its resolved parameters.
@@ -193,15 +204,18 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, status int,
 
 func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, error) {
 	v := &JobStatus{
-		JobID:      job.ID,
-		Name:       job.Name,
-		Model:      job.Model,
-		Status:     job.Status,
-		CreatedAt:  job.CreatedAt.UTC(),
-		StartedAt:  optionalTime(job.StartedAt),
-		FinishedAt: optionalTime(job.FinishedAt),
-		Error:      job.Error,
-		Prompts:    make([]PromptStatus, len(job.Prompts)),
+		JobID:          job.ID,
+		Name:           job.Name,
+		Model:          job.Model,
+		Status:         job.Status,
+		CreatedAt:      job.CreatedAt.UTC(),
+		StartedAt:      optionalTime(job.StartedAt),
+		FinishedAt:     optionalTime(job.FinishedAt),
+		Error:          job.Error,
+		Prompts:        make([]PromptStatus, len(job.Prompts)),
+		Usage:          usageFigures(job.Usage),
+		ExpiresAt:      mediaExpiry(job, s.mediaRetention()),
+		MediaDeletedAt: optionalTime(job.MediaDeletedAt),
 	}
 	total, done := 0, 0
 	for i, p := range job.Prompts {
@@ -253,6 +267,7 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 		if err != nil {
 			return nil, &jobError{jobID: job.ID, err: fmt.Errorf("manifest: %w", err)}
 		}
+		m.ExpiresAt = v.ExpiresAt
 		v.Manifest = m
 	}
 	wh, err := s.webhookStatus(ctx, job)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -113,7 +114,14 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		Steps: p.Steps, GuidanceScale: p.GuidanceScale, Scheduler: p.Scheduler,
 		Seed: *p.Seed + int64(first),
 	}
-	imgs, err := w.q.cfg.Engine.Generate(ctx, req, w.progress(ctx, cancel, job.ID, i))
+	var engineSteps atomic.Int64 // the steps the engine reports: the model's default when p.Steps is 0
+	progress := w.progress(ctx, cancel, job.ID, i)
+	start := time.Now()
+	imgs, err := w.q.cfg.Engine.Generate(ctx, req, func(pr diffute.Progress) {
+		engineSteps.Store(int64(pr.Steps))
+		progress(pr)
+	})
+	elapsed := time.Since(start)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errCanceled) {
 			return cause
@@ -140,6 +148,17 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		if err := w.q.store.RecordImage(ctx, job.ID, i, idx, key); err != nil {
 			return err
 		}
+	}
+	steps := int64(p.Steps)
+	if n := engineSteps.Load(); n > 0 {
+		steps = n
+	}
+	n := int64(len(imgs))
+	usage := diffute.Usage{Images: n, PixelSteps: n * int64(p.Width) * int64(p.Height) * steps, EngineTime: elapsed}
+	if err := w.q.store.RecordUsage(ctx, job.ID, usage, time.Now()); err != nil {
+		// The images are stored and recorded; failing (and retrying) the job
+		// over its meter would redo nothing and still not meter it.
+		w.q.cfg.Logger.WarnContext(ctx, "usage not recorded", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
 	}
 	return nil
 }
@@ -175,7 +194,12 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 		JobID: id, Status: status, Error: msg,
 		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
 		Manifest: func(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-			return diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
+			m, err := diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
+			if err == nil && !j.FinishedAt.IsZero() {
+				exp := j.FinishedAt.Add(q.cfg.MediaRetention).UTC()
+				m.ExpiresAt = &exp
+			}
+			return m, err
 		},
 	})
 	if diffute.ErrorCode(err) == diffute.ECONFLICT {

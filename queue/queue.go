@@ -36,6 +36,12 @@ type Config struct {
 	PollInterval time.Duration // River FetchPollInterval; default DefaultPollInterval
 	// OnFinish, when set, is called with each job this process finishes (metrics).
 	OnFinish func(job *diffute.Job)
+	// MediaRetention is how long images are kept after their job ends; default
+	// diffute.DefaultMediaRetention.
+	MediaRetention time.Duration
+	// RetentionInterval is how often expired media is deleted; default
+	// DefaultRetentionInterval.
+	RetentionInterval time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -45,6 +51,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.PollInterval == 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.MediaRetention == 0 {
+		c.MediaRetention = diffute.DefaultMediaRetention
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = DefaultRetentionInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -62,8 +74,8 @@ func (c Config) Validate() error {
 	if c.Concurrency > 0 && (c.Engine == nil || c.Media == nil) {
 		errs = append(errs, errors.New("queue: workers need an Engine and a MediaStore"))
 	}
-	if c.MediaTTL < 0 || c.PollInterval < 0 {
-		errs = append(errs, errors.New("queue: MediaTTL and PollInterval must not be negative"))
+	if c.MediaTTL < 0 || c.PollInterval < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
+		errs = append(errs, errors.New("queue: MediaTTL, PollInterval, MediaRetention and RetentionInterval must not be negative"))
 	}
 	errs = append(errs, c.Webhook.Validate())
 	return errors.Join(errs...)
@@ -95,6 +107,9 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	if err := river.AddWorkerSafely(workers, newDeliveryWorker(q)); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
+	if err := river.AddWorkerSafely(workers, &retentionWorker{q: q}); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
 	rc := &river.Config{
 		Logger:            cfg.Logger,
 		Workers:           workers,
@@ -111,7 +126,12 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		rc.Queues = map[string]river.QueueConfig{
 			river.QueueDefault:   {MaxWorkers: cfg.Concurrency},
 			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
+			MaintenanceQueue:     {MaxWorkers: 1},
 		}
+		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionInterval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return RetentionArgs{}, &river.InsertOpts{Queue: MaintenanceQueue}
+			}, &river.PeriodicJobOpts{RunOnStart: true})}
 	}
 	client, err := river.NewClient(db.RiverDriver(), rc)
 	if err != nil {

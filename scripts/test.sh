@@ -23,3 +23,9 @@ fi
 
 echo "== go test (race detector on)"
 go test -race -count=1 -timeout 20m ./...
+
+echo "== fuzz (each target for ${FUZZTIME:-15s})"
+"$top/scripts/fuzz.sh"
+
+echo "== govulncheck"
+"$top/scripts/vulncheck.sh"

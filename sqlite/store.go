@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/secretbox"
 )
 
 // InferenceMaxAttempts is how many times River runs an inference job before giving
@@ -21,7 +22,8 @@ const InferenceMaxAttempts = 5
 // Store is the SQLite implementation of diffute.Store and diffute.KeyStore, plus
 // the job and delivery updates that package queue's workers make.
 type Store struct {
-	db *DB
+	db      *DB
+	secrets *secretbox.Box // nil: webhook secrets are stored as given (see UseSecretBox)
 }
 
 var (
@@ -36,9 +38,43 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// jobInsert is what a submission encodes before its transaction, so that the
+// single write connection is held only for the statements themselves.
+type jobInsert struct {
+	prompts   []string // each prompt's request as JSON
+	secret    string   // sealed when a secret box is set
+	numImages int
+}
+
+func (s *Store) prepareJobInsert(job *diffute.Job) (*jobInsert, error) {
+	if job.ID <= 0 || job.Status == "" || job.CreatedAt.IsZero() || len(job.Prompts) == 0 {
+		return nil, diffute.Errorf(diffute.EINTERNAL, "CreateJob: ID, Status, CreatedAt and prompts must be set")
+	}
+	ins := &jobInsert{prompts: make([]string, len(job.Prompts)), secret: job.Secret}
+	for i, p := range job.Prompts {
+		if p.Seed == nil {
+			return nil, diffute.Errorf(diffute.EINTERNAL, "CreateJob: prompt %d has no resolved seed", i)
+		}
+		req, err := json.Marshal(p.PromptRequest)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: encode prompt: %w", err)
+		}
+		ins.prompts[i] = string(req)
+		ins.numImages += p.NumImages
+	}
+	if s.secrets != nil {
+		sealed, err := s.secrets.Seal(job.Secret, secretContext(job.ID))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: create job: %w", err)
+		}
+		ins.secret = sealed
+	}
+	return ins, nil
+}
+
 const insertJobSQL = `INSERT INTO jobs
-	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`
+	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at, num_images)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`
 
 func outputFormat(f string) string {
 	if f == "" {
@@ -50,20 +86,21 @@ func outputFormat(f string) string {
 // Job returns the job id of org/project with its prompts and images; ENOTFOUND
 // when there is none there.
 func (s *Store) Job(ctx context.Context, org, project string, id int64) (*diffute.Job, error) {
-	return loadJob(ctx, s.db.read, id, &scope{org, project})
+	return s.openSecret(loadJob(ctx, s.db.read, id, &scope{org, project}))
 }
 
 // JobByID returns job id whatever its tenant, for the workers; ENOTFOUND when
 // absent.
 func (s *Store) JobByID(ctx context.Context, id int64) (*diffute.Job, error) {
-	return loadJob(ctx, s.db.read, id, nil)
+	return s.openSecret(loadJob(ctx, s.db.read, id, nil))
 }
 
 type scope struct{ org, project string }
 
 func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job, error) {
 	query := `SELECT id, org, project, name, model, webhook, secret, output_format, status, error,
-		created_at, started_at, finished_at FROM jobs WHERE id = ?`
+		created_at, started_at, finished_at, num_images, usage_images, usage_pixel_steps, usage_engine_ms,
+		media_deleted_at FROM jobs WHERE id = ?`
 	args := []any{id}
 	if sc != nil {
 		query += ` AND org = ? AND project = ?`
@@ -73,9 +110,12 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		j                 diffute.Job
 		status            string
 		started, finished sql.NullTime
+		deleted           sql.NullTime
+		engineMS          int64
 	)
 	err := q.QueryRowContext(ctx, query, args...).Scan(&j.ID, &j.Org, &j.Project, &j.Name, &j.Model,
-		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished)
+		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished,
+		&j.NumImages, &j.Usage.Images, &j.Usage.PixelSteps, &engineMS, &deleted)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
@@ -84,6 +124,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 	}
 	j.Status = diffute.JobStatus(status)
 	j.StartedAt, j.FinishedAt = started.Time, finished.Time
+	j.MediaDeletedAt, j.Usage.EngineTime = deleted.Time, time.Duration(engineMS)*time.Millisecond
 
 	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
@@ -173,7 +214,7 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 			return nil, fmt.Errorf("sqlite: cancel job: river: %w", err)
 		}
 	}
-	job, err := loadJob(ctx, tx, id, nil)
+	job, err := s.openSecret(loadJob(ctx, tx, id, nil))
 	if err != nil {
 		return nil, err
 	}

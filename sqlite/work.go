@@ -122,7 +122,7 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 	} else if n == 0 {
 		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d is not running", p.JobID)
 	}
-	job, err := loadJob(ctx, tx, p.JobID, nil)
+	job, err := s.openSecret(loadJob(ctx, tx, p.JobID, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -193,6 +193,11 @@ func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
 		return nil, fmt.Errorf("sqlite: delivery: %w", err)
 	}
 	d.Payload = []byte(payload)
+	if s.secrets != nil {
+		if d.Secret, err = s.secrets.Open(d.Secret, secretContext(d.JobID)); err != nil {
+			return nil, fmt.Errorf("sqlite: delivery %d: webhook secret: %w", id, err)
+		}
+	}
 	return &d, nil
 }
 

@@ -29,7 +29,7 @@ var serveFlagGroups = []flagGroup{
 	{title: "Webhooks", about: "Delivery of the webhook that tells the application a job ended.",
 		prefixes: []string{"webhook-"}},
 	{title: "Limits and tenancy", about: "Rate limits, quotas and idempotency.",
-		prefixes: []string{"rate-", "limit-", "max-", "quota-", "idempotency-"}},
+		prefixes: []string{"rate-", "limit-", "max-", "quota-", "idempotency-", "org-limits"}},
 	{title: "Secrets", about: "Keys that protect stored secrets.", prefixes: []string{"secret", "encryption-"}},
 }
 

@@ -107,7 +107,9 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 	webhookURL := "http://" + rl.Addr().String() + "/webhooks/diffute"
 
 	cfg, err := parseServeFlags(&environment{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard},
-		[]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "1", "--webhook-allow-private", "--models", *model})
+		[]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "1", "--webhook-allow-private", "--models", *model,
+			// The demo's data is thrown away, so a fresh key that lives only in memory suits it.
+			"--secret-key", demoSecretKey()})
 	if err != nil {
 		return err
 	}

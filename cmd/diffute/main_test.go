@@ -44,6 +44,7 @@ func testEnv(t testing.TB, lib string, extra map[string]string) func(string) str
 		"DIFFUTE_TINY_DIR": sharedTinyDir,
 		"HF_HUB_CACHE":     filepath.Join(cache, "hf"),
 		"HF_HUB_OFFLINE":   "1",
+		"XDG_CONFIG_HOME":  filepath.Join(cache, "config"), // the secret key file
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -118,9 +119,15 @@ func (s *syncBuffer) String() string {
 
 func startServe(t testing.TB, args ...string) *testServer {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with extra environment variables.
+func startServeEnv(t testing.TB, env map[string]string, args ...string) *testServer {
+	t.Helper()
 	lib := ortLib(t)
 	ts := &testServer{dataDir: t.TempDir(), stderr: &syncBuffer{}}
-	ts.getenv = testEnv(t, lib, nil)
+	ts.getenv = testEnv(t, lib, env)
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout := newLineWriter()
 	all := append([]string{"serve", "--addr", "127.0.0.1:0", "--data-dir", ts.dataDir,

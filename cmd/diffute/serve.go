@@ -38,6 +38,7 @@ type serveConfig struct {
 	shutdownTimeout     time.Duration
 	logFormat           string
 	engine              engineFlags
+	tenancy             tenancyFlags
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
@@ -65,11 +66,15 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
 	c.engine.register(fs)
+	c.tenancy.register(fs, env)
 	fs.Usage = func() { groupedUsage(env.stderr, fs, "serve [flags]") }
 	return c, fs
 }
 
 func (c *serveConfig) check(fs *flag.FlagSet) (*serveConfig, error) {
+	if err := c.tenancy.validate(); err != nil {
+		return nil, err
+	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("serve: unexpected argument %q", fs.Arg(0))
 	}
@@ -152,8 +157,19 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if s.models, err = src.served(cfg.models); err != nil {
 		return nil, err
 	}
+	policy, err := cfg.tenancy.policy()
+	if err != nil {
+		return nil, err
+	}
+	box, err := cfg.tenancy.secretBox(cfg.state.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	if s.db, err = openDB(ctx, &cfg.state); err != nil {
 		return nil, err
+	}
+	if err := s.db.UseSecretBox(ctx, box); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -194,6 +210,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Media:       disk,
 		MediaTTL:    cfg.mediaTTL,
 		Concurrency: cfg.workers,
+		// Retention runs where workers run; an API-only node deletes nothing.
+		MediaRetention:    cfg.tenancy.mediaRetention,
+		RetentionInterval: cfg.tenancy.retentionInterval,
 		Webhook: webhook.Config{
 			AllowPrivate:  cfg.webhookAllowPrivate,
 			Timeout:       cfg.webhookTimeout,
@@ -218,6 +237,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Models:   s.models,
 		Limits:   diffute.DefaultLimits,
 		MediaTTL: cfg.mediaTTL,
+		Tenancy:  s.db.Store(),
+		Policy:   policy,
+		// expires_at in status and manifest
+		MediaRetention: cfg.tenancy.mediaRetention,
 		Ready: func(ctx context.Context) error {
 			if err := s.db.Store().Ping(ctx); err != nil {
 				return diffute.Errorf(diffute.EUNAVAILABLE, "database: %v", err)
