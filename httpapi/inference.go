@@ -61,6 +61,7 @@ func newJob(org, project string, req *diffute.InferenceRequest, now time.Time) *
 		Prompts:      make([]diffute.JobPrompt, len(req.Prompts)),
 		CreatedAt:    now,
 	}
+	job.WebhookEvents = req.WebhookEvents
 	for i, p := range req.Prompts {
 		if p.Seed == nil {
 			seed := diffute.NewSeed()

@@ -15,8 +15,6 @@ import (
 	"github.com/diffute/diffute/webhook"
 )
 
-// maxRetryAfter caps how long a receiver's Retry-After may push a retry back.
-const maxRetryAfter = 12 * time.Hour
 
 type deliveryWorker struct {
 	river.WorkerDefaults[diffute.DeliveryArgs]
@@ -42,7 +40,7 @@ func (w *deliveryWorker) NextRetry(rj *river.Job[diffute.DeliveryArgs]) time.Tim
 		d = s[len(s)-1]
 	}
 	if v, ok := w.retryAfter.LoadAndDelete(rj.ID); ok {
-		d = max(d, min(v.(time.Duration), maxRetryAfter))
+		d = max(d, min(v.(time.Duration), w.q.cfg.Webhook.MaxRetryAfter))
 	}
 	return time.Now().Add(d)
 }
@@ -59,9 +57,19 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 	if d.Status != sqlite.DeliveryPending {
 		return nil
 	}
-	res := w.q.sender.Send(ctx, webhook.Message{ID: d.MessageID, URL: d.URL, Secret: d.Secret, Body: d.Payload})
+	// The project's secrets are read at each attempt, so a rotation applies to
+	// retries of messages written before it.
+	secrets, err := store.WebhookSecrets(ctx, d.Org, d.Project)
+	if err != nil {
+		return err
+	}
+	signing := make([]string, len(secrets))
+	for i, sec := range secrets {
+		signing[i] = sec.Secret
+	}
+	res := w.q.sender.Send(ctx, webhook.Message{ID: d.MessageID, URL: d.URL, Secret: d.Secret, Body: d.Payload, SigningSecrets: signing})
 	rec := sqlite.AttemptRecord{
-		DeliveryID: d.ID, Attempt: rj.Attempt, At: time.Now().Add(-res.Latency),
+		DeliveryID: d.ID, Attempt: rj.Args.AttemptBase + rj.Attempt, At: time.Now().Add(-res.Latency),
 		StatusCode: res.StatusCode, Latency: res.Latency, Excerpt: res.Excerpt,
 		Status: sqlite.DeliveryPending,
 	}

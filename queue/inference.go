@@ -105,7 +105,9 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 	// generated from Seed+k, so the rest can be generated on their own.
 	first := len(p.Images)
 	if first >= p.NumImages {
-		return nil
+		// Done by an earlier attempt, which may have stopped before writing the
+		// prompt.completed message; writing it again is a no-op.
+		return w.q.store.PromptCompleted(ctx, job.ID, i)
 	}
 	req := diffute.GenerateRequest{
 		Model: job.Model, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt,
@@ -141,7 +143,7 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 			return err
 		}
 	}
-	return nil
+	return w.q.store.PromptCompleted(ctx, job.ID, i)
 }
 
 // progress returns the engine's progress callback for prompt i: it records steps
@@ -174,9 +176,7 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	job, err := q.store.FinishJob(ctx, sqlite.FinishParams{
 		JobID: id, Status: status, Error: msg,
 		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
-		Manifest: func(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-			return diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
-		},
+		Manifest:            q.manifest,
 	})
 	if diffute.ErrorCode(err) == diffute.ECONFLICT {
 		return nil
@@ -187,4 +187,13 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
 		slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
 	return nil
+}
+
+// manifest builds job's manifest with media URLs valid for the configured TTL.
+func (q *Queue) manifest(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
+	if q.cfg.Media == nil {
+		// An API-only process without media: the manifest lists no URLs.
+		return &diffute.Manifest{Name: j.Name, Images: map[string][]string{}, JobID: j.ID, Status: j.Status, Error: j.Error}, nil
+	}
+	return diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
 }

@@ -86,6 +86,10 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook)}
+	// The store writes some webhook messages in its own transactions (started,
+	// prompt.completed, a cancelled job's terminal message); they need the same
+	// manifests and attempt count as the ones this queue's workers write.
+	db.SetWebhookHooks(sqlite.WebhookHooks{Manifest: q.manifest, MaxAttempts: cfg.Webhook.MaxAttempts()})
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)

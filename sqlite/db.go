@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -44,6 +45,8 @@ type DB struct {
 	// insertJob is prepared once: CreateJob is the hot path of the API, and
 	// parsing the statement on every request costs a measurable share of it.
 	insertJob *sql.Stmt
+	// hooks builds webhook payloads outside FinishJob; see SetWebhookHooks.
+	hooks atomic.Pointer[WebhookHooks]
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema

@@ -76,7 +76,8 @@ func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
 	}
 	if _, err := tx.StmtContext(ctx, s.db.insertJob).ExecContext(ctx,
 		job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, job.Secret,
-		outputFormat(job.OutputFormat), string(job.Status), res.Job.ID, job.CreatedAt.UTC()); err != nil {
+		outputFormat(job.OutputFormat), string(job.Status), res.Job.ID, job.CreatedAt.UTC(),
+		diffute.JoinEvents(job.WebhookEvents)); err != nil {
 		return fmt.Errorf("sqlite: create job: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
@@ -89,8 +90,8 @@ func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
 }
 
 const insertJobSQL = `INSERT INTO jobs
-	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`
+	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at, webhook_events)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`
 
 func outputFormat(f string) string {
 	if f == "" {
@@ -115,7 +116,7 @@ type scope struct{ org, project string }
 
 func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job, error) {
 	query := `SELECT id, org, project, name, model, webhook, secret, output_format, status, error,
-		created_at, started_at, finished_at FROM jobs WHERE id = ?`
+		created_at, started_at, finished_at, webhook_events FROM jobs WHERE id = ?`
 	args := []any{id}
 	if sc != nil {
 		query += ` AND org = ? AND project = ?`
@@ -125,9 +126,10 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		j                 diffute.Job
 		status            string
 		started, finished sql.NullTime
+		events            string
 	)
 	err := q.QueryRowContext(ctx, query, args...).Scan(&j.ID, &j.Org, &j.Project, &j.Name, &j.Model,
-		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished)
+		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished, &events)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
@@ -136,6 +138,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 	}
 	j.Status = diffute.JobStatus(status)
 	j.StartedAt, j.FinishedAt = started.Time, finished.Time
+	j.WebhookEvents = diffute.SplitEvents(events)
 
 	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
@@ -228,6 +231,9 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 	job, err := loadJob(ctx, tx, id, nil)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventCompleted, ""); err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: cancel job: commit: %w", err)

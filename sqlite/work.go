@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/diffute/diffute"
 )
 
@@ -27,23 +25,43 @@ const (
 const DeliveryQueue = "webhooks"
 
 // EventInferenceCompleted is the event of the webhook sent when a job ends
-// (succeeded or failed; the payload's status says which).
-const EventInferenceCompleted = "inference.completed"
+// (succeeded, failed or canceled; the payload's status says which).
+const EventInferenceCompleted = diffute.EventCompleted
 
 // StartJob marks job id running, keeping the first start time across retries. It
 // reports false when the job is no longer queued or running (it was cancelled or
 // finished meanwhile), in which case there is nothing to do.
+//
+// When the job asked for the started event, its message is written in the same
+// transaction (once, however often the job is started).
 func (s *Store) StartJob(ctx context.Context, id int64) (bool, error) {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?)
-		WHERE id = ? AND status IN ('queued', 'running')`, time.Now().UTC(), id)
+	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: start job: %w", err)
 	}
-	n, err := res.RowsAffected()
+	defer tx.Rollback()
+	var events, hook string
+	err = tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?)
+		WHERE id = ? AND status IN ('queued', 'running') RETURNING webhook_events, webhook`, time.Now().UTC(), id).Scan(&events, &hook)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("sqlite: start job: %w", err)
 	}
-	return n > 0, nil
+	if (&diffute.Job{Webhook: hook, WebhookEvents: diffute.SplitEvents(events)}).WantsEvent(diffute.EventStarted) {
+		job, err := loadJob(ctx, tx, id, nil)
+		if err != nil {
+			return false, err
+		}
+		if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventStarted, ""); err != nil {
+			return false, fmt.Errorf("sqlite: start job: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("sqlite: start job: %w", err)
+	}
+	return true, nil
 }
 
 // RecordProgress records that step of steps is done for prompt (0-based index) of
@@ -126,26 +144,14 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 	if err != nil {
 		return nil, err
 	}
-	if job.Webhook != "" {
+	if job.WantsEvent(diffute.EventCompleted) {
 		m, err := p.Manifest(ctx, job)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
 		}
-		payload, err := m.Body()
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
-		}
-		now := time.Now().UTC()
-		var deliveryID int64
-		if err := tx.QueryRowContext(ctx, `INSERT INTO deliveries
-			(job_id, webhook_id, event, url, payload, status, attempts, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) RETURNING id`,
-			job.ID, newMessageID(), EventInferenceCompleted, job.Webhook, string(payload), now, now).Scan(&deliveryID); err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: delivery: %w", err)
-		}
-		if _, err := s.db.river.InsertTx(ctx, tx, diffute.DeliveryArgs{DeliveryID: deliveryID},
-			&river.InsertOpts{MaxAttempts: max(1, p.DeliveryMaxAttempts), Queue: DeliveryQueue}); err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: enqueue delivery: %w", err)
+		m.Event = diffute.EventCompleted
+		if err := s.db.addDelivery(ctx, tx, job, diffute.EventCompleted, "", m, p.DeliveryMaxAttempts); err != nil {
+			return nil, fmt.Errorf("sqlite: finish job: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -168,6 +174,8 @@ func newMessageID() string {
 type Delivery struct {
 	ID        int64
 	JobID     int64
+	Org       string
+	Project   string
 	MessageID string
 	Event     string
 	URL       string
@@ -183,9 +191,9 @@ func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
 		d       Delivery
 		payload string
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT d.id, d.job_id, d.webhook_id, d.event, d.url, j.secret,
+	err := s.db.read.QueryRowContext(ctx, `SELECT d.id, d.job_id, j.org, j.project, d.webhook_id, d.event, d.url, j.secret,
 		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`, id).
-		Scan(&d.ID, &d.JobID, &d.MessageID, &d.Event, &d.URL, &d.Secret, &payload, &d.Status, &d.Attempts)
+		Scan(&d.ID, &d.JobID, &d.Org, &d.Project, &d.MessageID, &d.Event, &d.URL, &d.Secret, &payload, &d.Status, &d.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", id)
 	}
