@@ -15,7 +15,6 @@ import (
 	"github.com/diffute/diffute/webhook"
 )
 
-
 type deliveryWorker struct {
 	river.WorkerDefaults[diffute.DeliveryArgs]
 	q *Queue
