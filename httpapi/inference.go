@@ -126,7 +126,20 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	for i, a := range attempts {
 		views[i] = deliveryView{DeliveryAttempt: a, LatencyMS: float64(a.Latency) / float64(time.Millisecond)}
 	}
-	s.writeJSON(w, r, http.StatusOK, map[string]any{"job_id": id, "deliveries": views})
+	out := map[string]any{"job_id": id, "deliveries": views}
+	if s.Webhooks != nil {
+		// Messages include those not attempted yet (pending), which have no
+		// attempt to show in deliveries.
+		msgs, err := s.Webhooks.WebhookMessages(r.Context(), id)
+		if err != nil {
+			return fmt.Errorf("list webhook messages: %w", err)
+		}
+		if msgs == nil {
+			msgs = []diffute.WebhookMessage{}
+		}
+		out["messages"] = msgs
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
 

@@ -27,6 +27,10 @@ type Server struct {
 	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
 	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
 	Logger   *slog.Logger                    // nil: no logging
+
+	// Webhooks serves signing secrets, message lists and redelivery; nil turns
+	// those routes off (404).
+	Webhooks diffute.WebhookStore
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.
@@ -50,6 +54,9 @@ func (s *Server) Handler() http.Handler {
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}", s.tenant(s.getInference))
 	handle(api, "DELETE /{org}/{project}/media/inference/{job_id}", s.tenant(s.cancelInference))
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/deliveries", s.tenant(s.listDeliveries))
+	handle(api, "POST /{org}/{project}/media/inference/{job_id}/redeliver", s.tenant(s.redeliver))
+	handle(api, "GET /{org}/{project}/webhook-secret", s.tenant(s.getWebhookSecret))
+	handle(api, "POST /{org}/{project}/webhook-secret/rotate", s.tenant(s.rotateWebhookSecret))
 	handle(api, "GET /healthz", s.healthz)
 	handle(api, "GET /readyz", s.readyz)
 	apiH := s.problemFallback(api)

@@ -31,6 +31,7 @@ type serveConfig struct {
 	webhookAllowPrivate bool
 	webhookTimeout      time.Duration
 	webhookRetries      string
+	webhookAllowCIDRs   string
 	mediaTTL            time.Duration
 	shutdownTimeout     time.Duration
 	logFormat           string
@@ -47,6 +48,7 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.StringVar(&c.models, "models", "", "comma-separated model names this deployment serves (default: the tiny models and every ONNX model in the Hugging Face cache)")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&c.webhookAllowCIDRs, "webhook-allow-cidr", "", "comma-separated internal CIDRs webhooks may reach (e.g. 10.1.0.0/16)")
 	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
@@ -130,6 +132,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err != nil {
 		return nil, err
 	}
+	allowCIDRs, err := parseCIDRs(cfg.webhookAllowCIDRs)
+	if err != nil {
+		return nil, err
+	}
 	src, err := newModelSource(env.getenv)
 	if err != nil {
 		return nil, err
@@ -177,6 +183,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Concurrency: cfg.workers,
 		Webhook: webhook.Config{
 			AllowPrivate:  cfg.webhookAllowPrivate,
+			AllowCIDRs:    allowCIDRs,
 			Timeout:       cfg.webhookTimeout,
 			RetrySchedule: retries,
 		},
@@ -195,6 +202,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Keys:     s.db.Store(),
 		Media:    disk,
 		Signer:   signer,
+		Webhooks: s.db.Store(),
 		Models:   s.models,
 		Limits:   diffute.DefaultLimits,
 		MediaTTL: cfg.mediaTTL,
