@@ -21,7 +21,7 @@ import (
 const DefaultPollInterval = 50 * time.Millisecond
 
 // deliveryWorkers is how many webhook attempts run at once.
-const deliveryWorkers = 8
+const deliveryWorkers = 100
 
 // Config configures the queue.
 type Config struct {

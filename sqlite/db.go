@@ -47,6 +47,11 @@ type DB struct {
 	insertJob *sql.Stmt
 	// hooks builds webhook payloads outside FinishJob; see SetWebhookHooks.
 	hooks atomic.Pointer[WebhookHooks]
+	// secretsGen counts rotations made through this DB; see SecretsGeneration.
+	secretsGen atomic.Uint64
+	// delivery holds the delivery worker's statements, prepared once (they run
+	// for every webhook attempt).
+	delivery deliveryStmts
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema
@@ -91,6 +96,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if err := db.delivery.prepare(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	db.store = &Store{db: db}
 	return db, nil
 }
@@ -123,6 +132,7 @@ func (db *DB) Close() error {
 	if db.insertJob != nil {
 		errs = append(errs, db.insertJob.Close())
 	}
+	errs = append(errs, db.delivery.close())
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

@@ -173,8 +173,17 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, ov
 	if err != nil {
 		return nil, err
 	}
-	return secrets, tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("sqlite: rotate webhook secret: %w", err)
+	}
+	s.db.secretsGen.Add(1)
+	return secrets, nil
 }
+
+// SecretsGeneration changes whenever a secret is rotated through this DB, so a
+// cache of secrets in this process can tell it is stale at once. (A rotation
+// by another process, such as the CLI, is not seen; caches bound their age too.)
+func (s *Store) SecretsGeneration() uint64 { return s.db.secretsGen.Load() }
 
 func webhookSecrets(ctx context.Context, q querier, org, project string) ([]diffute.WebhookSecret, error) {
 	rows, err := q.QueryContext(ctx, `SELECT secret, created_at, expires_at FROM webhook_secrets
@@ -269,4 +278,40 @@ func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64)
 		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
 	}
 	return &m, nil
+}
+
+// deliveryStmts are the statements of every webhook attempt, prepared once:
+// parsing SQL was the largest cost of an attempt in profiles.
+type deliveryStmts struct {
+	get           *sql.Stmt // read pool
+	update        *sql.Stmt // write pool, used through tx.StmtContext
+	insertAttempt *sql.Stmt // write pool
+}
+
+func (d *deliveryStmts) prepare(ctx context.Context, db *DB) error {
+	var err error
+	if d.get, err = db.read.PrepareContext(ctx, `SELECT d.id, d.job_id, j.org, j.project, d.webhook_id, d.event, d.url, j.secret,
+		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	if d.update, err = db.write.PrepareContext(ctx, `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), updated_at = ? WHERE id = ?`); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	if d.insertAttempt, err = db.write.PrepareContext(ctx, `INSERT INTO delivery_attempts
+		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,
+		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt`); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	return nil
+}
+
+func (d *deliveryStmts) close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{d.get, d.update, d.insertAttempt} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
 }

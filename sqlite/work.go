@@ -191,8 +191,7 @@ func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
 		d       Delivery
 		payload string
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT d.id, d.job_id, j.org, j.project, d.webhook_id, d.event, d.url, j.secret,
-		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`, id).
+	err := s.db.delivery.get.QueryRowContext(ctx, id).
 		Scan(&d.ID, &d.JobID, &d.Org, &d.Project, &d.MessageID, &d.Event, &d.URL, &d.Secret, &payload, &d.Status, &d.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", id)
@@ -232,8 +231,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 	}
 	defer tx.Rollback()
 	// The delivery first, so an unknown ID is ENOTFOUND rather than a foreign-key error.
-	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), updated_at = ? WHERE id = ?`,
-		a.Status, a.Attempt, time.Now().UTC(), a.DeliveryID)
+	res, err := tx.StmtContext(ctx, s.db.delivery.update).ExecContext(ctx, a.Status, a.Attempt, time.Now().UTC(), a.DeliveryID)
 	if err != nil {
 		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
 	}
@@ -242,11 +240,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 	} else if n == 0 {
 		return diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", a.DeliveryID)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts
-		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,
-		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt`,
-		a.DeliveryID, a.Attempt, a.At.UTC(), a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt); err != nil {
+	if _, err := tx.StmtContext(ctx, s.db.delivery.insertAttempt).ExecContext(ctx, a.DeliveryID, a.Attempt, a.At.UTC(), a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt); err != nil {
 		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
 	}
 	return tx.Commit()
