@@ -101,7 +101,7 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		Logger:            cfg.Logger,
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
-		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
+		FetchCooldown:     min(10*time.Millisecond, cfg.PollInterval),
 		// Inference can run for many minutes on a CPU; River's stuck-job rescue
 		// would start a second copy of a job that is still running. Jobs left by a
 		// crash are made available at Start instead.

@@ -284,7 +284,6 @@ func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64)
 // parsing SQL was the largest cost of an attempt in profiles.
 type deliveryStmts struct {
 	get           *sql.Stmt // read pool
-	update        *sql.Stmt // write pool, used through tx.StmtContext
 	insertAttempt *sql.Stmt // write pool
 }
 
@@ -294,13 +293,10 @@ func (d *deliveryStmts) prepare(ctx context.Context, db *DB) error {
 		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`); err != nil {
 		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
-	if d.update, err = db.write.PrepareContext(ctx, `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), updated_at = ? WHERE id = ?`); err != nil {
-		return fmt.Errorf("sqlite: prepare: %w", err)
-	}
 	if d.insertAttempt, err = db.write.PrepareContext(ctx, `INSERT INTO delivery_attempts
-		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)
+		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,
-		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt`); err != nil {
+		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt, outcome = excluded.outcome`); err != nil {
 		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
 	return nil
@@ -308,7 +304,7 @@ func (d *deliveryStmts) prepare(ctx context.Context, db *DB) error {
 
 func (d *deliveryStmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{d.get, d.update, d.insertAttempt} {
+	for _, s := range []*sql.Stmt{d.get, d.insertAttempt} {
 		if s != nil {
 			errs = append(errs, s.Close())
 		}

@@ -216,8 +216,8 @@ type AttemptRecord struct {
 	Status     string // DeliveryPending (will retry), DeliveryDelivered or DeliveryFailed
 }
 
-// RecordDeliveryAttempt stores an attempt and the delivery's new state in one
-// transaction. Recording the same attempt number again replaces it (a worker that
+// RecordDeliveryAttempt stores an attempt and the delivery's new state
+// atomically. Recording the same attempt number again replaces it (a worker that
 // crashed after sending may repeat an attempt).
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) error {
 	switch a.Status {
@@ -225,25 +225,17 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 	default:
 		return diffute.Errorf(diffute.EINTERNAL, "RecordDeliveryAttempt: bad status %q", a.Status)
 	}
-	tx, err := s.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
-	}
-	defer tx.Rollback()
-	// The delivery first, so an unknown ID is ENOTFOUND rather than a foreign-key error.
-	res, err := tx.StmtContext(ctx, s.db.delivery.update).ExecContext(ctx, a.Status, a.Attempt, time.Now().UTC(), a.DeliveryID)
-	if err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
-	} else if n == 0 {
+	// One statement: the triggers of migration 0004 update the delivery in the
+	// same implicit transaction. An unknown delivery fails the foreign key.
+	_, err := s.db.delivery.insertAttempt.ExecContext(ctx, a.DeliveryID, a.Attempt, a.At.UTC(),
+		a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt, a.Status)
+	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
 		return diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", a.DeliveryID)
 	}
-	if _, err := tx.StmtContext(ctx, s.db.delivery.insertAttempt).ExecContext(ctx, a.DeliveryID, a.Attempt, a.At.UTC(), a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt); err != nil {
+	if err != nil {
 		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
 	}
-	return tx.Commit()
+	return nil
 }
 
 // Deliveries lists the delivery attempts of job jobID, oldest first.

@@ -78,7 +78,8 @@ func NewSender(cfg Config) *Sender {
 		ForceAttemptHTTP2:     true,
 		TLSHandshakeTimeout:   cfg.Timeout,
 		ResponseHeaderTimeout: cfg.Timeout,
-		MaxIdleConnsPerHost:   4,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   32, // one busy receiver takes many deliveries at once
 		IdleConnTimeout:       90 * time.Second,
 	}
 	s.client = &http.Client{
