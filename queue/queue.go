@@ -20,8 +20,15 @@ import (
 // LISTEN/NOTIFY: it bounds the wait between accepting a job and starting it.
 const DefaultPollInterval = 50 * time.Millisecond
 
-// deliveryWorkers is how many webhook attempts run at once.
-const deliveryWorkers = 100
+// Delivery queue tuning, measured by the benchmarks in webhook_bench_test.go
+// (docs/benchmarks.md): deliveryWorkers is how many webhook attempts run at
+// once (mostly waiting on receivers); the poll interval bounds how long a new
+// message waits; the cooldown spaces fetches while a backlog drains.
+const (
+	deliveryWorkers       = 100
+	deliveryPollInterval  = 20 * time.Millisecond
+	deliveryFetchCooldown = 5 * time.Millisecond
+)
 
 // Config configures the queue.
 type Config struct {
@@ -101,7 +108,7 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		Logger:            cfg.Logger,
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
-		FetchCooldown:     min(10*time.Millisecond, cfg.PollInterval),
+		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
 		// Inference can run for many minutes on a CPU; River's stuck-job rescue
 		// would start a second copy of a job that is still running. Jobs left by a
 		// crash are made available at Start instead.
@@ -111,8 +118,16 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			river.QueueDefault:   {MaxWorkers: cfg.Concurrency},
-			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
+			river.QueueDefault: {MaxWorkers: cfg.Concurrency},
+			sqlite.DeliveryQueue: {
+				MaxWorkers: deliveryWorkers,
+				// SQLite has no LISTEN/NOTIFY: a new message waits for the next
+				// poll. Polling this queue more often keeps completion-to-first-
+				// attempt short (one cheap indexed query each), and a short
+				// cooldown lets a backlog drain in quick batches.
+				FetchPollInterval: min(deliveryPollInterval, cfg.PollInterval),
+				FetchCooldown:     deliveryFetchCooldown,
+			},
 		}
 	}
 	client, err := river.NewClient(db.RiverDriver(), rc)
