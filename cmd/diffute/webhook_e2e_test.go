@@ -231,6 +231,18 @@ func TestWebhooksSignedEventsAndRedelivery(t *testing.T) {
 	if len(l.Messages) != 4 || len(l.Deliveries) != 4 {
 		t.Errorf("delivery log: %d messages, %d attempts; want 4 and 4", len(l.Messages), len(l.Deliveries))
 	}
+	// The job status carries the same log, and its state is the terminal message's.
+	resp, body = doJSON(t, http.MethodGet, fmt.Sprintf("%s/acme/default/media/inference/%d", srv.url, id), key, nil)
+	var st struct {
+		Webhook struct {
+			State string      `json:"state"`
+			Log   deliveryLog `json:"log"`
+		} `json:"webhook"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &st) != nil || st.Webhook.State != "delivered" ||
+		len(st.Webhook.Log.Messages) != 4 || len(st.Webhook.Log.Deliveries) != 4 {
+		t.Errorf("status webhook: %s %s", resp.Status, body)
+	}
 
 	// Rotate: the redelivered terminal message carries the same webhook-id and
 	// two signatures, one per secret.
