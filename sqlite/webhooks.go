@@ -100,11 +100,17 @@ func (db *DB) addDelivery(ctx context.Context, tx *sql.Tx, job *diffute.Job, eve
 // id when the job asked for it and all the prompt's images are recorded. Calling
 // it again is a no-op, so a worker may call it whenever it finds a prompt done.
 func (s *Store) PromptCompleted(ctx context.Context, id int64, prompt int) error {
-	job, err := loadJob(ctx, s.db.read, id, nil)
-	if err != nil {
-		return err
+	// Most jobs do not ask for this event: look at the two columns first, on
+	// the read pool, before loading the job in a write transaction.
+	var hook, events string
+	err := s.db.read.QueryRowContext(ctx, `SELECT webhook, webhook_events FROM jobs WHERE id = ?`, id).Scan(&hook, &events)
+	if errors.Is(err, sql.ErrNoRows) {
+		return diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
-	if !job.WantsEvent(diffute.EventPromptCompleted) || prompt < 0 || prompt >= len(job.Prompts) {
+	if err != nil {
+		return fmt.Errorf("sqlite: prompt completed: %w", err)
+	}
+	if !(&diffute.Job{Webhook: hook, WebhookEvents: diffute.SplitEvents(events)}).WantsEvent(diffute.EventPromptCompleted) {
 		return nil
 	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
@@ -112,8 +118,12 @@ func (s *Store) PromptCompleted(ctx context.Context, id int64, prompt int) error
 		return fmt.Errorf("sqlite: prompt completed: %w", err)
 	}
 	defer tx.Rollback()
-	if job, err = loadJob(ctx, tx, id, nil); err != nil {
+	job, err := loadJob(ctx, tx, id, nil)
+	if err != nil {
 		return err
+	}
+	if prompt < 0 || prompt >= len(job.Prompts) {
+		return nil
 	}
 	p := job.Prompts[prompt]
 	if len(p.Images) < p.NumImages {
