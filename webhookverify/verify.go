@@ -51,10 +51,19 @@ func (v *Verifier) Request(r *http.Request) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhookverify: read body: %w", err)
 	}
-	if v.Bearer != "" && !bearerMatches(r.Header, v.Bearer) {
-		return body, ErrBearer
+	if err := v.CheckBearer(r.Header); err != nil {
+		return body, err
 	}
 	return body, v.Verify(body, r.Header)
+}
+
+// CheckBearer checks the bearer secret in h when Bearer is set (nil otherwise).
+// Request calls it; use it with Verify when the body was read elsewhere.
+func (v *Verifier) CheckBearer(h http.Header) error {
+	if v.Bearer != "" && !bearerMatches(h, v.Bearer) {
+		return ErrBearer
+	}
+	return nil
 }
 
 func bearerMatches(h http.Header, secret string) bool {

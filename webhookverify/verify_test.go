@@ -65,6 +65,9 @@ func TestRequest(t *testing.T) {
 		v    webhookverify.Verifier
 		want error
 	}{unsigned, v, webhookverify.ErrMissingHeaders}
+	if err := v.CheckBearer(signed(t, now, "{}").Header); err != nil {
+		t.Errorf("CheckBearer: %v", err)
+	}
 	for name, c := range cases {
 		if _, err := c.v.Request(c.req); !errors.Is(err, c.want) {
 			t.Errorf("%s: err = %v, want %v", name, err, c.want)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/webhook"
+	"github.com/diffute/diffute/webhookverify"
 )
 
 // runWebhooks is "diffute webhooks secret": it prints a project's webhook
@@ -71,4 +72,21 @@ func parseCIDRs(s string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// verifyDemoWebhook checks the demo's webhook with package webhookverify, as an
+// application would: the request's secret and the project's signing secret.
+func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
+	secrets, err := srv.db.Store().WebhookSecrets(ctx, "acme", "default")
+	if err != nil {
+		return fmt.Errorf("demo: webhook secret: %w", err)
+	}
+	v := &webhookverify.Verifier{Bearer: demoSecret}
+	for _, s := range secrets {
+		v.SigningSecrets = append(v.SigningSecrets, s.Secret)
+	}
+	if err := errors.Join(v.CheckBearer(hook.header), v.Verify(hook.body, hook.header)); err != nil {
+		return fmt.Errorf("demo: the webhook does not verify: %w", err)
+	}
+	return nil
 }
