@@ -122,7 +122,9 @@ func (s *Store) PromptCompleted(ctx context.Context, id int64, prompt int) error
 	if err != nil {
 		return err
 	}
-	if prompt < 0 || prompt >= len(job.Prompts) {
+	// A job cancelled meanwhile has sent its terminal message; nothing may
+	// follow it.
+	if job.Status != diffute.StatusRunning || prompt < 0 || prompt >= len(job.Prompts) {
 		return nil
 	}
 	p := job.Prompts[prompt]

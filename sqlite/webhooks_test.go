@@ -109,7 +109,26 @@ func TestEventMessagesWrittenOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// After a cancellation, a late prompt.completed is not written.
+	if err := s.RecordImage(ctx, job.ID, 0, 0, "k0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CancelJob(ctx, "org", "proj", job.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		if err := s.RecordImage(ctx, job.ID, 0, i, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PromptCompleted(ctx, job.ID, 0); err != nil {
+		t.Fatal(err)
+	}
 	msgs, err := s.WebhookMessages(ctx, job.ID)
+	if err != nil || len(msgs) != 3 || msgs[2].Event != diffute.EventCompleted {
+		t.Fatalf("WebhookMessages = %+v, %v; want started, one prompt.completed, completed", msgs, err)
+	}
+	msgs = msgs[:2]
 	if err != nil || len(msgs) != 2 {
 		t.Fatalf("WebhookMessages = %+v, %v; want started and one prompt.completed", msgs, err)
 	}
@@ -131,8 +150,8 @@ func TestEventMessagesWrittenOnce(t *testing.T) {
 	}
 	var n int
 	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = ? AND max_attempts = 3`,
-		diffute.DeliveryArgs{}.Kind()).Scan(&n); err != nil || n != 2 {
-		t.Errorf("%d delivery River jobs with the hooks' MaxAttempts (%v), want 2", n, err)
+		diffute.DeliveryArgs{}.Kind()).Scan(&n); err != nil || n != 3 {
+		t.Errorf("%d delivery River jobs with the hooks' MaxAttempts (%v), want 3", n, err)
 	}
 }
 
