@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"embed"
 	"errors"
@@ -49,6 +50,8 @@ type DB struct {
 	hooks atomic.Pointer[WebhookHooks]
 	// secretsGen counts rotations made through this DB; see SecretsGeneration.
 	secretsGen atomic.Uint64
+	// secretAEAD encrypts signing secrets at rest; see SetSecretKey.
+	secretAEAD atomic.Pointer[cipher.AEAD]
 	// delivery holds the delivery worker's statements, prepared once (they run
 	// for every webhook attempt).
 	delivery deliveryStmts

@@ -140,7 +140,7 @@ func (s *Store) PromptCompleted(ctx context.Context, id int64, prompt int) error
 // WebhookSecrets returns the signing secrets of org/project that still sign,
 // current first, creating the first secret when there is none.
 func (s *Store) WebhookSecrets(ctx context.Context, org, project string) ([]diffute.WebhookSecret, error) {
-	secrets, err := webhookSecrets(ctx, s.db.read, org, project)
+	secrets, err := s.db.webhookSecrets(ctx, s.db.read, org, project)
 	if err != nil || (len(secrets) > 0 && secrets[0].ExpiresAt == nil) {
 		return secrets, err
 	}
@@ -149,12 +149,16 @@ func (s *Store) WebhookSecrets(ctx context.Context, org, project string) ([]diff
 		return nil, fmt.Errorf("sqlite: webhook secret: %w", err)
 	}
 	defer tx.Rollback()
+	sealed, err := s.db.sealSecret(org, project, webhook.NewSigningSecret())
+	if err != nil {
+		return nil, err
+	}
 	// The partial unique index keeps one current secret when two callers race.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_secrets (org, project, secret, created_at)
-		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, org, project, webhook.NewSigningSecret(), time.Now().UTC()); err != nil {
+		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, org, project, sealed, time.Now().UTC()); err != nil {
 		return nil, fmt.Errorf("sqlite: webhook secret: %w", err)
 	}
-	if secrets, err = webhookSecrets(ctx, tx, org, project); err != nil {
+	if secrets, err = s.db.webhookSecrets(ctx, tx, org, project); err != nil {
 		return nil, err
 	}
 	return secrets, tx.Commit()
@@ -164,6 +168,10 @@ func (s *Store) WebhookSecrets(ctx context.Context, org, project string) ([]diff
 // one signs too until overlap has passed, and any older one stops at once.
 func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, overlap time.Duration) ([]diffute.WebhookSecret, error) {
 	now := time.Now().UTC()
+	sealed, err := s.db.sealSecret(org, project, webhook.NewSigningSecret())
+	if err != nil {
+		return nil, err
+	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: rotate webhook secret: %w", err)
@@ -175,13 +183,13 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, ov
 	}{
 		{`UPDATE webhook_secrets SET expires_at = ? WHERE org = ? AND project = ? AND expires_at > ?`, []any{now, org, project, now}},
 		{`UPDATE webhook_secrets SET expires_at = ? WHERE org = ? AND project = ? AND expires_at IS NULL`, []any{now.Add(overlap), org, project}},
-		{`INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES (?, ?, ?, ?)`, []any{org, project, webhook.NewSigningSecret(), now}},
+		{`INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES (?, ?, ?, ?)`, []any{org, project, sealed, now}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 			return nil, fmt.Errorf("sqlite: rotate webhook secret: %w", err)
 		}
 	}
-	secrets, err := webhookSecrets(ctx, tx, org, project)
+	secrets, err := s.db.webhookSecrets(ctx, tx, org, project)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +205,7 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, ov
 // by another process, such as the CLI, is not seen; caches bound their age too.)
 func (s *Store) SecretsGeneration() uint64 { return s.db.secretsGen.Load() }
 
-func webhookSecrets(ctx context.Context, q querier, org, project string) ([]diffute.WebhookSecret, error) {
+func (db *DB) webhookSecrets(ctx context.Context, q querier, org, project string) ([]diffute.WebhookSecret, error) {
 	rows, err := q.QueryContext(ctx, `SELECT secret, created_at, expires_at FROM webhook_secrets
 		WHERE org = ? AND project = ? AND (expires_at IS NULL OR expires_at > ?)
 		ORDER BY expires_at IS NOT NULL, created_at DESC, id DESC`, org, project, time.Now().UTC())
@@ -217,6 +225,10 @@ func webhookSecrets(ctx context.Context, q querier, org, project string) ([]diff
 		if exp.Valid {
 			t := exp.Time.UTC()
 			w.ExpiresAt = &t
+		}
+		if w.Secret, err = db.openSecret(org, project, w.Secret); err != nil {
+			rows.Close()
+			return nil, err
 		}
 		out = append(out, w)
 	}

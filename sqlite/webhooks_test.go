@@ -1,8 +1,10 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -193,5 +195,62 @@ func TestRedeliver(t *testing.T) {
 	var da diffute.DeliveryArgs
 	if err := json.Unmarshal([]byte(args), &da); err != nil || da.DeliveryID != m.DeliveryID || da.AttemptBase != 2 {
 		t.Errorf("redelivery job args %s (%v), want attempt_base 2", args, err)
+	}
+}
+
+func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "d.db")
+	key := bytes.Repeat([]byte{7}, 32)
+	open := func(key []byte) *DB {
+		db, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != nil {
+			if err := db.SetSecretKey(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return db
+	}
+	db := open(key)
+	secrets, err := db.Store().WebhookSecrets(ctx, "org", "proj")
+	if err != nil || len(secrets) != 1 || !strings.HasPrefix(secrets[0].Secret, "whsec_") {
+		t.Fatalf("WebhookSecrets = %+v, %v", secrets, err)
+	}
+	var raw string
+	if err := db.read.QueryRowContext(ctx, `SELECT secret FROM webhook_secrets`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(raw, sealedPrefix) || strings.Contains(raw, strings.TrimPrefix(secrets[0].Secret, "whsec_")) {
+		t.Errorf("stored secret %q is not sealed", raw)
+	}
+	// Moving the sealed value to another project does not decrypt there.
+	if _, err := db.write.ExecContext(ctx, `INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES ('org', 'other', ?, ?)`,
+		raw, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Store().WebhookSecrets(ctx, "org", "other"); err == nil {
+		t.Error("a sealed secret copied to another project decrypted")
+	}
+	db.Close()
+
+	for name, k := range map[string][]byte{"no key": nil, "wrong key": bytes.Repeat([]byte{8}, 32)} {
+		db := open(k)
+		if _, err := db.Store().WebhookSecrets(ctx, "org", "proj"); err == nil {
+			t.Errorf("%s: secrets read", name)
+		}
+		db.Close()
+	}
+	db = open(key)
+	defer db.Close()
+	again, err := db.Store().WebhookSecrets(ctx, "org", "proj")
+	if err != nil || again[0].Secret != secrets[0].Secret {
+		t.Errorf("reopened: %+v, %v", again, err)
+	}
+	if err := db.SetSecretKey([]byte("short")); err == nil {
+		t.Error("a short key was accepted")
 	}
 }

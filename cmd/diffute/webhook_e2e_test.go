@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -193,6 +195,16 @@ func TestWebhooksSignedEventsAndRedelivery(t *testing.T) {
 	}
 	if strings.Contains(srv.stderr.String(), secret) {
 		t.Error("the signing secret appears in the server log")
+	}
+	// Encrypted at rest: neither the database nor its WAL holds the secret.
+	for _, f := range []string{"diffute.db", "diffute.db-wal"} {
+		b, _ := os.ReadFile(filepath.Join(srv.dataDir, f))
+		if bytes.Contains(b, []byte(strings.TrimPrefix(secret, "whsec_"))) {
+			t.Errorf("%s holds the signing secret in the clear", f)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(srv.dataDir, "webhook-secrets.key")); err != nil {
+		t.Errorf("no webhook-secrets.key in the data directory: %v", err)
 	}
 
 	recv := newScriptedReceiver(t, nil)

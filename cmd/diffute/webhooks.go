@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/media"
+	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/webhook"
 	"github.com/diffute/diffute/webhookverify"
 )
@@ -89,4 +92,14 @@ func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
 		return fmt.Errorf("demo: the webhook does not verify: %w", err)
 	}
 	return nil
+}
+
+// setSecretKey gives db the key that encrypts webhook signing secrets at rest,
+// kept beside url-signing.key in the data directory (made on first use).
+func setSecretKey(db *sqlite.DB, dataDir string) error {
+	key, err := media.LoadOrCreateKey(filepath.Join(dataDir, "webhook-secrets.key"))
+	if err != nil {
+		return fmt.Errorf("webhook secrets key: %w", err)
+	}
+	return db.SetSecretKey(key)
 }
