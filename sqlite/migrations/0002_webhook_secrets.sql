@@ -1,7 +1,7 @@
 -- Webhook signing secrets: one current secret per project (expires_at NULL) and,
 -- after a rotation, the previous one until expires_at, so both sign meanwhile.
--- Stored as given ("whsec_…"): the database file is as sensitive as the data
--- directory's url-signing.key beside it; the secret is never logged.
+-- secret is sealed (AES-256-GCM, see DB.SetSecretKey) when the store has a key,
+-- as serve and the CLI always give it; it is never logged.
 CREATE TABLE webhook_secrets (
     id         INTEGER PRIMARY KEY,
     org        TEXT NOT NULL,
