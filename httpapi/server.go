@@ -44,6 +44,9 @@ type Server struct {
 
 	limiterOnce sync.Once
 	limiter     *rateLimiter
+	// Webhooks serves signing secrets, message lists and redelivery; nil turns
+	// those routes off (404).
+	Webhooks diffute.WebhookStore
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.
@@ -80,6 +83,9 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	handle(api, "GET /{org}/{project}/usage", s.tenant(s.getUsage))
+	handle(api, "POST /{org}/{project}/media/inference/{job_id}/redeliver", s.tenant(s.redeliver))
+	handle(api, "GET /{org}/{project}/webhook-secret", s.tenant(s.getWebhookSecret))
+	handle(api, "POST /{org}/{project}/webhook-secret/rotate", s.tenant(s.rotateWebhookSecret))
 	handle(api, "GET /healthz", s.healthz)
 	handle(api, "GET /readyz", s.readyz)
 	apiH := s.problemFallback(api)

@@ -106,7 +106,9 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 	// generated from Seed+k, so the rest can be generated on their own.
 	first := len(p.Images)
 	if first >= p.NumImages {
-		return nil
+		// Done by an earlier attempt, which may have stopped before writing the
+		// prompt.completed message; writing it again is a no-op.
+		return w.q.store.PromptCompleted(ctx, job.ID, i)
 	}
 	req := diffute.GenerateRequest{
 		Model: job.Model, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt,
@@ -160,7 +162,7 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		// over its meter would redo nothing and still not meter it.
 		w.q.cfg.Logger.WarnContext(ctx, "usage not recorded", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
 	}
-	return nil
+	return w.q.store.PromptCompleted(ctx, job.ID, i)
 }
 
 // progress returns the engine's progress callback for prompt i: it records steps
@@ -193,14 +195,7 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	job, err := q.store.FinishJob(ctx, sqlite.FinishParams{
 		JobID: id, Status: status, Error: msg,
 		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
-		Manifest: func(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-			m, err := diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
-			if err == nil && !j.FinishedAt.IsZero() {
-				exp := j.FinishedAt.Add(q.cfg.MediaRetention).UTC()
-				m.ExpiresAt = &exp
-			}
-			return m, err
-		},
+		Manifest:            q.manifest,
 	})
 	if diffute.ErrorCode(err) == diffute.ECONFLICT {
 		return nil
@@ -214,4 +209,18 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
 		slog.String("org", job.Org), slog.String("project", job.Project), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
 	return nil
+}
+
+// manifest builds job's manifest with media URLs valid for the configured TTL.
+func (q *Queue) manifest(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
+	if q.cfg.Media == nil {
+		// An API-only process without media: the manifest lists no URLs.
+		return &diffute.Manifest{Name: j.Name, Images: map[string][]string{}, JobID: j.ID, Status: j.Status, Error: j.Error}, nil
+	}
+	m, err := diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
+	if err == nil && !j.FinishedAt.IsZero() {
+		exp := j.FinishedAt.Add(q.cfg.MediaRetention).UTC()
+		m.ExpiresAt = &exp
+	}
+	return m, err
 }

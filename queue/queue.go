@@ -20,8 +20,15 @@ import (
 // LISTEN/NOTIFY: it bounds the wait between accepting a job and starting it.
 const DefaultPollInterval = 50 * time.Millisecond
 
-// deliveryWorkers is how many webhook attempts run at once.
-const deliveryWorkers = 8
+// Delivery queue tuning, measured by the benchmarks in webhook_bench_test.go
+// (docs/benchmarks.md): deliveryWorkers is how many webhook attempts run at
+// once (mostly waiting on receivers); the poll interval bounds how long a new
+// message waits; the cooldown spaces fetches while a backlog drains.
+const (
+	deliveryWorkers       = 100
+	deliveryPollInterval  = 20 * time.Millisecond
+	deliveryFetchCooldown = 5 * time.Millisecond
+)
 
 // Config configures the queue.
 type Config struct {
@@ -100,6 +107,10 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		return nil, err
 	}
 	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook)}
+	// The store writes some webhook messages in its own transactions (started,
+	// prompt.completed, a cancelled job's terminal message); they need the same
+	// manifests and attempt count as the ones this queue's workers write.
+	db.SetWebhookHooks(sqlite.WebhookHooks{Manifest: q.manifest, MaxAttempts: cfg.Webhook.MaxAttempts()})
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -124,9 +135,17 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			river.QueueDefault:   {MaxWorkers: cfg.Concurrency},
-			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
-			MaintenanceQueue:     {MaxWorkers: 1},
+			river.QueueDefault: {MaxWorkers: cfg.Concurrency},
+			sqlite.DeliveryQueue: {
+				MaxWorkers: deliveryWorkers,
+				// SQLite has no LISTEN/NOTIFY: a new message waits for the next
+				// poll. Polling this queue more often keeps completion-to-first-
+				// attempt short (one cheap indexed query each), and a short
+				// cooldown lets a backlog drain in quick batches.
+				FetchPollInterval: min(deliveryPollInterval, cfg.PollInterval),
+				FetchCooldown:     deliveryFetchCooldown,
+			},
+			MaintenanceQueue: {MaxWorkers: 1},
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionInterval),
 			func() (river.JobArgs, *river.InsertOpts) {

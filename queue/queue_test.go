@@ -253,10 +253,16 @@ func TestCancelQueuedJobNeverRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.start(t)
-	later := b.newJob(t)
+	// The cancelled job's terminal message comes first, with its status.
 	var m diffute.Manifest
+	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != canceled.ID ||
+		m.Status != diffute.StatusCanceled || m.Event != diffute.EventCompleted {
+		t.Fatalf("first webhook = %+v (%v), want the cancelled job %d's terminal message", m, err, canceled.ID)
+	}
+	later := b.newJob(t)
+	m = diffute.Manifest{}
 	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != later.ID {
-		t.Fatalf("first webhook is for %d (%v), want the later job %d", m.JobID, err, later.ID)
+		t.Fatalf("second webhook is for %d (%v), want the later job %d", m.JobID, err, later.ID)
 	}
 	if n := len(b.engine.Calls()); n != 3 {
 		t.Errorf("%d engine calls, want 3 (the later job only)", n)
@@ -312,6 +318,15 @@ func TestCancelRunningJobStopsWorker(t *testing.T) {
 	_, err = b.store.CancelJob(t.Context(), "org", "proj", job.ID)
 	if diffute.ErrorCode(err) != diffute.ECONFLICT {
 		t.Errorf("second cancel = %v, want ECONFLICT", err)
+	}
+	var m diffute.Manifest
+	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != job.ID || m.Status != diffute.StatusCanceled {
+		t.Errorf("webhook after cancel = %+v (%v), want the terminal message with status canceled", m, err)
+	}
+	select {
+	case h := <-b.hooks:
+		t.Errorf("a second terminal message: %s", h.body)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 

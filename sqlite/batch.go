@@ -212,7 +212,8 @@ func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*pendingJob) 
 		job := p.job
 		if _, err := stmt.ExecContext(ctx,
 			job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, p.ins.secret,
-			outputFormat(job.OutputFormat), string(job.Status), res[i].Job.ID, job.CreatedAt.UTC(), p.ins.numImages); err != nil {
+			outputFormat(job.OutputFormat), string(job.Status), res[i].Job.ID, job.CreatedAt.UTC(), p.ins.numImages,
+			diffute.JoinEvents(job.WebhookEvents)); err != nil {
 			return fmt.Errorf("sqlite: create job: %w", err)
 		}
 		for k, req := range p.ins.prompts {

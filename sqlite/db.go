@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"embed"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -46,6 +48,15 @@ type DB struct {
 	insertJob *sql.Stmt
 
 	batch jobBatcher // group commit of CreateJob
+	// hooks builds webhook payloads outside FinishJob; see SetWebhookHooks.
+	hooks atomic.Pointer[WebhookHooks]
+	// secretsGen counts rotations made through this DB; see SecretsGeneration.
+	secretsGen atomic.Uint64
+	// secretAEAD encrypts signing secrets at rest; see SetSecretKey.
+	secretAEAD atomic.Pointer[cipher.AEAD]
+	// delivery holds the delivery worker's statements, prepared once (they run
+	// for every webhook attempt).
+	delivery deliveryStmts
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema
@@ -90,6 +101,10 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if err := db.delivery.prepare(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	db.store = &Store{db: db}
 	return db, nil
 }
@@ -122,6 +137,7 @@ func (db *DB) Close() error {
 	if db.insertJob != nil {
 		errs = append(errs, db.insertJob.Close())
 	}
+	errs = append(errs, db.delivery.close())
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

@@ -57,6 +57,10 @@ func TestOpenMigratesOnceAndSetsPragmas(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "d.db")
+	migs, err := ownMigrations()
+	if err != nil || len(migs) < 3 {
+		t.Fatalf("ownMigrations = %d, %v", len(migs), err)
+	}
 	for i := range 2 {
 		db, err := Open(ctx, path)
 		if err != nil {
@@ -227,9 +231,17 @@ func TestFinishJobAfterCancelConflicts(t *testing.T) {
 	if ok, err := s.RecordProgress(ctx, job.ID, 0, 1, 2); ok || err != nil {
 		t.Errorf("RecordProgress after cancel = %v, %v; want false", ok, err)
 	}
-	var n int
-	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM deliveries`).Scan(&n); err != nil || n != 0 {
-		t.Errorf("%d deliveries after a conflicting finish", n)
+	// One message: the cancellation's terminal message, none from the finish.
+	var (
+		n       int
+		payload string
+	)
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*), max(payload) FROM deliveries`).Scan(&n, &payload); err != nil || n != 1 {
+		t.Errorf("%d deliveries after a cancel and a conflicting finish (%v), want 1", n, err)
+	}
+	var m diffute.Manifest
+	if err := json.Unmarshal([]byte(payload), &m); err != nil || m.Status != diffute.StatusCanceled || m.JobID != job.ID {
+		t.Errorf("terminal message %s (%v)", payload, err)
 	}
 }
 

@@ -73,8 +73,8 @@ func (s *Store) prepareJobInsert(job *diffute.Job) (*jobInsert, error) {
 }
 
 const insertJobSQL = `INSERT INTO jobs
-	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at, num_images)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?)`
+	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at, num_images, webhook_events)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`
 
 func outputFormat(f string) string {
 	if f == "" {
@@ -100,7 +100,7 @@ type scope struct{ org, project string }
 func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job, error) {
 	query := `SELECT id, org, project, name, model, webhook, secret, output_format, status, error,
 		created_at, started_at, finished_at, num_images, usage_images, usage_pixel_steps, usage_engine_ms,
-		media_deleted_at FROM jobs WHERE id = ?`
+		media_deleted_at, webhook_events FROM jobs WHERE id = ?`
 	args := []any{id}
 	if sc != nil {
 		query += ` AND org = ? AND project = ?`
@@ -112,10 +112,11 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		started, finished sql.NullTime
 		deleted           sql.NullTime
 		engineMS          int64
+		events            string
 	)
 	err := q.QueryRowContext(ctx, query, args...).Scan(&j.ID, &j.Org, &j.Project, &j.Name, &j.Model,
 		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished,
-		&j.NumImages, &j.Usage.Images, &j.Usage.PixelSteps, &engineMS, &deleted)
+		&j.NumImages, &j.Usage.Images, &j.Usage.PixelSteps, &engineMS, &deleted, &events)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
@@ -125,6 +126,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 	j.Status = diffute.JobStatus(status)
 	j.StartedAt, j.FinishedAt = started.Time, finished.Time
 	j.MediaDeletedAt, j.Usage.EngineTime = deleted.Time, time.Duration(engineMS)*time.Millisecond
+	j.WebhookEvents = diffute.SplitEvents(events)
 
 	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
@@ -217,6 +219,9 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 	job, err := s.openSecret(loadJob(ctx, tx, id, nil))
 	if err != nil {
 		return nil, err
+	}
+	if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventCompleted, ""); err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: cancel job: commit: %w", err)

@@ -183,6 +183,10 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 		pretty.Write(hook.body)
 	}
 	fmt.Fprintf(env.stdout, "%s\n", pretty.Bytes())
+	if err := verifyDemoWebhook(ctx, srv, hook); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "Verified as a receiver would: bearer secret and webhook-signature (docs/webhooks.md)\n")
 	if manifest.Status != diffute.StatusSucceeded {
 		return fmt.Errorf("demo: job ended %s: %s", manifest.Status, manifest.Error)
 	}

@@ -34,6 +34,7 @@ const usage = `Diffute: a self-hostable text-to-image inference service.
 Usage:
   diffute serve    [flags]               run the API server with its queue and workers
   diffute keys     create|list|revoke    manage API keys
+  diffute webhooks secret --org O --project P   print a project's webhook signing secret
   diffute models   list|pull|make-tiny   manage models (Hugging Face cache, tiny test models)
   diffute generate --model M --prompt P --out FILE   generate one image
   diffute demo                           run the product page's example offline on a tiny model
@@ -59,6 +60,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runServe(ctx, env, rest)
 	case "keys":
 		return runKeys(ctx, env, rest)
+	case "webhooks":
+		return runWebhooks(ctx, env, rest)
 	case "models":
 		return runModels(ctx, env, rest)
 	case "generate":

@@ -34,6 +34,7 @@ type serveConfig struct {
 	webhookAllowPrivate bool
 	webhookTimeout      time.Duration
 	webhookRetries      string
+	webhookAllowCIDRs   string
 	mediaTTL            time.Duration
 	shutdownTimeout     time.Duration
 	logFormat           string
@@ -61,6 +62,7 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	fs.StringVar(&c.models, "models", "", "comma-separated model names this deployment serves (default: the tiny models and every ONNX model in the Hugging Face cache)")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&c.webhookAllowCIDRs, "webhook-allow-cidr", "", "comma-separated internal CIDRs webhooks may reach (e.g. 10.1.0.0/16)")
 	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
@@ -150,6 +152,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err != nil {
 		return nil, err
 	}
+	allowCIDRs, err := parseCIDRs(cfg.webhookAllowCIDRs)
+	if err != nil {
+		return nil, err
+	}
 	src, err := newModelSource(env.getenv)
 	if err != nil {
 		return nil, err
@@ -215,6 +221,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		RetentionInterval: cfg.tenancy.retentionInterval,
 		Webhook: webhook.Config{
 			AllowPrivate:  cfg.webhookAllowPrivate,
+			AllowCIDRs:    allowCIDRs,
 			Timeout:       cfg.webhookTimeout,
 			RetrySchedule: retries,
 		},
@@ -234,6 +241,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Keys:     s.db.Store(),
 		Media:    disk,
 		Signer:   signer,
+		Webhooks: s.db.Store(),
 		Models:   s.models,
 		Limits:   diffute.DefaultLimits,
 		MediaTTL: cfg.mediaTTL,
