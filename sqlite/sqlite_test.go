@@ -71,7 +71,7 @@ func TestOpenMigratesOnceAndSetsPragmas(t *testing.T) {
 		if err := db.write.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 			t.Errorf("journal_mode = %q, %v", mode, err)
 		}
-		for _, pool := range []*sql.DB{db.read, db.write} {
+		for _, pool := range []*sql.DB{db.read.DB, db.write.DB} {
 			if err := pool.QueryRowContext(ctx, `PRAGMA foreign_keys`).Scan(&fk); err != nil || fk != 1 {
 				t.Errorf("foreign_keys = %d, %v", fk, err)
 			}
@@ -287,7 +287,7 @@ func BenchmarkRiverInsert(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := db.river.InsertTx(ctx, tx, trivialArgs{}, &river.InsertOpts{}); err != nil {
+		if _, err := db.river.InsertTx(ctx, tx.Tx, trivialArgs{}, &river.InsertOpts{}); err != nil {
 			b.Fatal(err)
 		}
 		if err := tx.Commit(); err != nil {

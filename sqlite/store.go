@@ -69,8 +69,8 @@ func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
 		return fmt.Errorf("sqlite: create job: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := s.db.river.InsertTx(ctx, tx, diffute.InferenceArgs{JobID: job.ID},
-		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts})
+	res, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.InferenceArgs{JobID: job.ID},
+		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts, Queue: InferenceQueue(job.Model)})
 	if err != nil {
 		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
 	}
@@ -221,7 +221,7 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
 	}
 	if riverID.Valid {
-		if _, err := s.db.river.JobCancelTx(ctx, tx, riverID.Int64); err != nil && !errors.Is(err, river.ErrNotFound) {
+		if _, err := s.db.river.JobCancelTx(ctx, tx.Tx, riverID.Int64); err != nil && !errors.Is(err, river.ErrNotFound) {
 			return nil, fmt.Errorf("sqlite: cancel job: river: %w", err)
 		}
 	}

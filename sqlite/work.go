@@ -143,7 +143,7 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 			job.ID, newMessageID(), EventInferenceCompleted, job.Webhook, string(payload), now, now).Scan(&deliveryID); err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: delivery: %w", err)
 		}
-		if _, err := s.db.river.InsertTx(ctx, tx, diffute.DeliveryArgs{DeliveryID: deliveryID},
+		if _, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: deliveryID},
 			&river.InsertOpts{MaxAttempts: max(1, p.DeliveryMaxAttempts), Queue: DeliveryQueue}); err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: enqueue delivery: %w", err)
 		}
@@ -224,8 +224,8 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 	}
 	defer tx.Rollback()
 	// The delivery first, so an unknown ID is ENOTFOUND rather than a foreign-key error.
-	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = max(attempts, ?), updated_at = ? WHERE id = ?`,
-		a.Status, a.Attempt, time.Now().UTC(), a.DeliveryID)
+	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,
+		updated_at = ? WHERE id = ?`, a.Status, a.Attempt, a.Attempt, time.Now().UTC(), a.DeliveryID)
 	if err != nil {
 		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
 	}
