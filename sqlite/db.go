@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -47,7 +47,7 @@ type DB struct {
 	pgx    *pgxpool.Pool
 	schema string
 	river  *river.Client[*sql.Tx]
-	store *Store
+	store  *Store
 	// insertJob is prepared once: CreateJob is the hot path of the API, and
 	// parsing the statement on every request costs a measurable share of it.
 	insertJob *sql.Stmt
