@@ -36,6 +36,12 @@ func (w *inferenceWorker) Timeout(*river.Job[diffute.InferenceArgs]) time.Durati
 
 func (w *inferenceWorker) Work(ctx context.Context, rj *river.Job[diffute.InferenceArgs]) error {
 	id := rj.Args.JobID
+	select {
+	case w.q.slots <- struct{}{}:
+		defer func() { <-w.q.slots }()
+	case <-ctx.Done():
+		return fmt.Errorf("queue: job %d not started: %w", id, ctx.Err())
+	}
 	err := w.run(ctx, id)
 	switch {
 	case err == nil:

@@ -20,6 +20,15 @@ import (
 // LISTEN/NOTIFY: it bounds the wait between accepting a job and starting it.
 const DefaultPollInterval = 50 * time.Millisecond
 
+// DefaultPostgresPollInterval is the poll interval on PostgreSQL, where workers
+// wake on LISTEN/NOTIFY; polling is only the fallback (a lost notification, a
+// retry coming due), so it can be slow and spare the database.
+const DefaultPostgresPollInterval = time.Second
+
+// DefaultLeaseTTL is how long a PostgreSQL worker's lease lasts unrenewed: a
+// killed worker's jobs are back in the queue about this long after it died.
+const DefaultLeaseTTL = 15 * time.Second
+
 // deliveryWorkers is how many webhook attempts run at once.
 const deliveryWorkers = 8
 
@@ -30,10 +39,20 @@ type Config struct {
 	MediaTTL time.Duration // lifetime of manifest URLs; default diffute.DefaultMediaTTL
 	// Concurrency is the number of inference workers; 0 means this process only
 	// inserts jobs and works none (neither inference nor webhooks).
-	Concurrency  int
+	Concurrency int
+	// Models are the models whose inference queues this process works (see
+	// sqlite.InferenceQueue); required with Concurrency > 0. A worker never
+	// fetches a job for a model it does not serve.
+	Models       []string
 	Webhook      webhook.Config
 	Logger       *slog.Logger
-	PollInterval time.Duration // River FetchPollInterval; default DefaultPollInterval
+	PollInterval time.Duration // River FetchPollInterval; default by dialect (DefaultPollInterval, DefaultPostgresPollInterval)
+	// LeaseTTL is the worker lease on PostgreSQL (default DefaultLeaseTTL); see
+	// sqlite.DB.RescueOrphanedJobs.
+	LeaseTTL time.Duration
+	// ClientID names this process's River client, in River's attempted_by and in
+	// the lease table; default a random one.
+	ClientID string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -41,8 +60,8 @@ func (c Config) WithDefaults() Config {
 	if c.MediaTTL == 0 {
 		c.MediaTTL = diffute.DefaultMediaTTL
 	}
-	if c.PollInterval == 0 {
-		c.PollInterval = DefaultPollInterval
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -60,8 +79,11 @@ func (c Config) Validate() error {
 	if c.Concurrency > 0 && (c.Engine == nil || c.Media == nil) {
 		errs = append(errs, errors.New("queue: workers need an Engine and a MediaStore"))
 	}
-	if c.MediaTTL < 0 || c.PollInterval < 0 {
-		errs = append(errs, errors.New("queue: MediaTTL and PollInterval must not be negative"))
+	if c.Concurrency > 0 && len(c.Models) == 0 {
+		errs = append(errs, errors.New("queue: workers need the Models they serve"))
+	}
+	if c.MediaTTL < 0 || c.PollInterval < 0 || c.LeaseTTL < 0 {
+		errs = append(errs, errors.New("queue: MediaTTL, PollInterval and LeaseTTL must not be negative"))
 	}
 	errs = append(errs, c.Webhook.Validate())
 	return errors.Join(errs...)
@@ -74,18 +96,33 @@ type Queue struct {
 	cfg    Config
 	client *river.Client[*sql.Tx]
 	sender *webhook.Sender
+	// slots bounds inference across all model queues to Concurrency: River's
+	// MaxWorkers is per queue, and a GPU runs one batch at a time whatever
+	// model it belongs to.
+	slots chan struct{}
 
-	mu      sync.Mutex
-	started bool
+	mu        sync.Mutex
+	started   bool
+	stopLease func()
 }
 
 // New builds the queue on db. Nothing runs until Start.
 func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	cfg = cfg.WithDefaults()
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+		if db.Dialect() == sqlite.Postgres {
+			cfg.PollInterval = DefaultPostgresPollInterval
+		}
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = newClientID()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook)}
+	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook),
+		slots: make(chan struct{}, max(1, cfg.Concurrency))}
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -98,17 +135,24 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
+		ID:                cfg.ClientID,
+		Schema:            db.RiverSchema(),
 		// Inference can run for many minutes on a CPU; River's stuck-job rescue
 		// would start a second copy of a job that is still running. Jobs left by a
-		// crash are made available at Start instead.
+		// crash are made available at Start (SQLite) or through worker leases
+		// (PostgreSQL) instead.
 		RescueStuckJobsAfter: 24 * time.Hour,
 		// Completed River jobs are only queue bookkeeping; the job record is ours.
 		CompletedJobRetentionPeriod: time.Hour,
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
+			// Jobs from before per-model queues wait in the default queue.
 			river.QueueDefault:   {MaxWorkers: cfg.Concurrency},
 			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
+		}
+		for _, m := range cfg.Models {
+			rc.Queues[sqlite.InferenceQueue(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		}
 	}
 	client, err := river.NewClient(db.RiverDriver(), rc)
@@ -131,14 +175,28 @@ func (q *Queue) Start(ctx context.Context) error {
 	if q.started {
 		return errors.New("queue: already started")
 	}
-	n, err := q.db.RequeueRunningJobs(ctx)
-	if err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if n > 0 {
-		q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+	if q.db.Dialect() == sqlite.SQLite {
+		n, err := q.db.RequeueRunningJobs(ctx)
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		if n > 0 {
+			q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+		}
+	} else {
+		// The lease exists before the client fetches anything, so no live
+		// worker's job ever looks orphaned.
+		stop, err := q.startLease(ctx)
+		if err != nil {
+			return err
+		}
+		q.stopLease = stop
 	}
 	if err := q.client.Start(ctx); err != nil {
+		if q.stopLease != nil {
+			q.stopLease()
+			q.stopLease = nil
+		}
 		return fmt.Errorf("queue: start: %w", err)
 	}
 	q.started = true
@@ -155,6 +213,10 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return nil
 	}
 	q.started = false
+	if q.stopLease != nil {
+		// After the client has stopped: a job still running keeps its lease.
+		defer func() { q.stopLease(); q.stopLease = nil }()
+	}
 	err := q.client.Stop(ctx)
 	if err == nil {
 		return nil

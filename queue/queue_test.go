@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -48,6 +49,11 @@ type setupOpts struct {
 	dir      string // reuse a database directory
 	schedule []time.Duration
 	noStart  bool
+	// databaseURL opens PostgreSQL at this URL (pgtest.URL) instead of SQLite
+	// in dir; poll and leaseTTL then tune the queue (see postgres_test.go).
+	databaseURL string
+	poll        time.Duration
+	leaseTTL    time.Duration
 }
 
 func setup(t *testing.T, o setupOpts) *testBundle {
@@ -66,7 +72,11 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(b.recv.Close)
 	b.media = newDirMedia(filepath.Join(b.dir, "media"))
 	var err error
-	b.db, err = sqlite.Open(t.Context(), filepath.Join(b.dir, "diffute.db"))
+	if o.databaseURL != "" {
+		b.db, err = sqlite.OpenPostgres(t.Context(), o.databaseURL)
+	} else {
+		b.db, err = sqlite.Open(t.Context(), filepath.Join(b.dir, "diffute.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,9 +86,10 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 		schedule = []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond}
 	}
 	b.queue, err = New(b.db, Config{
-		Engine: b.engine, Media: b.media, Concurrency: 2,
+		Engine: b.engine, Media: b.media, Concurrency: 2, Models: []string{"tiny-sd"},
 		Webhook:      webhook.Config{AllowPrivate: true, Timeout: 5 * time.Second, RetrySchedule: schedule},
-		PollInterval: 20 * time.Millisecond,
+		PollInterval: cmp.Or(o.poll, 20*time.Millisecond),
+		LeaseTTL:     o.leaseTTL,
 	})
 	if err != nil {
 		t.Fatal(err)

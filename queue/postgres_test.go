@@ -1,0 +1,70 @@
+package queue
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/pgtest"
+	"github.com/diffute/diffute/sqlite"
+)
+
+// TestPostgresJobSucceedsThroughNotify runs a job on PostgreSQL with a poll
+// interval far longer than the test's deadline: the worker can only have picked
+// the job up through LISTEN/NOTIFY.
+func TestPostgresJobSucceedsThroughNotify(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{databaseURL: pgtest.URL(t), poll: 10 * time.Minute})
+	job := b.newJob(t)
+	var m diffute.Manifest
+	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.JobID != job.ID || m.Status != diffute.StatusSucceeded || len(m.Images["Ansel_Adams"]) != 3 {
+		t.Errorf("manifest = %+v", m)
+	}
+	waitFor(t, "delivery recorded", 10*time.Second, func() bool {
+		s, n := b.deliveryStatus(t, job.ID)
+		return s == sqlite.DeliveryDelivered && n == 1
+	})
+}
+
+// TestPostgresOrphanedJobIsRescued leaves a job running under a River client
+// that holds no lease, as a SIGKILLed worker does, and expects a live worker to
+// take it back and finish it, each image once.
+func TestPostgresOrphanedJobIsRescued(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	b := setup(t, setupOpts{databaseURL: url, noStart: true, leaseTTL: 400 * time.Millisecond})
+	job := b.newJob(t)
+	// A dead worker: it fetched the job (state running, its ID in attempted_by),
+	// started it and stored the first image of the first prompt, then vanished.
+	if ok, err := b.store.StartJob(t.Context(), job.ID); err != nil || !ok {
+		t.Fatalf("StartJob = %v, %v", ok, err)
+	}
+	key := diffute.MediaKey("org", "proj", job.ID, job.Prompts[0].Name, 0, "png")
+	if err := b.store.RecordImage(t.Context(), job.ID, 0, 0, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.db.MarkRunningForTest(t.Context(), job.ID, "dead-worker"); err != nil {
+		t.Fatal(err)
+	}
+	b.start(t)
+	var m diffute.Manifest
+	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.JobID != job.ID || m.Status != diffute.StatusSucceeded {
+		t.Fatalf("manifest = %+v", m)
+	}
+	for _, p := range job.Prompts {
+		if got := len(m.Images[p.Name]); got != p.NumImages {
+			t.Errorf("%s: %d images in the manifest, want %d", p.Name, got, p.NumImages)
+		}
+	}
+	// The first image was already stored: the rescuer generates the other two.
+	if calls := b.engine.Calls(); len(calls) == 0 || calls[0].NumImages != job.Prompts[0].NumImages-1 {
+		t.Errorf("engine calls = %+v; want the first prompt resumed after its stored image", calls)
+	}
+}
