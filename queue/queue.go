@@ -233,3 +233,6 @@ func (q *Queue) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Busy reports how many inference jobs are running now.
+func (q *Queue) Busy() int { return len(q.slots) }

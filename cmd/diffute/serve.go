@@ -8,13 +8,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
-	"github.com/diffute/diffute/media"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
 	"github.com/diffute/diffute/sqlite"
@@ -35,6 +33,8 @@ type serveConfig struct {
 	shutdownTimeout     time.Duration
 	logFormat           string
 	engine              engineFlags
+	media               mediaFlags
+	workerOnly          bool // diffute worker: no public API, only /healthz and /metrics
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
@@ -52,6 +52,7 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
 	c.engine.register(fs)
+	c.media.register(fs)
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
 	}
@@ -98,11 +99,12 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 // server is a started serve: HTTP listener, queue, engine and database.
 type server struct {
 	url     string
+	listen  string // where this process listens (url may be the balancer's)
 	cfg     *serveConfig
 	logger  *slog.Logger
 	db      *sqlite.DB
 	engine  *onnx.Engine
-	media   *media.Disk
+	media   closableMedia
 	queue   *queue.Queue
 	http    *http.Server
 	errc    chan error
@@ -144,19 +146,20 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err != nil {
 		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)
 	}
+	s.listen = "http://" + ln.Addr().String()
 	s.url = cfg.publicURL
 	if s.url == "" {
 		s.url = "http://" + ln.Addr().String()
 	}
 	s.url = strings.TrimRight(s.url, "/")
 
-	key, err := media.LoadOrCreateKey(filepath.Join(cfg.state.dataDir, "url-signing.key"))
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if cfg.media.mediaURL == "" { // disk media under the data directory
+		if err := ensureDir(cfg.state.dataDir); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
-	signer := &media.Signer{Key: key, BaseURL: s.url}
-	disk, err := media.NewDisk(filepath.Join(cfg.state.dataDir, "media"), signer)
+	disk, signer, err := cfg.media.open(ctx, env, cfg.state.dataDir, s.url)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -175,6 +178,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Media:       disk,
 		MediaTTL:    cfg.mediaTTL,
 		Concurrency: cfg.workers,
+		Models:      s.models,
 		Webhook: webhook.Config{
 			AllowPrivate:  cfg.webhookAllowPrivate,
 			Timeout:       cfg.webhookTimeout,
@@ -206,7 +210,11 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		},
 		Logger: s.logger,
 	}
-	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	handler := api.Handler()
+	if cfg.workerOnly {
+		handler = s.workerHandler()
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	go func() { s.errc <- s.http.Serve(ln) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
 	return s, nil
