@@ -8,6 +8,13 @@ cd "$top"
 
 "$top/scripts/setup-ort.sh"
 "$top/scripts/s3-test-server.sh" install
+# A throwaway PostgreSQL for the store suite, the end-to-end and multi-process
+# tests on PostgreSQL; stopped when the tests end.
+if [ -z "${DIFFUTE_TEST_DATABASE_URL:-}" ]; then
+  "$top/scripts/pg-test-server.sh" install
+  eval "$("$top/scripts/pg-test-server.sh" start)"
+  trap '"$top/scripts/pg-test-server.sh" stop "$DIFFUTE_TEST_PG_DIR"' EXIT
+fi
 export DIFFUTE_ORT_LIB="$top/third_party/onnxruntime/libonnxruntime.so.1"
 
 echo "== go vet"

@@ -52,6 +52,22 @@ func (f *mediaFlags) register(fs *flag.FlagSet) {
 		"preferably as DIFFUTE_URL_SIGNING_KEY (default: DATA_DIR/url-signing.key, made on first start)")
 }
 
+// validate checks the media flags before anything is opened, so a typo fails at
+// start with the flag's name.
+func (f *mediaFlags) validate(env *environment) error {
+	if f.mediaURL != "" {
+		if _, err := s3.ParseURL(f.mediaURL, env.getenv); err != nil {
+			return fmt.Errorf("--media-url: %w", err)
+		}
+		return nil
+	}
+	if f.signingKey != "" {
+		_, err := f.key("")
+		return err
+	}
+	return nil
+}
+
 // open returns the media store and, for disk media, the signer of its URLs under
 // baseURL (nil for S3, whose URLs are presigned or public).
 func (f *mediaFlags) open(ctx context.Context, env *environment, dataDir, baseURL string) (closableMedia, *media.Signer, error) {

@@ -34,7 +34,8 @@ type serveConfig struct {
 	logFormat           string
 	engine              engineFlags
 	media               mediaFlags
-	workerOnly          bool // diffute worker: no public API, only /healthz and /metrics
+	workerOnly          bool          // diffute worker: no public API, only /healthz and /metrics
+	leaseTTL            time.Duration // worker lease on PostgreSQL; 0: queue.DefaultLeaseTTL
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
@@ -64,6 +65,9 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return nil, errors.New("serve: --log-format must be json or text")
+	}
+	if err := c.media.validate(env); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil
 }
@@ -179,6 +183,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		MediaTTL:    cfg.mediaTTL,
 		Concurrency: cfg.workers,
 		Models:      s.models,
+		LeaseTTL:    cfg.leaseTTL,
 		Webhook: webhook.Config{
 			AllowPrivate:  cfg.webhookAllowPrivate,
 			Timeout:       cfg.webhookTimeout,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/queue"
 )
 
 // parseWorkerFlags reads `diffute worker`: serve's queue and engine without the
@@ -26,6 +27,7 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs in webhooks stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish before they are handed back")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
+	fs.DurationVar(&c.leaseTTL, "lease-ttl", queue.DefaultLeaseTTL, "how long after this worker dies its running jobs go back to the queue; renewed every quarter of it")
 	c.engine.register(fs)
 	c.media.register(fs)
 	if err := parseFlags(fs, env, args); err != nil {
@@ -36,12 +38,17 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 		return nil, fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
 	case !isPostgresURL(c.state.databaseURL):
 		return nil, errors.New("worker: --database-url postgres://… is required: workers share the API nodes' PostgreSQL (on one box, `diffute serve` runs its own workers)")
+	case c.leaseTTL < time.Second:
+		return nil, errors.New("worker: --lease-ttl must be 1s or more")
 	case c.workers < 1:
 		return nil, errors.New("worker: --concurrency must be 1 or more")
 	case c.media.mediaURL == "" && c.publicURL == "":
 		return nil, errors.New("worker: --public-url is required with disk media: the API nodes' URL, which serves the shared DATA_DIR/media (or store media in S3 with --media-url)")
 	case c.logFormat != "json" && c.logFormat != "text":
 		return nil, errors.New("worker: --log-format must be json or text")
+	}
+	if err := c.media.validate(env); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	return c, nil
 }
