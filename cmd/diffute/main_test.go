@@ -123,7 +123,7 @@ func startServe(t *testing.T, args ...string) *testServer {
 
 // startServeEnv is startServe with extra environment variables (a database URL,
 // a media URL and its credentials: see scaleout_test.go).
-func startServeEnv(t *testing.T, extra map[string]string, args ...string) *testServer {
+func startServeEnv(t testing.TB, extra map[string]string, args ...string) *testServer {
 	t.Helper()
 	lib := ortLib(t)
 	ts := &testServer{dataDir: t.TempDir(), stderr: &syncBuffer{}}
@@ -152,7 +152,7 @@ func startServeEnv(t *testing.T, extra map[string]string, args ...string) *testS
 }
 
 // createKey runs `diffute keys create` and returns the key from its last line.
-func createKey(t *testing.T, getenv func(string) string, dataDir, org, project string) string {
+func createKey(t testing.TB, getenv func(string) string, dataDir, org, project string) string {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	args := []string{"keys", "create", "--data-dir", dataDir, "--org", org}

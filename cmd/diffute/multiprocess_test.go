@@ -30,7 +30,7 @@ type proc struct {
 }
 
 // startProc runs bin with args and env and waits for its "listening on" line.
-func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
+func startProc(t testing.TB, bin string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}}
 	p.cmd.Env = env
@@ -64,7 +64,7 @@ func startProc(t *testing.T, bin string, env []string, args ...string) *proc {
 }
 
 // buildBinary builds the diffute binary once for a test.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "diffute")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -208,7 +208,7 @@ func TestScaleOutMultiProcess(t *testing.T) {
 }
 
 // newReceiverFunc is a loopback webhook receiver that hands each body to fn.
-func newReceiverFunc(t *testing.T, fn func(body []byte)) *httptest.Server {
+func newReceiverFunc(t testing.TB, fn func(body []byte)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -218,7 +218,7 @@ func newReceiverFunc(t *testing.T, fn func(body []byte)) *httptest.Server {
 	return srv
 }
 
-func getText(t *testing.T, url string) string {
+func getText(t testing.TB, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {

@@ -34,7 +34,7 @@ func contractCases() []contractCase {
 
 // scaleOutEnv returns the variables that put a server on a fresh PostgreSQL schema
 // and a fresh bucket of a real S3 server.
-func scaleOutEnv(t *testing.T) map[string]string {
+func scaleOutEnv(t testing.TB) map[string]string {
 	t.Helper()
 	env := map[string]string{"DIFFUTE_DATABASE_URL": pgtest.URL(t)}
 	s3srv := s3test.Start(t)
