@@ -134,7 +134,7 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		Logger:            cfg.Logger,
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
-		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
+		FetchCooldown:     fetchCooldown(db, cfg.PollInterval),
 		ID:                cfg.ClientID,
 		Schema:            db.RiverSchema(),
 		// Inference can run for many minutes on a CPU; River's stuck-job rescue
@@ -232,6 +232,18 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return fmt.Errorf("queue: stop and cancel: %w", err)
 	}
 	return nil
+}
+
+// fetchCooldown is River's minimum time between fetches of one queue. A worker
+// with one slot takes one job per fetch, so River's 100 ms default caps it at ten
+// jobs a second whatever the engine's speed; on PostgreSQL, where fetches run on a
+// pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
+// interval's pace: every fetch there takes the one write connection.
+func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
+	if db.Dialect() == sqlite.Postgres {
+		return min(10*time.Millisecond, poll)
+	}
+	return min(river.FetchCooldownDefault, poll)
 }
 
 // Busy reports how many inference jobs are running now.
