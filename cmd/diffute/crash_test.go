@@ -55,11 +55,7 @@ func startProcess(t *testing.T, bin string, env []string, dataDir string) (*exec
 func TestKillMidJobLosesNothing(t *testing.T) {
 	t.Parallel()
 	lib := ortLib(t)
-	bin := filepath.Join(t.TempDir(), "diffute")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	env := append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TINY_DIR="+sharedTinyDir,
 		"HF_HUB_CACHE="+filepath.Join(t.TempDir(), "hf"), "HF_HUB_OFFLINE=1")

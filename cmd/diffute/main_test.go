@@ -51,8 +51,9 @@ func testEnv(t testing.TB, lib string, extra map[string]string) func(string) str
 	return func(k string) string { return vars[k] }
 }
 
-// sharedTinyDir holds the tiny models for every test of the package, generated once.
-var sharedTinyDir string
+// sharedTinyDir holds the tiny models for every test of the package, generated
+// once; sharedBinDir the diffute binary that process tests run (buildBinary).
+var sharedTinyDir, sharedBinDir string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "diffute-tiny-")
@@ -60,8 +61,12 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	sharedTinyDir = dir
+	if sharedBinDir, err = os.MkdirTemp("", "diffute-bin-"); err != nil {
+		panic(err)
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	os.RemoveAll(sharedBinDir)
 	os.Exit(code)
 }
 

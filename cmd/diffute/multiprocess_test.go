@@ -63,14 +63,26 @@ func startProc(t testing.TB, bin string, env []string, args ...string) *proc {
 	}
 }
 
-// buildBinary builds the diffute binary once for a test.
+// buildBinary builds the diffute binary once for the package's tests (linking it
+// costs seconds on a loaded machine) into sharedBinDir, which TestMain removes.
 func buildBinary(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "diffute")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		built.bin = filepath.Join(sharedBinDir, "diffute")
+		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
+}
+
+var built struct {
+	once sync.Once
+	bin  string
+	err  error
 }
 
 // TestScaleOutMultiProcess is the scale-out deployment in miniature: two API
