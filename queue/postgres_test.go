@@ -1,7 +1,9 @@
 package queue
 
 import (
+	"context"
 	"encoding/json"
+	"image"
 	"testing"
 	"time"
 
@@ -66,5 +68,48 @@ func TestPostgresOrphanedJobIsRescued(t *testing.T) {
 	// The first image was already stored: the rescuer generates the other two.
 	if calls := b.engine.Calls(); len(calls) == 0 || calls[0].NumImages != job.Prompts[0].NumImages-1 {
 		t.Errorf("engine calls = %+v; want the first prompt resumed after its stored image", calls)
+	}
+}
+
+// TestPostgresStopHandsRunningJobBack stops a worker whose job outlives the
+// shutdown deadline: the job goes back to the queue at once and another worker,
+// on the same database, finishes it from where it stopped.
+func TestPostgresStopHandsRunningJobBack(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	a := setup(t, setupOpts{databaseURL: url})
+	blocked := make(chan struct{})
+	a.engine.GenerateFunc = func(ctx context.Context, req diffute.GenerateRequest, p func(diffute.Progress)) ([]image.Image, error) {
+		if req.Prompt == "jungle, painting" {
+			close(blocked)
+			<-ctx.Done()
+			return nil, ctx.Err()
+		}
+		return fakeImages(ctx, req, p)
+	}
+	job := a.newJob(t)
+	select {
+	case <-blocked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("job did not reach prompt 1")
+	}
+	b := setup(t, setupOpts{databaseURL: url, noStart: true})
+	b.queue.cfg.Media = a.media // one shared media store, as S3 is
+	b.start(t)
+	expired, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := a.queue.Stop(expired); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	var m diffute.Manifest
+	if err := json.Unmarshal(a.waitHook(t).body, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m.JobID != job.ID || m.Status != diffute.StatusSucceeded || len(m.Images["Ansel_Adams"]) != 3 ||
+		len(m.Images["Henri_Rousseau"]) != 2 || len(m.Images["Rachel_Ruysch"]) != 1 {
+		t.Fatalf("manifest = %+v", m)
+	}
+	if calls := b.engine.Calls(); len(calls) != 2 || calls[0].Prompt != "jungle, painting" {
+		t.Errorf("second worker's engine calls = %+v; want prompts 1 and 2 only", calls)
 	}
 }
