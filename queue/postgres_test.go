@@ -10,6 +10,7 @@ import (
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/pgtest"
 	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/storetest"
 )
 
 // TestPostgresJobSucceedsThroughNotify runs a job on PostgreSQL with a poll
@@ -111,5 +112,38 @@ func TestPostgresStopHandsRunningJobBack(t *testing.T) {
 	}
 	if calls := b.engine.Calls(); len(calls) != 2 || calls[0].Prompt != "jungle, painting" {
 		t.Errorf("second worker's engine calls = %+v; want prompts 1 and 2 only", calls)
+	}
+}
+
+// TestPostgresWorkerTakesOnlyItsModels routes jobs by model: a worker serving
+// tiny-sd never receives a job for another model, which waits for a worker that
+// serves it.
+func TestPostgresWorkerTakesOnlyItsModels(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	a := setup(t, setupOpts{databaseURL: url}) // serves tiny-sd
+	other := storetest.NewJob("org", "proj")
+	other.Model = "acme/other-model"
+	other.Webhook = a.recv.URL + "/hook"
+	if err := a.store.CreateJob(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	mine := a.newJob(t)
+	var m diffute.Manifest
+	if err := json.Unmarshal(a.waitHook(t).body, &m); err != nil || m.JobID != mine.ID {
+		t.Fatalf("first webhook is for job %d (%v), want the tiny-sd job %d", m.JobID, err, mine.ID)
+	}
+	for _, c := range a.engine.Calls() {
+		if c.Model != "tiny-sd" {
+			t.Fatalf("the tiny-sd worker ran a %s job", c.Model)
+		}
+	}
+	if got, err := a.store.JobByID(t.Context(), other.ID); err != nil || got.Status != diffute.StatusQueued {
+		t.Fatalf("other model's job = %v, %v; want still queued", got, err)
+	}
+
+	setup(t, setupOpts{databaseURL: url, models: []string{"acme/other-model"}})
+	if err := json.Unmarshal(a.waitHook(t).body, &m); err != nil || m.JobID != other.ID || m.Status != diffute.StatusSucceeded {
+		t.Fatalf("second webhook = %+v (%v), want job %d succeeded", m, err, other.ID)
 	}
 }

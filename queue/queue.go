@@ -147,12 +147,10 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			// Jobs from before per-model queues wait in the default queue.
-			river.QueueDefault:   {MaxWorkers: cfg.Concurrency},
 			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
 		}
 		for _, m := range cfg.Models {
-			rc.Queues[sqlite.InferenceQueue(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
+			rc.Queues[db.InferenceQueueFor(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		}
 	}
 	client, err := river.NewClient(db.RiverDriver(), rc)

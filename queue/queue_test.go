@@ -54,6 +54,7 @@ type setupOpts struct {
 	databaseURL string
 	poll        time.Duration
 	leaseTTL    time.Duration
+	models      []string // served models; default tiny-sd
 }
 
 func setup(t *testing.T, o setupOpts) *testBundle {
@@ -85,8 +86,11 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	if schedule == nil {
 		schedule = []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond}
 	}
+	if o.models == nil {
+		o.models = []string{"tiny-sd"}
+	}
 	b.queue, err = New(b.db, Config{
-		Engine: b.engine, Media: b.media, Concurrency: 2, Models: []string{"tiny-sd"},
+		Engine: b.engine, Media: b.media, Concurrency: 2, Models: o.models,
 		Webhook:      webhook.Config{AllowPrivate: true, Timeout: 5 * time.Second, RetrySchedule: schedule},
 		PollInterval: cmp.Or(o.poll, 20*time.Millisecond),
 		LeaseTTL:     o.leaseTTL,

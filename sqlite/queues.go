@@ -4,9 +4,22 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/riverqueue/river"
 )
 
-// InferenceQueue is the River queue of inference jobs for model. Each model has
+// InferenceQueueFor is the queue inference jobs for model go to on db. On SQLite
+// one process works every job of the file, so they all share River's default
+// queue (one producer fewer polling the single connection); on PostgreSQL each
+// model has its own (InferenceQueue).
+func (db *DB) InferenceQueueFor(model string) string {
+	if db.dialect == SQLite {
+		return river.QueueDefault
+	}
+	return InferenceQueue(model)
+}
+
+// InferenceQueue is the River queue of inference jobs for model on PostgreSQL. Each model has
 // its own queue so that a worker subscribes only to the models it serves and never
 // takes a job it cannot run. River wants queue names of lower-case letters and
 // digits joined by single '-' or '_', at most 64 bytes, while model names are

@@ -70,7 +70,7 @@ func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
 	}
 	defer tx.Rollback()
 	res, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.InferenceArgs{JobID: job.ID},
-		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts, Queue: InferenceQueue(job.Model)})
+		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts, Queue: s.db.InferenceQueueFor(job.Model)})
 	if err != nil {
 		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
 	}
