@@ -150,7 +150,7 @@ func TestScaleOutMultiProcess(t *testing.T) {
 		req := map[string]any{
 			"name": fmt.Sprintf("job-%d", i),
 			"prompts": []map[string]any{{"name": "p", "prompt": "a lighthouse in a storm", "num_images": 2,
-				"height": 128, "width": 128, "steps": 20, "seed": i}},
+				"height": 64, "width": 64, "steps": 20, "seed": i}},
 			"webhook": recv.URL, "secret": "s3cret", "pretrained_model_name": "diffute/tiny-sd",
 		}
 		resp, body := doJSON(t, http.MethodPut, apis[i%2].url+"/acme/default/media/inference", key, req)
