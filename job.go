@@ -39,6 +39,13 @@ type Job struct {
 	CreatedAt    time.Time
 	StartedAt    time.Time // zero until running
 	FinishedAt   time.Time // zero until terminal
+	NumImages    int       // images requested over all prompts
+	Usage        Usage     // metered so far
+	// MediaDeletedAt is when retention deleted the job's images; zero before.
+	MediaDeletedAt time.Time
+
+	// WebhookEvents are the events sent to Webhook; nil means DefaultWebhookEvents.
+	WebhookEvents []string
 }
 
 // JobPrompt is one prompt of a job with the parameters resolved at submission (Seed
@@ -80,6 +87,13 @@ type Manifest struct {
 	JobID  int64               `json:"job_id"`
 	Status JobStatus           `json:"status"`
 	Error  string              `json:"error,omitempty"`
+	// ExpiresAt is when retention deletes the images; their URLs answer 410 after.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Event and Prompt are set in webhook messages only: the event, and for
+	// prompt.completed the prompt whose images Images lists.
+	Event  string `json:"event,omitempty"`
+	Prompt string `json:"prompt,omitempty"`
 }
 
 // MediaKey is the storage key of image index (0-based) of prompt promptName of job:
@@ -122,6 +136,9 @@ func (InferenceArgs) Kind() string { return "diffute.inference" }
 // DeliveryArgs is the queue job that delivers one webhook message.
 type DeliveryArgs struct {
 	DeliveryID int64 `json:"delivery_id"`
+	// AttemptBase is the number of attempts made before this queue job (a
+	// redelivery), so attempt numbers in the log keep counting up.
+	AttemptBase int `json:"attempt_base,omitempty"`
 }
 
 // Kind implements river.JobArgs.

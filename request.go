@@ -15,6 +15,7 @@ type InferenceRequest struct {
 	Prompts             []PromptRequest `json:"prompts"`
 	Webhook             string          `json:"webhook,omitempty"`
 	Secret              string          `json:"secret,omitempty"`
+	WebhookEvents       []string        `json:"webhook_events,omitempty"`
 	PretrainedModelName string          `json:"pretrained_model_name"`
 	OutputFormat        string          `json:"output_format,omitempty"`
 }
@@ -128,6 +129,9 @@ func (r *InferenceRequest) Validate(l Limits, models []string) error {
 		if err := CheckWebhookURL(r.Webhook, l.MaxWebhookLen); err != nil {
 			return err
 		}
+	}
+	if err := checkWebhookEvents(r.WebhookEvents); err != nil {
+		return err
 	}
 	if len(r.Secret) > l.MaxSecretLen {
 		return FieldErrorf(EUNPROCESSABLE, "secret", "must be at most %d bytes", l.MaxSecretLen)
@@ -260,4 +264,20 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// checkWebhookEvents accepts each known event once.
+func checkWebhookEvents(events []string) error {
+	seen := make(map[string]bool, len(events))
+	for i, e := range events {
+		if !ValidWebhookEvent(e) {
+			return FieldErrorf(EUNPROCESSABLE, fmt.Sprintf("webhook_events[%d]", i),
+				"unknown event %q; events are completed, started and prompt.completed", truncate(e, 64))
+		}
+		if seen[e] {
+			return FieldErrorf(EUNPROCESSABLE, fmt.Sprintf("webhook_events[%d]", i), "event %q is listed twice", e)
+		}
+		seen[e] = true
+	}
+	return nil
 }

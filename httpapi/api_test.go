@@ -322,7 +322,7 @@ func TestMediaServing(t *testing.T) {
 		{"expired", expired, 403},
 		{"unsigned", "/media/" + key, 403},
 		{"other key, same signature", strings.Replace(path, "/0.png", "/1.png", 1), 403},
-		{"absent", absent, 404},
+		{"absent (signed, so it was deleted)", absent, 410},
 	} {
 		resp, body := b.do(t, http.MethodGet, tc.path, nil, nil)
 		if resp.StatusCode != tc.want {

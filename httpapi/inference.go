@@ -32,11 +32,16 @@ func (s *Server) createInference(w http.ResponseWriter, r *http.Request) error {
 	}
 	org, project := r.PathValue("org"), r.PathValue("project")
 	job := newJob(org, project, req, time.Now().UTC())
-	if err := s.Store.CreateJob(r.Context(), job); err != nil {
-		return &jobError{jobID: job.ID, err: fmt.Errorf("create job: %w", err)}
+	id, status, replayed, err := s.submit(r, job, req)
+	if err != nil {
+		return err
 	}
-	w.Header().Set("Location", jobPath(org, project, job.ID))
-	s.writeJSON(w, r, http.StatusAccepted, acceptedResponse{JobID: job.ID, Status: job.Status})
+	if replayed {
+		// The original job, not a new one: the client retried a request we took.
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	w.Header().Set("Location", jobPath(org, project, id))
+	s.writeJSON(w, r, http.StatusAccepted, acceptedResponse{JobID: id, Status: status})
 	return nil
 }
 
@@ -61,6 +66,7 @@ func newJob(org, project string, req *diffute.InferenceRequest, now time.Time) *
 		Prompts:      make([]diffute.JobPrompt, len(req.Prompts)),
 		CreatedAt:    now,
 	}
+	job.WebhookEvents = req.WebhookEvents
 	for i, p := range req.Prompts {
 		if p.Seed == nil {
 			seed := diffute.NewSeed()
@@ -107,6 +113,14 @@ type deliveryView struct {
 	LatencyMS float64 `json:"latency_ms"`
 }
 
+func deliveryViews(attempts []diffute.DeliveryAttempt) []deliveryView {
+	views := make([]deliveryView, len(attempts))
+	for i, a := range attempts {
+		views[i] = deliveryView{DeliveryAttempt: a, LatencyMS: float64(a.Latency) / float64(time.Millisecond)}
+	}
+	return views
+}
+
 // listDeliveries handles GET /{org}/{project}/media/inference/{job_id}/deliveries.
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	id, err := jobID(r)
@@ -121,11 +135,21 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("list deliveries: %w", err)
 	}
-	views := make([]deliveryView, len(attempts))
-	for i, a := range attempts {
-		views[i] = deliveryView{DeliveryAttempt: a, LatencyMS: float64(a.Latency) / float64(time.Millisecond)}
+	views := deliveryViews(attempts)
+	out := map[string]any{"job_id": id, "deliveries": views}
+	if s.Webhooks != nil {
+		// Messages include those not attempted yet (pending), which have no
+		// attempt to show in deliveries.
+		msgs, err := s.Webhooks.WebhookMessages(r.Context(), id)
+		if err != nil {
+			return fmt.Errorf("list webhook messages: %w", err)
+		}
+		if msgs == nil {
+			msgs = []diffute.WebhookMessage{}
+		}
+		out["messages"] = msgs
 	}
-	s.writeJSON(w, r, http.StatusOK, map[string]any{"job_id": id, "deliveries": views})
+	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
 
@@ -152,6 +176,12 @@ type JobStatus struct {
 	Prompts    []PromptStatus    `json:"prompts"`
 	Manifest   *diffute.Manifest `json:"manifest,omitempty"` // once terminal
 	Webhook    WebhookStatus     `json:"webhook"`
+	// Usage is the work metered for this job so far.
+	Usage UsageFigures `json:"usage"`
+	// ExpiresAt is when retention deletes the job's images (once it has ended).
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// MediaDeletedAt is when they were deleted; their URLs answer 410 since.
+	MediaDeletedAt *time.Time `json:"media_deleted_at,omitempty"`
 }
 
 // PromptStatus is one prompt of a JobStatus, with its resolved parameters.
@@ -180,6 +210,16 @@ type WebhookStatus struct {
 	State          string `json:"state"`
 	Attempts       int    `json:"attempts"`
 	LastStatusCode int    `json:"last_status_code,omitempty"`
+	// Log is the delivery log, as at …/deliveries; set when the server has a
+	// WebhookStore. A pointer keeps WebhookStatus comparable.
+	Log *DeliveryLog `json:"log,omitempty"`
+}
+
+// DeliveryLog lists a job's webhook messages (pending ones included) and every
+// attempt to deliver them.
+type DeliveryLog struct {
+	Messages   []diffute.WebhookMessage `json:"messages"`
+	Deliveries []deliveryView           `json:"deliveries"`
 }
 
 func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, status int, job *diffute.Job) error {
@@ -193,15 +233,18 @@ func (s *Server) writeStatus(w http.ResponseWriter, r *http.Request, status int,
 
 func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, error) {
 	v := &JobStatus{
-		JobID:      job.ID,
-		Name:       job.Name,
-		Model:      job.Model,
-		Status:     job.Status,
-		CreatedAt:  job.CreatedAt.UTC(),
-		StartedAt:  optionalTime(job.StartedAt),
-		FinishedAt: optionalTime(job.FinishedAt),
-		Error:      job.Error,
-		Prompts:    make([]PromptStatus, len(job.Prompts)),
+		JobID:          job.ID,
+		Name:           job.Name,
+		Model:          job.Model,
+		Status:         job.Status,
+		CreatedAt:      job.CreatedAt.UTC(),
+		StartedAt:      optionalTime(job.StartedAt),
+		FinishedAt:     optionalTime(job.FinishedAt),
+		Error:          job.Error,
+		Prompts:        make([]PromptStatus, len(job.Prompts)),
+		Usage:          usageFigures(job.Usage),
+		ExpiresAt:      mediaExpiry(job, s.mediaRetention()),
+		MediaDeletedAt: optionalTime(job.MediaDeletedAt),
 	}
 	total, done := 0, 0
 	for i, p := range job.Prompts {
@@ -253,6 +296,7 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 		if err != nil {
 			return nil, &jobError{jobID: job.ID, err: fmt.Errorf("manifest: %w", err)}
 		}
+		m.ExpiresAt = v.ExpiresAt
 		v.Manifest = m
 	}
 	wh, err := s.webhookStatus(ctx, job)
@@ -280,6 +324,25 @@ func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookSt
 		} else if wh.State != WebhookDelivered {
 			wh.State = WebhookFailed
 		}
+	}
+	if s.Webhooks != nil {
+		// With the message list, state is the terminal message's (a delivered
+		// "started" message says nothing about the result), and every attempt
+		// is listed.
+		msgs, err := s.Webhooks.WebhookMessages(ctx, job.ID)
+		if err != nil {
+			return wh, fmt.Errorf("list webhook messages: %w", err)
+		}
+		wh.State = WebhookPending
+		for _, m := range msgs {
+			if m.Event == diffute.EventCompleted {
+				wh.State = m.State // pending, delivered or failed (gave up)
+			}
+		}
+		if msgs == nil {
+			msgs = []diffute.WebhookMessage{}
+		}
+		wh.Log = &DeliveryLog{Messages: msgs, Deliveries: deliveryViews(attempts)}
 	}
 	return wh, nil
 }

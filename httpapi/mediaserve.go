@@ -23,7 +23,9 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) error {
 	f, info, err := s.Media.Open(r.Context(), key)
 	if err != nil {
 		if diffute.ErrorCode(err) == diffute.ENOTFOUND {
-			return err
+			// The signature is ours and URLs are only made for stored images, so a
+			// missing one was deleted: by retention, or with its job.
+			return diffute.Errorf(diffute.EGONE, "this image has expired and was deleted")
 		}
 		return fmt.Errorf("open media: %w", err)
 	}

@@ -80,6 +80,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		s.log().ErrorContext(r.Context(), "request failed", attrs...)
 	}
+	setRetryAfter(w, err)
 	p := Problem{
 		Type:     ProblemTypeBase + code,
 		Title:    http.StatusText(status),

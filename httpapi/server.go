@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -27,6 +28,25 @@ type Server struct {
 	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
 	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
 	Logger   *slog.Logger                    // nil: no logging
+
+	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
+	Console            http.Handler  // the web console (/, /console.js, /console.css); nil: none
+	Metrics            http.Handler  // /metrics; nil: none
+
+	streams streamCloser // ends events streams on shutdown (see CloseStreams)
+	// Tenancy enables Idempotency-Key, project quotas and GET …/usage; nil: off.
+	Tenancy diffute.TenancyStore
+	// Policy returns an organization's rate limit and quotas; nil: no limits.
+	Policy func(org string) TenantPolicy
+	// MediaRetention is how long images are kept after a job ends (expires_at in
+	// status and manifest); 0: diffute.DefaultMediaRetention.
+	MediaRetention time.Duration
+
+	limiterOnce sync.Once
+	limiter     *rateLimiter
+	// Webhooks serves signing secrets, message lists and redelivery; nil turns
+	// those routes off (404).
+	Webhooks diffute.WebhookStore
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.
@@ -50,6 +70,22 @@ func (s *Server) Handler() http.Handler {
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}", s.tenant(s.getInference))
 	handle(api, "DELETE /{org}/{project}/media/inference/{job_id}", s.tenant(s.cancelInference))
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/deliveries", s.tenant(s.listDeliveries))
+	handle(api, "GET /{org}/{project}/media/inference", s.tenant(s.listInference))
+	handle(api, "GET /{org}/{project}/media/inference/{job_id}/events", s.tenant(s.jobEvents))
+	handle(api, "GET /openapi.json", s.openAPI)
+	handle(api, "GET /docs", s.docs)
+	if s.Metrics != nil {
+		api.Handle("GET /metrics", s.Metrics)
+	}
+	if s.Console != nil {
+		for _, p := range []string{"GET /{$}", "GET /console.js", "GET /console.css"} {
+			api.Handle(p, s.Console)
+		}
+	}
+	handle(api, "GET /{org}/{project}/usage", s.tenant(s.getUsage))
+	handle(api, "POST /{org}/{project}/media/inference/{job_id}/redeliver", s.tenant(s.redeliver))
+	handle(api, "GET /{org}/{project}/webhook-secret", s.tenant(s.getWebhookSecret))
+	handle(api, "POST /{org}/{project}/webhook-secret/rotate", s.tenant(s.rotateWebhookSecret))
 	handle(api, "GET /healthz", s.healthz)
 	handle(api, "GET /readyz", s.readyz)
 	apiH := s.problemFallback(api)
@@ -91,7 +127,11 @@ func (s *Server) tenant(next handlerFunc) handlerFunc {
 		if !validTenantName(org) || !validTenantName(project) || org == "media" {
 			return diffute.Errorf(diffute.ENOTFOUND, "no such organization or project")
 		}
-		if err := s.authorize(r, org, project); err != nil {
+		key, err := s.authorize(r, org, project)
+		if err != nil {
+			return err
+		}
+		if err := s.rateLimit(key); err != nil {
 			return err
 		}
 		return next(w, r)
@@ -116,26 +156,26 @@ func validTenantName(s string) bool {
 
 // authorize checks x-api-key: absent, unknown or revoked → EUNAUTHORIZED; valid but
 // scoped to another organization or project → EFORBIDDEN.
-func (s *Server) authorize(r *http.Request, org, project string) error {
+func (s *Server) authorize(r *http.Request, org, project string) (*diffute.APIKey, error) {
 	header := r.Header.Get("x-api-key")
 	if header == "" {
-		return diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "an API key is required in the x-api-key header")
+		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "an API key is required in the x-api-key header")
 	}
 	key, err := s.Keys.APIKeyByHash(r.Context(), diffute.HashAPIKey(header))
 	switch code := diffute.ErrorCode(err); {
 	case err == nil:
 	case code == diffute.EUNAUTHORIZED || code == diffute.ENOTFOUND:
-		return diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
+		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
 	default:
-		return fmt.Errorf("look up API key: %w", err)
+		return nil, fmt.Errorf("look up API key: %w", err)
 	}
 	if !key.RevokedAt.IsZero() {
-		return diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
+		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
 	}
 	if !key.Allows(org, project) {
-		return diffute.FieldErrorf(diffute.EFORBIDDEN, "x-api-key", "the API key is not valid for this organization and project")
+		return nil, diffute.FieldErrorf(diffute.EFORBIDDEN, "x-api-key", "the API key is not valid for this organization and project")
 	}
-	return nil
+	return key, nil
 }
 
 // jobID reads the job_id path segment. A malformed one names no job: 404.

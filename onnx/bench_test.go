@@ -11,7 +11,9 @@ import (
 // BenchmarkStepOverhead measures the pipeline's own work per denoising step (input
 // scaling, guidance, scheduler step, noise, bookkeeping), that is, the step loop's
 // time minus the time inside the UNet session's Run, at 1024×1024 on tiny-sdxl with
-// guidance (a batch of 2 rows). Reported per step: overhead-ms/step, and the heap
+// guidance (a batch of 2 rows). Reported per step: overhead-ms/step (split into
+// prepare-ms/step: scaling the latents into both halves of the batch;
+// guidance-ms/step; sched-ms/step: the scheduler's Step, noise included), and the heap
 // allocations of the loop (loop-allocs/step, loop-B/step), which must not grow
 // with the step count.
 func BenchmarkStepOverhead(b *testing.B) {
@@ -27,8 +29,13 @@ func BenchmarkStepOverhead(b *testing.B) {
 	for _, c := range []struct {
 		scheduler string
 		steps     int
-	}{{"euler", 10}, {"euler", 40}, {"euler_a", 40}} {
-		b.Run(fmt.Sprintf("%s/steps=%d", c.scheduler, c.steps), func(b *testing.B) {
+		unfused   bool
+	}{{"euler", 10, false}, {"euler", 40, false}, {"euler_a", 40, false}, {"euler", 40, true}} {
+		name := fmt.Sprintf("%s/steps=%d", c.scheduler, c.steps)
+		if c.unfused {
+			name += "/unfused"
+		}
+		b.Run(name, func(b *testing.B) {
 			req := diffute.GenerateRequest{
 				Prompt: "a lighthouse at dusk", NumImages: 1, Width: 1024, Height: 1024,
 				Steps: c.steps, Seed: 1, Scheduler: c.scheduler, GuidanceScale: ptr(5.0),
@@ -36,7 +43,7 @@ func BenchmarkStepOverhead(b *testing.B) {
 			var total runStats
 			b.ReportAllocs()
 			for b.Loop() {
-				var st runStats
+				st := runStats{unfused: c.unfused}
 				if _, err := p.run(context.Background(), req, nil, &st); err != nil {
 					b.Fatal(err)
 				}
@@ -45,10 +52,16 @@ func BenchmarkStepOverhead(b *testing.B) {
 				total.unetRun += st.unetRun
 				total.loopAllocs += st.loopAllocs
 				total.loopBytes += st.loopBytes
+				total.prepare += st.prepare
+				total.guidance += st.guidance
+				total.schedStep += st.schedStep
 			}
 			n := float64(total.steps)
 			b.ReportMetric(float64((total.denoise-total.unetRun).Nanoseconds())/1e6/n, "overhead-ms/step")
 			b.ReportMetric(float64(total.unetRun.Nanoseconds())/1e6/n, "unet-ms/step")
+			b.ReportMetric(float64(total.prepare.Nanoseconds())/1e6/n, "prepare-ms/step")
+			b.ReportMetric(float64(total.guidance.Nanoseconds())/1e6/n, "guidance-ms/step")
+			b.ReportMetric(float64(total.schedStep.Nanoseconds())/1e6/n, "sched-ms/step")
 			b.ReportMetric(float64(total.loopAllocs)/n, "loop-allocs/step")
 			b.ReportMetric(float64(total.loopBytes)/n, "loop-B/step")
 		})

@@ -120,6 +120,10 @@ type runStats struct {
 	unetRun  time.Duration // inside the UNet session's Run
 	denoise  time.Duration // the whole step loops
 	decoding time.Duration
+	// unfused turns off the one-pass step (tests compare both paths).
+	unfused bool
+	// Parts of the loop outside Run: input preparation, guidance, scheduler steps.
+	prepare, guidance, schedStep time.Duration
 	// Heap allocations during the step loops (runtime.MemStats deltas).
 	loopAllocs, loopBytes uint64
 }
@@ -308,20 +312,32 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		st.loopAllocs -= mem.Mallocs
 		st.loopBytes -= mem.TotalAlloc
 	}
+	// With fp32 tensors and a linear scheduler, guidance, the scheduler step and the
+	// next step's input scaling are one pass over the latents instead of three.
+	lin, fused := s.(sched.Linear)
+	fused = fused && call.out.f32 != nil && call.sample.f32 != nil && (st == nil || !st.unfused)
+	prepared := false
 	loopStart := time.Now()
 	for i := range timesteps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		tPrep := time.Now()
 		// Both halves of a guided batch get the same latents (uncond rows, cond rows).
-		call.sample.storeScaled(0, latents, s.ScaleModelInput(i))
-		if groups == 2 {
-			call.sample.duplicate(0, total, total)
+		if prepared {
+			prepared = false
+		} else if scale := s.ScaleModelInput(i); groups == 2 {
+			call.sample.storeScaledTwice(0, total, latents, scale)
+		} else {
+			call.sample.storeScaled(0, latents, scale)
 		}
 		if noise != nil {
 			noiseReq <- struct{}{}
 		}
 		t0 := time.Now()
+		if st != nil {
+			st.prepare += t0.Sub(tPrep)
+		}
 		err := call.run(i)
 		if st != nil {
 			st.unetRun += time.Since(t0)
@@ -332,16 +348,39 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		if err != nil {
 			return nil, err
 		}
+		tGuide := time.Now()
+		if fused {
+			a, b, c, err := lin.StepCoefficients(i)
+			if err != nil {
+				return nil, fmt.Errorf("onnx: scheduler %s step %d: %w", s.Name(), i, err)
+			}
+			next := i+1 < len(timesteps)
+			var scale float32
+			if next {
+				scale = s.ScaleModelInput(i + 1)
+			}
+			fusedStep(call.out.f32, call.sample.f32, total, pr.guided, g, latents, noise, a, b, c, next, scale)
+			prepared = next
+			if st != nil {
+				st.steps++
+				st.schedStep += time.Since(tGuide)
+			}
+			prog.step()
+			continue
+		}
 		if pr.guided {
 			applyGuidance(call.out, total, g, guided, scratch)
 		} else {
 			call.out.load(0, guided)
 		}
+		tStep := time.Now()
 		if err := s.Step(i, guided, latents, noise); err != nil {
 			return nil, fmt.Errorf("onnx: scheduler %s step %d: %w", s.Name(), i, err)
 		}
 		if st != nil {
 			st.steps++
+			st.guidance += tStep.Sub(tGuide)
+			st.schedStep += time.Since(tStep)
 		}
 		prog.step()
 	}
@@ -352,6 +391,85 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		st.loopBytes += mem.TotalAlloc
 	}
 	return latents, nil
+}
+
+// fusedStep does guidance, a linear scheduler step and, when next, the next UNet
+// input in one pass: m = uncond + g·(cond − uncond) (or the output itself without
+// guidance), x ← a·x + b·m + c·noise, and input ← x·scale in each half of the batch.
+// The arithmetic is that of applyGuidance and sched's Step, in the same order, so
+// the pixels are the same as the unfused path's.
+func fusedStep(out, in []float32, total int, guided bool, g float32, x, noise []float32, a, b, c float32, next bool, scale float32) {
+	x = x[:total]
+	u := out[:total]
+	if guided && next && c == 0 {
+		// The common case (guided, deterministic scheduler, not the last step),
+		// written without branches or bounds checks in the loop.
+		cond := out[total : 2*total][:len(x)]
+		in0 := in[:total][:len(x)]
+		in1 := in[total : 2*total][:len(x)]
+		u = u[:len(x)]
+		for k, xv := range x {
+			uv := u[k]
+			m := uv + g*(cond[k]-uv)
+			v := a*xv + b*m
+			x[k] = v
+			sv := v * scale
+			in0[k] = sv
+			in1[k] = sv
+		}
+		return
+	}
+	if guided && next {
+		// The same with an ancestral scheduler's noise term.
+		cond := out[total : 2*total][:len(x)]
+		in0 := in[:total][:len(x)]
+		in1 := in[total : 2*total][:len(x)]
+		u = u[:len(x)]
+		noise = noise[:len(x)]
+		for k, xv := range x {
+			uv := u[k]
+			m := uv + g*(cond[k]-uv)
+			v := a*xv + b*m + c*noise[k]
+			x[k] = v
+			sv := v * scale
+			in0[k] = sv
+			in1[k] = sv
+		}
+		return
+	}
+	var cond, in0, in1 []float32
+	if guided {
+		cond = out[total : 2*total]
+	}
+	if next {
+		in0 = in[:total]
+		if guided {
+			in1 = in[total : 2*total]
+		}
+	}
+	if c != 0 {
+		noise = noise[:total]
+	}
+	for k, xv := range x {
+		m := u[k]
+		if guided {
+			m = m + g*(cond[k]-m)
+		}
+		var v float32
+		if c != 0 {
+			v = a*xv + b*m + c*noise[k]
+		} else {
+			v = a*xv + b*m
+		}
+		x[k] = v
+		if next {
+			sv := v * scale
+			in0[k] = sv
+			if guided {
+				in1[k] = sv
+			}
+		}
+	}
 }
 
 // applyGuidance writes uncond + g·(cond − uncond) into dst from a UNet output laid

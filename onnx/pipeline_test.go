@@ -482,3 +482,35 @@ func TestDetectFamily(t *testing.T) {
 		t.Errorf("broken model_index.json: %v", err)
 	}
 }
+
+// TestFusedStepMatchesUnfused checks that the one-pass step (guidance, scheduler and
+// next input together) gives exactly the pixels of the separate passes.
+func TestFusedStepMatchesUnfused(t *testing.T) {
+	t.Parallel()
+	for _, model := range []string{tinySD, tinySDXL} {
+		for _, scheduler := range []string{"euler", "euler_a"} {
+			for _, g := range []float64{1, 7.5} {
+				p := sharedPipeline(t, model)
+				req := baseRequest()
+				req.Scheduler = scheduler
+				req.GuidanceScale = ptr(g)
+				req.Steps = 4
+				var fused, plain runStats
+				plain.unfused = true
+				a, err := p.run(context.Background(), req, nil, &fused)
+				if err != nil {
+					t.Fatal(err)
+				}
+				b, err := p.run(context.Background(), req, nil, &plain)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range a.Images {
+					if !samePixels(t, a.Images[i], b.Images[i]) {
+						t.Errorf("%s %s guidance %g image %d: fused and unfused steps differ", model, scheduler, g, i)
+					}
+				}
+			}
+		}
+	}
+}

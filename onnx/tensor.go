@@ -79,13 +79,26 @@ func (t *floatTensor) storeScaled(off int, src []float32, scale float32) {
 	}
 }
 
-// duplicate copies n elements from offset src to offset dst.
-func (t *floatTensor) duplicate(src, dst, n int) {
+// storeScaledTwice stores src×scale at element offsets off0 and off1 in one pass
+// (the two halves of a guided batch), reading src once.
+func (t *floatTensor) storeScaledTwice(off0, off1 int, src []float32, scale float32) {
 	if t.f32 != nil {
-		copy(t.f32[dst:dst+n], t.f32[src:src+n])
+		d0 := t.f32[off0 : off0+len(src)]
+		d1 := t.f32[off1 : off1+len(src)]
+		for i, v := range src {
+			v *= scale
+			d0[i] = v
+			d1[i] = v
+		}
 		return
 	}
-	copy(t.f16[dst:dst+n], t.f16[src:src+n])
+	d0 := t.f16[off0 : off0+len(src)]
+	d1 := t.f16[off1 : off1+len(src)]
+	for i, v := range src {
+		h := float32ToHalf(v * scale)
+		d0[i] = h
+		d1[i] = h
+	}
 }
 
 // load copies the tensor's elements from offset off into dst.

@@ -15,15 +15,54 @@ import (
 	"github.com/diffute/diffute/webhook"
 )
 
-// maxRetryAfter caps how long a receiver's Retry-After may push a retry back.
-const maxRetryAfter = 12 * time.Hour
-
 type deliveryWorker struct {
 	river.WorkerDefaults[diffute.DeliveryArgs]
 	q *Queue
 	// retryAfter carries a receiver's Retry-After from Work to NextRetry, which
 	// River calls right after Work returns, keyed by River job ID.
 	retryAfter sync.Map
+
+	secretsMu sync.Mutex
+	secrets   map[string]cachedSecrets // by org + "/" + project
+}
+
+// secretsTTL is how long the worker reuses a project's signing secrets: a
+// rotation by another process shows in signatures within it (one through this
+// process's store at once), and a burst of deliveries to one
+// project reads them once instead of once per attempt.
+const secretsTTL = time.Second
+
+type cachedSecrets struct {
+	secrets []string
+	at      time.Time
+	gen     uint64
+}
+
+// signingSecrets returns the secrets that sign org/project's messages now.
+func (w *deliveryWorker) signingSecrets(ctx context.Context, org, project string) ([]string, error) {
+	key := org + "/" + project
+	w.secretsMu.Lock()
+	c, ok := w.secrets[key]
+	w.secretsMu.Unlock()
+	gen := w.q.store.SecretsGeneration()
+	if ok && c.gen == gen && time.Since(c.at) < secretsTTL {
+		return c.secrets, nil
+	}
+	list, err := w.q.store.WebhookSecrets(ctx, org, project)
+	if err != nil {
+		return nil, err
+	}
+	c = cachedSecrets{secrets: make([]string, len(list)), at: time.Now(), gen: gen}
+	for i, sec := range list {
+		c.secrets[i] = sec.Secret
+	}
+	w.secretsMu.Lock()
+	if w.secrets == nil {
+		w.secrets = map[string]cachedSecrets{}
+	}
+	w.secrets[key] = c
+	w.secretsMu.Unlock()
+	return c.secrets, nil
 }
 
 func newDeliveryWorker(q *Queue) *deliveryWorker { return &deliveryWorker{q: q} }
@@ -42,7 +81,7 @@ func (w *deliveryWorker) NextRetry(rj *river.Job[diffute.DeliveryArgs]) time.Tim
 		d = s[len(s)-1]
 	}
 	if v, ok := w.retryAfter.LoadAndDelete(rj.ID); ok {
-		d = max(d, min(v.(time.Duration), maxRetryAfter))
+		d = max(d, min(v.(time.Duration), w.q.cfg.Webhook.MaxRetryAfter))
 	}
 	return time.Now().Add(d)
 }
@@ -59,9 +98,15 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 	if d.Status != sqlite.DeliveryPending {
 		return nil
 	}
-	res := w.q.sender.Send(ctx, webhook.Message{ID: d.MessageID, URL: d.URL, Secret: d.Secret, Body: d.Payload})
+	// The project's secrets are read at each attempt (through a one-second
+	// cache), so a rotation applies to retries of messages written before it.
+	signing, err := w.signingSecrets(ctx, d.Org, d.Project)
+	if err != nil {
+		return err
+	}
+	res := w.q.sender.Send(ctx, webhook.Message{ID: d.MessageID, URL: d.URL, Secret: d.Secret, Body: d.Payload, SigningSecrets: signing})
 	rec := sqlite.AttemptRecord{
-		DeliveryID: d.ID, Attempt: rj.Attempt, At: time.Now().Add(-res.Latency),
+		DeliveryID: d.ID, Attempt: rj.Args.AttemptBase + rj.Attempt, At: time.Now().Add(-res.Latency),
 		StatusCode: res.StatusCode, Latency: res.Latency, Excerpt: res.Excerpt,
 		Status: sqlite.DeliveryPending,
 	}

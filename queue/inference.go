@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -117,7 +118,9 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 	// generated from Seed+k, so the rest can be generated on their own.
 	first := len(p.Images)
 	if first >= p.NumImages {
-		return nil
+		// Done by an earlier attempt, which may have stopped before writing the
+		// prompt.completed message; writing it again is a no-op.
+		return w.q.store.PromptCompleted(ctx, job.ID, i)
 	}
 	req := diffute.GenerateRequest{
 		Model: job.Model, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt,
@@ -125,7 +128,14 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		Steps: p.Steps, GuidanceScale: p.GuidanceScale, Scheduler: p.Scheduler,
 		Seed: *p.Seed + int64(first),
 	}
-	imgs, err := w.q.cfg.Engine.Generate(ctx, req, w.progress(ctx, cancel, job.ID, i))
+	var engineSteps atomic.Int64 // the steps the engine reports: the model's default when p.Steps is 0
+	progress := w.progress(ctx, cancel, job.ID, i)
+	start := time.Now()
+	imgs, err := w.q.cfg.Engine.Generate(ctx, req, func(pr diffute.Progress) {
+		engineSteps.Store(int64(pr.Steps))
+		progress(pr)
+	})
+	elapsed := time.Since(start)
 	if err != nil {
 		if cause := context.Cause(ctx); errors.Is(cause, errCanceled) {
 			return cause
@@ -153,7 +163,18 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 			return err
 		}
 	}
-	return nil
+	steps := int64(p.Steps)
+	if n := engineSteps.Load(); n > 0 {
+		steps = n
+	}
+	n := int64(len(imgs))
+	usage := diffute.Usage{Images: n, PixelSteps: n * int64(p.Width) * int64(p.Height) * steps, EngineTime: elapsed}
+	if err := w.q.store.RecordUsage(ctx, job.ID, usage, time.Now()); err != nil {
+		// The images are stored and recorded; failing (and retrying) the job
+		// over its meter would redo nothing and still not meter it.
+		w.q.cfg.Logger.WarnContext(ctx, "usage not recorded", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
+	}
+	return w.q.store.PromptCompleted(ctx, job.ID, i)
 }
 
 // progress returns the engine's progress callback for prompt i: it records steps
@@ -186,9 +207,7 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	job, err := q.store.FinishJob(ctx, sqlite.FinishParams{
 		JobID: id, Status: status, Error: msg,
 		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
-		Manifest: func(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-			return diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
-		},
+		Manifest:            q.manifest,
 	})
 	if diffute.ErrorCode(err) == diffute.ECONFLICT {
 		return nil
@@ -196,7 +215,24 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	if err != nil {
 		return err
 	}
+	if q.cfg.OnFinish != nil {
+		q.cfg.OnFinish(job)
+	}
 	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
-		slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
+		slog.String("org", job.Org), slog.String("project", job.Project), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
 	return nil
+}
+
+// manifest builds job's manifest with media URLs valid for the configured TTL.
+func (q *Queue) manifest(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
+	if q.cfg.Media == nil {
+		// An API-only process without media: the manifest lists no URLs.
+		return &diffute.Manifest{Name: j.Name, Images: map[string][]string{}, JobID: j.ID, Status: j.Status, Error: j.Error}, nil
+	}
+	m, err := diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
+	if err == nil && !j.FinishedAt.IsZero() {
+		exp := j.FinishedAt.Add(q.cfg.MediaRetention).UTC()
+		m.ExpiresAt = &exp
+	}
+	return m, err
 }

@@ -29,8 +29,15 @@ const DefaultPostgresPollInterval = time.Second
 // killed worker's jobs are back in the queue about this long after it died.
 const DefaultLeaseTTL = 15 * time.Second
 
-// deliveryWorkers is how many webhook attempts run at once.
-const deliveryWorkers = 8
+// Delivery queue tuning, measured by the benchmarks in webhook_bench_test.go
+// (docs/benchmarks.md): deliveryWorkers is how many webhook attempts run at
+// once (mostly waiting on receivers); the poll interval bounds how long a new
+// message waits; the cooldown spaces fetches while a backlog drains.
+const (
+	deliveryWorkers       = 100
+	deliveryPollInterval  = 20 * time.Millisecond
+	deliveryFetchCooldown = 5 * time.Millisecond
+)
 
 // Config configures the queue.
 type Config struct {
@@ -53,6 +60,14 @@ type Config struct {
 	// ClientID names this process's River client, in River's attempted_by and in
 	// the lease table; default a random one.
 	ClientID string
+	// OnFinish, when set, is called with each job this process finishes (metrics).
+	OnFinish func(job *diffute.Job)
+	// MediaRetention is how long images are kept after their job ends; default
+	// diffute.DefaultMediaRetention.
+	MediaRetention time.Duration
+	// RetentionInterval is how often expired media is deleted; default
+	// DefaultRetentionInterval.
+	RetentionInterval time.Duration
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -62,6 +77,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.MediaRetention == 0 {
+		c.MediaRetention = diffute.DefaultMediaRetention
+	}
+	if c.RetentionInterval == 0 {
+		c.RetentionInterval = DefaultRetentionInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -82,8 +103,8 @@ func (c Config) Validate() error {
 	if c.Concurrency > 0 && len(c.Models) == 0 {
 		errs = append(errs, errors.New("queue: workers need the Models they serve"))
 	}
-	if c.MediaTTL < 0 || c.PollInterval < 0 || c.LeaseTTL < 0 {
-		errs = append(errs, errors.New("queue: MediaTTL, PollInterval and LeaseTTL must not be negative"))
+	if c.MediaTTL < 0 || c.PollInterval < 0 || c.LeaseTTL < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
+		errs = append(errs, errors.New("queue: MediaTTL, PollInterval, LeaseTTL, MediaRetention and RetentionInterval must not be negative"))
 	}
 	errs = append(errs, c.Webhook.Validate())
 	return errors.Join(errs...)
@@ -123,11 +144,18 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook),
 		slots: make(chan struct{}, max(1, cfg.Concurrency))}
+	// The store writes some webhook messages in its own transactions (started,
+	// prompt.completed, a cancelled job's terminal message); they need the same
+	// manifests and attempt count as the ones this queue's workers write.
+	db.SetWebhookHooks(sqlite.WebhookHooks{Manifest: q.manifest, MaxAttempts: cfg.Webhook.MaxAttempts()})
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	if err := river.AddWorkerSafely(workers, newDeliveryWorker(q)); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := river.AddWorkerSafely(workers, &retentionWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	rc := &river.Config{
@@ -147,11 +175,25 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			sqlite.DeliveryQueue: {MaxWorkers: deliveryWorkers},
+			sqlite.DeliveryQueue: {
+				MaxWorkers: deliveryWorkers,
+				// SQLite has no LISTEN/NOTIFY: a new message waits for the next
+				// poll. Polling this queue more often keeps completion-to-first-
+				// attempt short (one cheap indexed query each), and a short
+				// cooldown lets a backlog drain in quick batches. PostgreSQL
+				// workers hear new messages through NOTIFY.
+				FetchPollInterval: deliveryPoll(db, cfg.PollInterval),
+				FetchCooldown:     deliveryFetchCooldown,
+			},
+			MaintenanceQueue: {MaxWorkers: 1},
 		}
 		for _, m := range cfg.Models {
 			rc.Queues[db.InferenceQueueFor(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		}
+		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionInterval),
+			func() (river.JobArgs, *river.InsertOpts) {
+				return RetentionArgs{}, &river.InsertOpts{Queue: MaintenanceQueue}
+			}, &river.PeriodicJobOpts{RunOnStart: true})}
 	}
 	client, err := river.NewClient(db.RiverDriver(), rc)
 	if err != nil {
@@ -242,6 +284,16 @@ func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
 		return min(10*time.Millisecond, poll)
 	}
 	return min(river.FetchCooldownDefault, poll)
+}
+
+// deliveryPoll is the delivery queue's fetch poll interval: short on SQLite,
+// where polling is how a new message is found; on PostgreSQL NOTIFY wakes the
+// workers and polling is only the fallback, so it stays at poll.
+func deliveryPoll(db *sqlite.DB, poll time.Duration) time.Duration {
+	if db.Dialect() == sqlite.Postgres {
+		return poll
+	}
+	return min(deliveryPollInterval, poll)
 }
 
 // Busy reports how many inference jobs are running now.

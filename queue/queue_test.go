@@ -271,10 +271,16 @@ func TestCancelQueuedJobNeverRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.start(t)
-	later := b.newJob(t)
+	// The cancelled job's terminal message comes first, with its status.
 	var m diffute.Manifest
+	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != canceled.ID ||
+		m.Status != diffute.StatusCanceled || m.Event != diffute.EventCompleted {
+		t.Fatalf("first webhook = %+v (%v), want the cancelled job %d's terminal message", m, err, canceled.ID)
+	}
+	later := b.newJob(t)
+	m = diffute.Manifest{}
 	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != later.ID {
-		t.Fatalf("first webhook is for %d (%v), want the later job %d", m.JobID, err, later.ID)
+		t.Fatalf("second webhook is for %d (%v), want the later job %d", m.JobID, err, later.ID)
 	}
 	if n := len(b.engine.Calls()); n != 3 {
 		t.Errorf("%d engine calls, want 3 (the later job only)", n)
@@ -310,18 +316,17 @@ func TestCancelRunningJobStopsWorker(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("job did not start")
 	}
-	at := time.Now()
 	got, err := b.store.CancelJob(t.Context(), "org", "proj", job.ID)
 	if err != nil || got.Status != diffute.StatusCanceled {
 		t.Fatalf("CancelJob = %v, %v", got, err)
 	}
+	// The engine would run forever: only the cancel can stop it. How fast is a
+	// matter for benchmarks, not for a timed assertion here (the deadline is only
+	// there so a broken cancel fails instead of hanging).
 	select {
-	case s := <-stopped:
-		if d := s.Sub(at); d > time.Second {
-			t.Errorf("worker stopped %v after the cancel, want within a second", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("worker did not stop")
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not stop after the cancel")
 	}
 	final, _ := b.store.Job(t.Context(), "org", "proj", job.ID)
 	if final.Status != diffute.StatusCanceled {
@@ -330,6 +335,15 @@ func TestCancelRunningJobStopsWorker(t *testing.T) {
 	_, err = b.store.CancelJob(t.Context(), "org", "proj", job.ID)
 	if diffute.ErrorCode(err) != diffute.ECONFLICT {
 		t.Errorf("second cancel = %v, want ECONFLICT", err)
+	}
+	var m diffute.Manifest
+	if err := json.Unmarshal(b.waitHook(t).body, &m); err != nil || m.JobID != job.ID || m.Status != diffute.StatusCanceled {
+		t.Errorf("webhook after cancel = %+v (%v), want the terminal message with status canceled", m, err)
+	}
+	select {
+	case h := <-b.hooks:
+		t.Errorf("a second terminal message: %s", h.body)
+	case <-time.After(200 * time.Millisecond):
 	}
 }
 

@@ -117,10 +117,34 @@ func (e *Euler) Step(step int, modelOutput, sample, noise []float32) error {
 		return err
 	}
 	ax, am := e.eulerCoefficients(e.sigmas[step], e.sigmas[step+1])
-	for i, x := range sample {
-		sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]))
-	}
+	axpy(sample, modelOutput, nil, float32(ax), float32(am), 0)
 	return nil
+}
+
+// StepCoefficients implements Linear: Step is x ← a·x + b·modelOutput.
+func (e *Euler) StepCoefficients(step int) (a, b, c float32, err error) {
+	if step < 0 || step >= e.steps {
+		return 0, 0, 0, fmt.Errorf("sched: %s: step %d out of range [0,%d)", NameEuler, step, e.steps)
+	}
+	ax, am := e.eulerCoefficients(e.sigmas[step], e.sigmas[step+1])
+	return float32(ax), float32(am), 0, nil
+}
+
+// axpy sets x ← a·x + b·m + c·n (n may be nil when c is 0). The schedule maths is
+// done in float64 once per step; the per-element update is float32, like the
+// tensors, because it runs over every latent value each step.
+func axpy(x, m, n []float32, a, b, c float32) {
+	m = m[:len(x)]
+	if n == nil || c == 0 {
+		for i, v := range x {
+			x[i] = a*v + b*m[i]
+		}
+		return
+	}
+	n = n[:len(x)]
+	for i, v := range x {
+		x[i] = a*v + b*m[i] + c*n[i]
+	}
 }
 
 // EulerAncestral is the ancestral Euler sampler, diffusers'
@@ -153,6 +177,16 @@ func (e *EulerAncestral) upDown(step int) (up, down float64) {
 	return up, down
 }
 
+// StepCoefficients implements Linear: Step is x ← a·x + b·modelOutput + c·noise.
+func (e *EulerAncestral) StepCoefficients(step int) (a, b, c float32, err error) {
+	if step < 0 || step >= e.steps {
+		return 0, 0, 0, fmt.Errorf("sched: %s: step %d out of range [0,%d)", NameEulerAncestral, step, e.steps)
+	}
+	up, down := e.upDown(step)
+	ax, am := e.eulerCoefficients(e.sigmas[step], down)
+	return float32(ax), float32(am), float32(up), nil
+}
+
 // Step applies x ← x + (x − x0)/σ_i · (σ_down − σ_i) + σ_up·noise.
 func (e *EulerAncestral) Step(step int, modelOutput, sample, noise []float32) error {
 	if err := checkStep(NameEulerAncestral, step, e.steps, modelOutput, sample); err != nil {
@@ -161,16 +195,12 @@ func (e *EulerAncestral) Step(step int, modelOutput, sample, noise []float32) er
 	up, down := e.upDown(step)
 	ax, am := e.eulerCoefficients(e.sigmas[step], down)
 	if up == 0 {
-		for i, x := range sample {
-			sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]))
-		}
+		axpy(sample, modelOutput, nil, float32(ax), float32(am), 0)
 		return nil
 	}
 	if err := checkNoise(NameEulerAncestral, noise, sample); err != nil {
 		return fmt.Errorf("%w (step %d)", err, step)
 	}
-	for i, x := range sample {
-		sample[i] = float32(ax*float64(x) + am*float64(modelOutput[i]) + up*float64(noise[i]))
-	}
+	axpy(sample, modelOutput, noise, float32(ax), float32(am), float32(up))
 	return nil
 }

@@ -416,3 +416,53 @@ func TestClipSample(t *testing.T) {
 	}
 	assertSeries(t, "lcm clipped", float64s(got), want, 1e-5)
 }
+
+// TestLinearMatchesStep checks that the coefficients a Linear scheduler reports give
+// bit for bit what its Step does, since the engine folds them into its own loop.
+func TestLinearMatchesStep(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{NameEuler, NameEulerAncestral} {
+		for _, pred := range []string{"epsilon", "v_prediction"} {
+			cfg := DefaultConfig()
+			cfg.PredictionType = pred
+			s, err := New(name, cfg, 6)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lin, ok := s.(Linear)
+			if !ok {
+				t.Fatalf("%s does not implement Linear", name)
+			}
+			x := []float32{0.5, -1.25, 3, 0.001, -7}
+			m := []float32{0.1, 0.2, -0.3, 0.4, -0.5}
+			n := []float32{1, -1, 0.5, -0.5, 2}
+			for step := range 6 {
+				want := append([]float32(nil), x...)
+				noise := n
+				if !s.NeedsNoise() {
+					noise = nil
+				}
+				if err := s.Step(step, m, want, noise); err != nil {
+					t.Fatal(err)
+				}
+				a, b, c, err := lin.StepCoefficients(step)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range x {
+					got := a*x[i] + b*m[i]
+					if c != 0 {
+						got = a*x[i] + b*m[i] + c*n[i]
+					}
+					if got != want[i] {
+						t.Fatalf("%s %s step %d [%d]: coefficients give %v, Step %v", name, pred, step, i, got, want[i])
+					}
+				}
+				x = want
+			}
+			if _, _, _, err := lin.StepCoefficients(6); err == nil {
+				t.Errorf("%s: step out of range accepted", name)
+			}
+		}
+	}
+}

@@ -51,6 +51,15 @@ type Scheduler interface {
 	Step(step int, modelOutput, sample, noise []float32) error
 }
 
+// Linear is implemented by schedulers whose step is the element-wise update
+// x ← a·x + b·modelOutput + c·noise with constants per step, so that a caller can
+// fold the step into its own pass over the latents (the engine does, with guidance
+// and the next step's input scaling, to touch the latents once per step). The
+// update must be done in float32 in exactly that order to match Step.
+type Linear interface {
+	StepCoefficients(step int) (a, b, c float32, err error)
+}
+
 // New builds the scheduler called name for steps inference steps.
 //
 // name "" picks the scheduler from cfg.ClassName: EulerDiscreteScheduler → euler

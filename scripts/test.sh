@@ -15,6 +15,10 @@ if [ -z "${DIFFUTE_TEST_DATABASE_URL:-}" ]; then
   eval "$("$top/scripts/pg-test-server.sh" start)"
   trap '"$top/scripts/pg-test-server.sh" stop "$DIFFUTE_TEST_PG_DIR"' EXIT
 fi
+# Headless Chromium for the web console's browser test (cmd/diffute/console_test.go).
+if ! command -v chromium >/dev/null 2>&1; then
+  (apt-get update -qq && apt-get install -y -qq chromium) || echo "test.sh: could not install chromium; the browser test will fail under CI=true"
+fi
 export DIFFUTE_ORT_LIB="$top/third_party/onnxruntime/libonnxruntime.so.1"
 
 echo "== go vet"
@@ -24,5 +28,17 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 
+# Every package runs under the race detector except the end-to-end suite in
+# cmd/diffute: it drives real processes, a browser and full-size images through the
+# pipeline, which the detector slows tenfold; the concurrency it exercises is
+# raced in the packages that own it (queue, sqlite, httpapi, onnx, webhook, …).
 echo "== go test (race detector on)"
-go test -race -count=1 -timeout 20m ./...
+go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/diffute$')
+echo "== go test ./cmd/diffute (end to end)"
+go test -count=1 -timeout 20m ./cmd/diffute
+
+echo "== fuzz (each target for ${FUZZTIME:-15s})"
+"$top/scripts/fuzz.sh"
+
+echo "== govulncheck"
+"$top/scripts/vulncheck.sh"

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/cipher"
 	"database/sql"
 	"embed"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -51,6 +53,17 @@ type DB struct {
 	// insertJob is prepared once: CreateJob is the hot path of the API, and
 	// parsing the statement on every request costs a measurable share of it.
 	insertJob *sql.Stmt
+
+	batch jobBatcher // group commit of CreateJob
+	// hooks builds webhook payloads outside FinishJob; see SetWebhookHooks.
+	hooks atomic.Pointer[WebhookHooks]
+	// secretsGen counts rotations made through this DB; see SecretsGeneration.
+	secretsGen atomic.Uint64
+	// secretAEAD encrypts signing secrets at rest; see SetSecretKey.
+	secretAEAD atomic.Pointer[cipher.AEAD]
+	// delivery holds the delivery worker's statements, prepared once (they run
+	// for every webhook attempt).
+	delivery deliveryStmts
 }
 
 // Open opens (creating if needed) the database file at path and brings its schema
@@ -101,6 +114,10 @@ func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if err := db.delivery.prepare(ctx, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	db.store = &Store{db: db}
 	return db, nil
 }
@@ -133,6 +150,7 @@ func (db *DB) Close() error {
 	if db.insertJob != nil {
 		errs = append(errs, db.insertJob.Close())
 	}
+	errs = append(errs, db.delivery.close())
 	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}

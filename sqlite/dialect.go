@@ -3,8 +3,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"strconv"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Dialect is the SQL database under the store. The store's statements are written
@@ -100,4 +103,13 @@ func (t *tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.
 
 func (t *tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	return t.Tx.QueryRowContext(ctx, t.dialect.rebind(query), args...)
+}
+
+// isForeignKeyViolation reports whether err is a foreign-key failure on either
+// database: SQLite only says so in its message, PostgreSQL in SQLSTATE 23503.
+func isForeignKeyViolation(err error) bool {
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pgErr.Code == "23503"
+	}
+	return strings.Contains(err.Error(), "FOREIGN KEY constraint failed")
 }

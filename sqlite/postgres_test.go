@@ -91,3 +91,29 @@ func TestInferenceQueueNames(t *testing.T) {
 
 // queueName is River's rule for queue names (river.validateQueueName).
 var queueName = regexp.MustCompile(`^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$`)
+
+// onPostgres is the name of TestOnPostgres; openTest opens PostgreSQL under it.
+const onPostgres = "TestOnPostgres"
+
+// TestOnPostgres runs the store's dialect-independent tests again on PostgreSQL:
+// the tenancy suite, webhook events and secrets, group commit, listing and
+// retention. Each opens its database through openTest, which picks PostgreSQL
+// under this test.
+func TestOnPostgres(t *testing.T) {
+	t.Parallel()
+	for name, test := range map[string]func(*testing.T){
+		"Tenancy":                              TestTenancy,
+		"SecretsEncryptedAtRest":               TestSecretsEncryptedAtRest,
+		"RetentionQueries":                     TestRetentionQueries,
+		"WorkerPathWritesImagesAndDelivery":    TestWorkerPathWritesImagesAndDelivery,
+		"FinishJobAfterCancelConflicts":        TestFinishJobAfterCancelConflicts,
+		"WebhookSecretsCreateOnceAndRotate":    TestWebhookSecretsCreateOnceAndRotate,
+		"EventMessagesWrittenOnce":             TestEventMessagesWrittenOnce,
+		"Redeliver":                            TestRedeliver,
+		"WebhookSecretsEncryptedAtRest":        TestWebhookSecretsEncryptedAtRest,
+		"CreateJobConcurrentBatches":           TestCreateJobConcurrentBatches,
+		"ListJobsPagesNewestFirstWithinTenant": TestListJobsPagesNewestFirstWithinTenant,
+	} {
+		t.Run(name, test)
+	}
+}

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/secretbox"
 )
 
 // InferenceMaxAttempts is how many times River runs an inference job before giving
@@ -22,7 +22,8 @@ const InferenceMaxAttempts = 5
 // Store is the SQLite implementation of diffute.Store and diffute.KeyStore, plus
 // the job and delivery updates that package queue's workers make.
 type Store struct {
-	db *DB
+	db      *DB
+	secrets *secretbox.Box // nil: webhook secrets are stored as given (see UseSecretBox)
 }
 
 var (
@@ -37,60 +38,43 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// CreateJob stores job and its prompts and inserts its River job, all in one
-// transaction. The caller sets ID, Status (queued) and CreatedAt; prompts must
-// carry resolved seeds.
-func (s *Store) CreateJob(ctx context.Context, job *diffute.Job) error {
+// jobInsert is what a submission encodes before its transaction, so that the
+// single write connection is held only for the statements themselves.
+type jobInsert struct {
+	prompts   []string // each prompt's request as JSON
+	secret    string   // sealed when a secret box is set
+	numImages int
+}
+
+func (s *Store) prepareJobInsert(job *diffute.Job) (*jobInsert, error) {
 	if job.ID <= 0 || job.Status == "" || job.CreatedAt.IsZero() || len(job.Prompts) == 0 {
-		return diffute.Errorf(diffute.EINTERNAL, "CreateJob: ID, Status, CreatedAt and prompts must be set")
+		return nil, diffute.Errorf(diffute.EINTERNAL, "CreateJob: ID, Status, CreatedAt and prompts must be set")
 	}
-	// Encode before the transaction so the single write connection is held only
-	// for the statements themselves.
-	var b strings.Builder
-	b.WriteString(`INSERT INTO prompts (job_id, idx, request) VALUES `)
-	args := make([]any, 0, 3*len(job.Prompts))
+	ins := &jobInsert{prompts: make([]string, len(job.Prompts)), secret: job.Secret}
 	for i, p := range job.Prompts {
 		if p.Seed == nil {
-			return diffute.Errorf(diffute.EINTERNAL, "CreateJob: prompt %d has no resolved seed", i)
+			return nil, diffute.Errorf(diffute.EINTERNAL, "CreateJob: prompt %d has no resolved seed", i)
 		}
 		req, err := json.Marshal(p.PromptRequest)
 		if err != nil {
-			return fmt.Errorf("sqlite: encode prompt: %w", err)
+			return nil, fmt.Errorf("sqlite: encode prompt: %w", err)
 		}
-		if i > 0 {
-			b.WriteString(", ")
+		ins.prompts[i] = string(req)
+		ins.numImages += p.NumImages
+	}
+	if s.secrets != nil {
+		sealed, err := s.secrets.Seal(job.Secret, secretContext(job.ID))
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: create job: %w", err)
 		}
-		b.WriteString("(?, ?, ?)")
-		args = append(args, job.ID, i, string(req))
+		ins.secret = sealed
 	}
-
-	tx, err := s.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: create job: %w", err)
-	}
-	defer tx.Rollback()
-	res, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.InferenceArgs{JobID: job.ID},
-		&river.InsertOpts{MaxAttempts: InferenceMaxAttempts, Queue: s.db.InferenceQueueFor(job.Model)})
-	if err != nil {
-		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
-	}
-	if _, err := tx.StmtContext(ctx, s.db.insertJob).ExecContext(ctx,
-		job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, job.Secret,
-		outputFormat(job.OutputFormat), string(job.Status), res.Job.ID, job.CreatedAt.UTC()); err != nil {
-		return fmt.Errorf("sqlite: create job: %w", err)
-	}
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("sqlite: create job: prompts: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: create job: commit: %w", err)
-	}
-	return nil
+	return ins, nil
 }
 
 const insertJobSQL = `INSERT INTO jobs
-	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?)`
+	(id, org, project, name, model, webhook, secret, output_format, status, error, river_job_id, created_at, num_images, webhook_events)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?)`
 
 func outputFormat(f string) string {
 	if f == "" {
@@ -102,20 +86,21 @@ func outputFormat(f string) string {
 // Job returns the job id of org/project with its prompts and images; ENOTFOUND
 // when there is none there.
 func (s *Store) Job(ctx context.Context, org, project string, id int64) (*diffute.Job, error) {
-	return loadJob(ctx, s.db.read, id, &scope{org, project})
+	return s.openSecret(loadJob(ctx, s.db.read, id, &scope{org, project}))
 }
 
 // JobByID returns job id whatever its tenant, for the workers; ENOTFOUND when
 // absent.
 func (s *Store) JobByID(ctx context.Context, id int64) (*diffute.Job, error) {
-	return loadJob(ctx, s.db.read, id, nil)
+	return s.openSecret(loadJob(ctx, s.db.read, id, nil))
 }
 
 type scope struct{ org, project string }
 
 func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job, error) {
 	query := `SELECT id, org, project, name, model, webhook, secret, output_format, status, error,
-		created_at, started_at, finished_at FROM jobs WHERE id = ?`
+		created_at, started_at, finished_at, num_images, usage_images, usage_pixel_steps, usage_engine_ms,
+		media_deleted_at, webhook_events FROM jobs WHERE id = ?`
 	args := []any{id}
 	if sc != nil {
 		query += ` AND org = ? AND project = ?`
@@ -125,9 +110,13 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		j                 diffute.Job
 		status            string
 		started, finished sql.NullTime
+		deleted           sql.NullTime
+		engineMS          int64
+		events            string
 	)
 	err := q.QueryRowContext(ctx, query, args...).Scan(&j.ID, &j.Org, &j.Project, &j.Name, &j.Model,
-		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished)
+		&j.Webhook, &j.Secret, &j.OutputFormat, &status, &j.Error, &j.CreatedAt, &started, &finished,
+		&j.NumImages, &j.Usage.Images, &j.Usage.PixelSteps, &engineMS, &deleted, &events)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
@@ -136,6 +125,8 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 	}
 	j.Status = diffute.JobStatus(status)
 	j.StartedAt, j.FinishedAt = started.Time, finished.Time
+	j.MediaDeletedAt, j.Usage.EngineTime = deleted.Time, time.Duration(engineMS)*time.Millisecond
+	j.WebhookEvents = diffute.SplitEvents(events)
 
 	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
@@ -225,9 +216,12 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 			return nil, fmt.Errorf("sqlite: cancel job: river: %w", err)
 		}
 	}
-	job, err := loadJob(ctx, tx, id, nil)
+	job, err := s.openSecret(loadJob(ctx, tx, id, nil))
 	if err != nil {
 		return nil, err
+	}
+	if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventCompleted, ""); err != nil {
+		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("sqlite: cancel job: commit: %w", err)

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/riverqueue/river"
-
 	"github.com/diffute/diffute"
 )
 
@@ -27,23 +25,43 @@ const (
 const DeliveryQueue = "webhooks"
 
 // EventInferenceCompleted is the event of the webhook sent when a job ends
-// (succeeded or failed; the payload's status says which).
-const EventInferenceCompleted = "inference.completed"
+// (succeeded, failed or canceled; the payload's status says which).
+const EventInferenceCompleted = diffute.EventCompleted
 
 // StartJob marks job id running, keeping the first start time across retries. It
 // reports false when the job is no longer queued or running (it was cancelled or
 // finished meanwhile), in which case there is nothing to do.
+//
+// When the job asked for the started event, its message is written in the same
+// transaction (once, however often the job is started).
 func (s *Store) StartJob(ctx context.Context, id int64) (bool, error) {
-	res, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?)
-		WHERE id = ? AND status IN ('queued', 'running')`, time.Now().UTC(), id)
+	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("sqlite: start job: %w", err)
 	}
-	n, err := res.RowsAffected()
+	defer tx.Rollback()
+	var events, hook string
+	err = tx.QueryRowContext(ctx, `UPDATE jobs SET status = 'running', started_at = coalesce(started_at, ?)
+		WHERE id = ? AND status IN ('queued', 'running') RETURNING webhook_events, webhook`, time.Now().UTC(), id).Scan(&events, &hook)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
 	if err != nil {
 		return false, fmt.Errorf("sqlite: start job: %w", err)
 	}
-	return n > 0, nil
+	if (&diffute.Job{Webhook: hook, WebhookEvents: diffute.SplitEvents(events)}).WantsEvent(diffute.EventStarted) {
+		job, err := loadJob(ctx, tx, id, nil)
+		if err != nil {
+			return false, err
+		}
+		if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventStarted, ""); err != nil {
+			return false, fmt.Errorf("sqlite: start job: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return false, fmt.Errorf("sqlite: start job: %w", err)
+	}
+	return true, nil
 }
 
 // RecordProgress records that step of steps is done for prompt (0-based index) of
@@ -122,30 +140,18 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 	} else if n == 0 {
 		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d is not running", p.JobID)
 	}
-	job, err := loadJob(ctx, tx, p.JobID, nil)
+	job, err := s.openSecret(loadJob(ctx, tx, p.JobID, nil))
 	if err != nil {
 		return nil, err
 	}
-	if job.Webhook != "" {
+	if job.WantsEvent(diffute.EventCompleted) {
 		m, err := p.Manifest(ctx, job)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
 		}
-		payload, err := m.Body()
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
-		}
-		now := time.Now().UTC()
-		var deliveryID int64
-		if err := tx.QueryRowContext(ctx, `INSERT INTO deliveries
-			(job_id, webhook_id, event, url, payload, status, attempts, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) RETURNING id`,
-			job.ID, newMessageID(), EventInferenceCompleted, job.Webhook, string(payload), now, now).Scan(&deliveryID); err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: delivery: %w", err)
-		}
-		if _, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: deliveryID},
-			&river.InsertOpts{MaxAttempts: max(1, p.DeliveryMaxAttempts), Queue: DeliveryQueue}); err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: enqueue delivery: %w", err)
+		m.Event = diffute.EventCompleted
+		if err := s.db.addDelivery(ctx, tx, job, diffute.EventCompleted, "", m, p.DeliveryMaxAttempts); err != nil {
+			return nil, fmt.Errorf("sqlite: finish job: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -168,6 +174,8 @@ func newMessageID() string {
 type Delivery struct {
 	ID        int64
 	JobID     int64
+	Org       string
+	Project   string
 	MessageID string
 	Event     string
 	URL       string
@@ -183,9 +191,8 @@ func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
 		d       Delivery
 		payload string
 	)
-	err := s.db.read.QueryRowContext(ctx, `SELECT d.id, d.job_id, d.webhook_id, d.event, d.url, j.secret,
-		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`, id).
-		Scan(&d.ID, &d.JobID, &d.MessageID, &d.Event, &d.URL, &d.Secret, &payload, &d.Status, &d.Attempts)
+	err := s.db.delivery.get.QueryRowContext(ctx, id).
+		Scan(&d.ID, &d.JobID, &d.Org, &d.Project, &d.MessageID, &d.Event, &d.URL, &d.Secret, &payload, &d.Status, &d.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", id)
 	}
@@ -193,6 +200,11 @@ func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
 		return nil, fmt.Errorf("sqlite: delivery: %w", err)
 	}
 	d.Payload = []byte(payload)
+	if s.secrets != nil {
+		if d.Secret, err = s.secrets.Open(d.Secret, secretContext(d.JobID)); err != nil {
+			return nil, fmt.Errorf("sqlite: delivery %d: webhook secret: %w", id, err)
+		}
+	}
 	return &d, nil
 }
 
@@ -209,8 +221,8 @@ type AttemptRecord struct {
 	Status     string // DeliveryPending (will retry), DeliveryDelivered or DeliveryFailed
 }
 
-// RecordDeliveryAttempt stores an attempt and the delivery's new state in one
-// transaction. Recording the same attempt number again replaces it (a worker that
+// RecordDeliveryAttempt stores an attempt and the delivery's new state
+// atomically. Recording the same attempt number again replaces it (a worker that
 // crashed after sending may repeat an attempt).
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) error {
 	switch a.Status {
@@ -218,30 +230,17 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 	default:
 		return diffute.Errorf(diffute.EINTERNAL, "RecordDeliveryAttempt: bad status %q", a.Status)
 	}
-	tx, err := s.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
-	}
-	defer tx.Rollback()
-	// The delivery first, so an unknown ID is ENOTFOUND rather than a foreign-key error.
-	res, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = ?, attempts = CASE WHEN attempts > ? THEN attempts ELSE ? END,
-		updated_at = ? WHERE id = ?`, a.Status, a.Attempt, a.Attempt, time.Now().UTC(), a.DeliveryID)
-	if err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
-	} else if n == 0 {
+	// One statement: the triggers of migration 0004 update the delivery in the
+	// same implicit transaction. An unknown delivery fails the foreign key.
+	_, err := s.db.delivery.insertAttempt.ExecContext(ctx, a.DeliveryID, a.Attempt, a.At.UTC(),
+		a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt, a.Status)
+	if err != nil && isForeignKeyViolation(err) {
 		return diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", a.DeliveryID)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO delivery_attempts
-		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,
-		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt`,
-		a.DeliveryID, a.Attempt, a.At.UTC(), a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt); err != nil {
+	if err != nil {
 		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
 	}
-	return tx.Commit()
+	return nil
 }
 
 // Deliveries lists the delivery attempts of job jobID, oldest first.

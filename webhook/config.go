@@ -11,6 +11,10 @@ import (
 // DefaultTimeout bounds one attempt: connect, send, and read the answer.
 const DefaultTimeout = 15 * time.Second
 
+// DefaultMaxRetryAfter caps a receiver's Retry-After: longer than the longest
+// scheduled delay, short enough that a wrong header cannot park a message for days.
+const DefaultMaxRetryAfter = 12 * time.Hour
+
 // DefaultRetrySchedule is the delay before each attempt: the first at once, then
 // backing off to a last try about 28 hours after the job finished.
 var DefaultRetrySchedule = []time.Duration{
@@ -26,6 +30,9 @@ type Config struct {
 	AllowCIDRs []netip.Prefix
 	// Timeout bounds one attempt; default DefaultTimeout.
 	Timeout time.Duration
+	// MaxRetryAfter caps how far a receiver's Retry-After (on 429 or 503) may
+	// push the next attempt back; default DefaultMaxRetryAfter.
+	MaxRetryAfter time.Duration
 	// RetrySchedule holds the delay before attempt i+1 after attempt i failed
 	// (entry 0, the delay of the first attempt, is normally 0). Its length is the
 	// number of attempts. Default DefaultRetrySchedule.
@@ -37,6 +44,9 @@ func (c Config) WithDefaults() Config {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = DefaultMaxRetryAfter
+	}
 	if len(c.RetrySchedule) == 0 {
 		c.RetrySchedule = DefaultRetrySchedule
 	}
@@ -46,8 +56,8 @@ func (c Config) WithDefaults() Config {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Timeout < 0 {
-		errs = append(errs, fmt.Errorf("webhook: timeout %v is negative", c.Timeout))
+	if c.Timeout < 0 || c.MaxRetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("webhook: timeout %v or Retry-After cap %v is negative", c.Timeout, c.MaxRetryAfter))
 	}
 	for i, d := range c.RetrySchedule {
 		if d < 0 {

@@ -32,7 +32,8 @@ func TestKillMidJobLosesNothing(t *testing.T) {
 	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	env := append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TINY_DIR="+sharedTinyDir,
-		"HF_HUB_CACHE="+filepath.Join(t.TempDir(), "hf"), "HF_HUB_OFFLINE=1")
+		"HF_HUB_CACHE="+filepath.Join(t.TempDir(), "hf"), "HF_HUB_OFFLINE=1",
+		"XDG_CONFIG_HOME="+filepath.Join(t.TempDir(), "config")) // the secret key file, kept across the restart
 	proc, url := startProcess(t, bin, env, dataDir)
 	key := createKey(t, testEnv(t, lib, nil), dataDir, "acme", "default")
 	recv := newReceiver(t)

@@ -107,7 +107,9 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 	webhookURL := "http://" + rl.Addr().String() + "/webhooks/diffute"
 
 	cfg, err := parseServeFlags(&environment{getenv: func(string) string { return "" }, stdout: io.Discard, stderr: io.Discard},
-		[]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "1", "--webhook-allow-private", "--models", *model})
+		[]string{"--addr", "127.0.0.1:0", "--data-dir", dataDir, "--workers", "1", "--webhook-allow-private", "--models", *model,
+			// The demo's data is thrown away, so a fresh key that lives only in memory suits it.
+			"--secret-key", demoSecretKey()})
 	if err != nil {
 		return err
 	}
@@ -181,6 +183,10 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 		pretty.Write(hook.body)
 	}
 	fmt.Fprintf(env.stdout, "%s\n", pretty.Bytes())
+	if err := verifyDemoWebhook(ctx, srv, hook); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "Verified as a receiver would: bearer secret and webhook-signature (docs/webhooks.md)\n")
 	if manifest.Status != diffute.StatusSucceeded {
 		return fmt.Errorf("demo: job ended %s: %s", manifest.Status, manifest.Error)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 
 	"github.com/diffute/diffute/onnx"
 )
@@ -14,6 +15,7 @@ type engineFlags struct {
 	intraOpThreads  int
 	interOpThreads  int
 	maxLoadedModels int
+	maxBatchBytes   int64
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -22,11 +24,12 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.intraOpThreads, "intra-op-threads", 0, "ONNX Runtime threads inside one operator (0: its default)")
 	fs.IntVar(&f.interOpThreads, "inter-op-threads", 0, "ONNX Runtime threads across operators (0: its default)")
 	fs.IntVar(&f.maxLoadedModels, "max-loaded-models", 2, "how many pipelines stay loaded (least recently used is unloaded)")
+	fs.Int64Var(&f.maxBatchBytes, "max-batch-bytes", onnx.DefaultMaxBatchBytes, "memory budget of one UNet call; images of a prompt beyond it run in further calls")
 }
 
 // open finds the ONNX Runtime library and starts the engine over models from src.
-func (f *engineFlags) open(env *environment, src *modelSource) (*onnx.Engine, error) {
-	lib, err := onnx.FindLibrary(f.ortLib, env.getenv)
+func (f *engineFlags) open(src *modelSource, logger *slog.Logger) (*onnx.Engine, error) {
+	lib, err := onnx.FindLibrary(f.ortLib, src.getenv)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +39,9 @@ func (f *engineFlags) open(env *environment, src *modelSource) (*onnx.Engine, er
 		IntraOpThreads:  f.intraOpThreads,
 		InterOpThreads:  f.interOpThreads,
 		MaxLoadedModels: f.maxLoadedModels,
+		MaxBatchBytes:   f.maxBatchBytes,
 		Resolve:         src.Resolve,
+		Logger:          logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

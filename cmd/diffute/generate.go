@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,7 +61,7 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
-	eng, err := ef.open(env, src)
+	eng, err := ef.open(src, slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
 	}

@@ -112,5 +112,9 @@ func openDB(ctx context.Context, state *stateFlags) (*sqlite.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
+	if err := setSecretKey(db, state.dataDir); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return db, nil
 }

@@ -35,9 +35,12 @@ Usage:
   diffute serve    [flags]               run the API server with its queue and workers
   diffute worker   --database-url postgres://…   a GPU worker for a scale-out deployment
   diffute keys     create|list|revoke    manage API keys
+  diffute webhooks secret --org O --project P   print a project's webhook signing secret
   diffute models   list|pull|make-tiny   manage models (Hugging Face cache, tiny test models)
   diffute generate --model M --prompt P --out FILE   generate one image
   diffute demo                           run the product page's example offline on a tiny model
+  diffute submit   FILE.json --url URL --key KEY [--wait] [--download DIR]
+                                         send a request to a server and follow it
   diffute version
 
 Run 'diffute COMMAND -h' for a command's flags. Every flag can also be set as a
@@ -60,12 +63,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runWorker(ctx, env, rest)
 	case "keys":
 		return runKeys(ctx, env, rest)
+	case "webhooks":
+		return runWebhooks(ctx, env, rest)
 	case "models":
 		return runModels(ctx, env, rest)
 	case "generate":
 		return runGenerate(ctx, env, rest)
 	case "demo":
 		return runDemo(ctx, env, rest)
+	case "submit":
+		return runSubmit(ctx, env, rest)
+	case "config-doc": // hidden: regenerates docs/configuration.md
+		return runConfigDoc(env, rest)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "diffute", version)
 		return nil

@@ -44,6 +44,7 @@ func testEnv(t testing.TB, lib string, extra map[string]string) func(string) str
 		"DIFFUTE_TINY_DIR": sharedTinyDir,
 		"HF_HUB_CACHE":     filepath.Join(cache, "hf"),
 		"HF_HUB_OFFLINE":   "1",
+		"XDG_CONFIG_HOME":  filepath.Join(cache, "config"), // the secret key file
 	}
 	for k, v := range extra {
 		vars[k] = v
@@ -121,7 +122,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startServe(t *testing.T, args ...string) *testServer {
+func startServe(t testing.TB, args ...string) *testServer {
 	t.Helper()
 	return startServeEnv(t, nil, args...)
 }
@@ -181,7 +182,7 @@ type hookReceiver struct {
 	hooks chan received
 }
 
-func newReceiver(t *testing.T) *hookReceiver {
+func newReceiver(t testing.TB) *hookReceiver {
 	t.Helper()
 	r := &hookReceiver{hooks: make(chan received, 16)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -193,7 +194,7 @@ func newReceiver(t *testing.T) *hookReceiver {
 	return r
 }
 
-func (r *hookReceiver) wait(t *testing.T, d time.Duration) received {
+func (r *hookReceiver) wait(t testing.TB, d time.Duration) received {
 	t.Helper()
 	select {
 	case h := <-r.hooks:
@@ -204,7 +205,7 @@ func (r *hookReceiver) wait(t *testing.T, d time.Duration) received {
 	}
 }
 
-func doJSON(t *testing.T, method, url, key string, body any) (*http.Response, []byte) {
+func doJSON(t testing.TB, method, url, key string, body any) (*http.Response, []byte) {
 	t.Helper()
 	var rd io.Reader
 	if body != nil {
@@ -224,7 +225,7 @@ func doJSON(t *testing.T, method, url, key string, body any) (*http.Response, []
 	if key != "" {
 		req.Header.Set("x-api-key", key)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apiClient(t).Do(req) // validated against openapi.json (openapi_test.go)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 type modelSource struct {
 	hub     *hub.Client
 	tinyDir string
+	getenv  func(string) string
 }
 
 func newModelSource(getenv func(string) string) (*modelSource, error) {
@@ -24,7 +25,7 @@ func newModelSource(getenv func(string) string) (*modelSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modelSource{hub: c, tinyDir: tinyModelsDir(getenv)}, nil
+	return &modelSource{hub: c, tinyDir: tinyModelsDir(getenv), getenv: getenv}, nil
 }
 
 // tinyModelsDir is DIFFUTE_TINY_DIR, else $XDG_CACHE_HOME/diffute/tiny, else

@@ -15,12 +15,12 @@ import (
 	"github.com/diffute/diffute/pgtest"
 )
 
-// BenchmarkAcceptedRequests measures accepted inference requests per second
+// BenchmarkAcceptedRequestsByDatabase measures accepted inference requests per second
 // through a real `serve --workers 0` over loopback HTTP, 16 clients at once, on
 // SQLite and on PostgreSQL in the same run:
 //
-//	go test ./cmd/diffute -run '^$' -bench AcceptedRequests -benchtime 3s
-func BenchmarkAcceptedRequests(b *testing.B) {
+//	go test ./cmd/diffute -run '^$' -bench AcceptedRequestsByDatabase -benchtime 3s
+func BenchmarkAcceptedRequestsByDatabase(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
 		extra func(b *testing.B) map[string]string
@@ -31,7 +31,8 @@ func BenchmarkAcceptedRequests(b *testing.B) {
 		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv := startServeEnv(b, tc.extra(b), "--workers", "0", "--log-format", "text")
+			srv := startServeEnv(b, tc.extra(b), "--workers", "0", "--log-format", "text",
+				"--rate-limit", "0", "--max-active-jobs", "0", "--max-images-per-day", "0")
 			key := createKey(b, srv.getenv, srv.dataDir, "acme", "default")
 			body, err := json.Marshal(smallRequest("https://hooks.example.com/diffute", "diffute/tiny-sd"))
 			if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
+	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
 	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/webhook"
+	"github.com/diffute/diffute/webui"
 )
 
 // serveConfig is serve's configuration, read from flags and DIFFUTE_… variables.
@@ -29,16 +32,28 @@ type serveConfig struct {
 	webhookAllowPrivate bool
 	webhookTimeout      time.Duration
 	webhookRetries      string
+	webhookAllowCIDRs   string
 	mediaTTL            time.Duration
 	shutdownTimeout     time.Duration
 	logFormat           string
 	engine              engineFlags
+	tenancy             tenancyFlags
 	media               mediaFlags
 	workerOnly          bool          // diffute worker: no public API, only /healthz and /metrics
 	leaseTTL            time.Duration // worker lease on PostgreSQL; 0: queue.DefaultLeaseTTL
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
+	c, fs := serveFlags(env)
+	if err := parseFlags(fs, env, args); err != nil {
+		return nil, err
+	}
+	return c.check(env, fs)
+}
+
+// serveFlags defines serve's flags; docs/configuration.md is generated from them
+// (diffute config-doc).
+func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	c := &serveConfig{}
 	fs := newFlagSet(env, "serve", "serve [flags]")
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "HOST:PORT to listen on (port 0 picks a free one)")
@@ -48,13 +63,20 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.StringVar(&c.models, "models", "", "comma-separated model names this deployment serves (default: the tiny models and every ONNX model in the Hugging Face cache)")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&c.webhookAllowCIDRs, "webhook-allow-cidr", "", "comma-separated internal CIDRs webhooks may reach (e.g. 10.1.0.0/16)")
 	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
 	c.engine.register(fs)
+	c.tenancy.register(fs, env)
 	c.media.register(fs)
-	if err := parseFlags(fs, env, args); err != nil {
+	fs.Usage = func() { groupedUsage(env.stderr, fs, "serve [flags]") }
+	return c, fs
+}
+
+func (c *serveConfig) check(env *environment, fs *flag.FlagSet) (*serveConfig, error) {
+	if err := c.tenancy.validate(); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -136,6 +158,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err != nil {
 		return nil, err
 	}
+	allowCIDRs, err := parseCIDRs(cfg.webhookAllowCIDRs)
+	if err != nil {
+		return nil, err
+	}
 	src, err := newModelSource(env.getenv)
 	if err != nil {
 		return nil, err
@@ -143,8 +169,19 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if s.models, err = src.served(cfg.models); err != nil {
 		return nil, err
 	}
+	policy, err := cfg.tenancy.policy()
+	if err != nil {
+		return nil, err
+	}
+	box, err := cfg.tenancy.secretBox(cfg.state.dataDir)
+	if err != nil {
+		return nil, err
+	}
 	if s.db, err = openDB(ctx, &cfg.state); err != nil {
 		return nil, err
+	}
+	if err := s.db.UseSecretBox(ctx, box); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
@@ -171,11 +208,15 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	s.media = disk
 	var eng diffute.Engine
 	if cfg.workers > 0 {
-		if s.engine, err = cfg.engine.open(env, src); err != nil {
+		if s.engine, err = cfg.engine.open(src, s.logger); err != nil {
 			ln.Close()
 			return nil, err
 		}
 		eng = s.engine
+	}
+	mets := newMetrics(s.db, s.engine)
+	if eng != nil {
+		eng = &metrics.Engine{Engine: eng, Metrics: mets}
 	}
 	s.queue, err = queue.New(s.db, queue.Config{
 		Engine:      eng,
@@ -184,12 +225,17 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Concurrency: cfg.workers,
 		Models:      s.models,
 		LeaseTTL:    cfg.leaseTTL,
+		// Retention runs where workers run; an API-only node deletes nothing.
+		MediaRetention:    cfg.tenancy.mediaRetention,
+		RetentionInterval: cfg.tenancy.retentionInterval,
 		Webhook: webhook.Config{
 			AllowPrivate:  cfg.webhookAllowPrivate,
+			AllowCIDRs:    allowCIDRs,
 			Timeout:       cfg.webhookTimeout,
 			RetrySchedule: retries,
 		},
-		Logger: s.logger,
+		Logger:   s.logger,
+		OnFinish: observeJob(mets),
 	})
 	if err != nil {
 		ln.Close()
@@ -204,22 +250,30 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Keys:     s.db.Store(),
 		Media:    disk,
 		Signer:   signer,
+		Webhooks: s.db.Store(),
 		Models:   s.models,
 		Limits:   diffute.DefaultLimits,
 		MediaTTL: cfg.mediaTTL,
+		Tenancy:  s.db.Store(),
+		Policy:   policy,
+		// expires_at in status and manifest
+		MediaRetention: cfg.tenancy.mediaRetention,
 		Ready: func(ctx context.Context) error {
 			if err := s.db.Store().Ping(ctx); err != nil {
 				return diffute.Errorf(diffute.EUNAVAILABLE, "database: %v", err)
 			}
 			return nil
 		},
-		Logger: s.logger,
+		Logger:  s.logger,
+		Metrics: mets,
+		Console: webui.Handler(),
 	}
 	handler := api.Handler()
 	if cfg.workerOnly {
 		handler = s.workerHandler()
 	}
 	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	s.http.RegisterOnShutdown(api.CloseStreams)
 	go func() { s.errc <- s.http.Serve(ln) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
 	return s, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net/http"
 	"time"
@@ -23,6 +24,7 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.StringVar(&c.models, "models", "", "comma-separated models this worker serves; it takes no job for any other (default: the tiny models and every ONNX model in the Hugging Face cache)")
 	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
 	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&c.webhookAllowCIDRs, "webhook-allow-cidr", "", "comma-separated internal CIDRs webhooks may reach (e.g. 10.1.0.0/16)")
 	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs in webhooks stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish before they are handed back")
@@ -30,7 +32,11 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", queue.DefaultLeaseTTL, "how long after this worker dies its running jobs go back to the queue; renewed every quarter of it")
 	c.engine.register(fs)
 	c.media.register(fs)
+	registerWorkerTenancy(fs, env, &c.tenancy)
 	if err := parseFlags(fs, env, args); err != nil {
+		return nil, err
+	}
+	if err := c.tenancy.validate(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -51,6 +57,19 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	return c, nil
+}
+
+// registerWorkerTenancy adds the tenancy flags a worker needs to fs: the secret
+// key (a worker signs webhooks with the secrets the API nodes sealed, so it needs
+// their key) and media retention (retention runs where workers run). Quotas and
+// rate limits belong to the API nodes.
+func registerWorkerTenancy(fs *flag.FlagSet, env *environment, t *tenancyFlags) {
+	all := flag.NewFlagSet("tenancy", flag.ContinueOnError)
+	t.register(all, env)
+	for _, name := range []string{"media-retention", "retention-interval", "secret-key", "secret-key-file"} {
+		f := all.Lookup(name)
+		fs.Var(f.Value, f.Name, f.Usage)
+	}
 }
 
 func runWorker(ctx context.Context, env *environment, args []string) error {

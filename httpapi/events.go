@@ -1,0 +1,185 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/diffute/diffute"
+)
+
+// DefaultEventsPollInterval is how often an events stream reads its job.
+const DefaultEventsPollInterval = 250 * time.Millisecond
+
+// eventsHeartbeat is how often an idle stream sends a comment line, so that
+// proxies and clients see a live connection during a long model load.
+const eventsHeartbeat = 15 * time.Second
+
+// ProgressEvent is the data of a "progress" server-sent event.
+type ProgressEvent struct {
+	JobID    int64             `json:"job_id"`
+	Status   diffute.JobStatus `json:"status"`
+	Progress float64           `json:"progress"`
+	Prompts  []PromptProgress  `json:"prompts"`
+}
+
+// PromptProgress is one prompt's part of a ProgressEvent.
+type PromptProgress struct {
+	Name       string  `json:"name"`
+	NumImages  int     `json:"num_images"`
+	ImagesDone int     `json:"images_done"`
+	StepsDone  int     `json:"steps_done"`
+	StepsTotal int     `json:"steps_total"`
+	Progress   float64 `json:"progress"`
+}
+
+// ImageEvent is the data of an "image" server-sent event: one finished image.
+type ImageEvent struct {
+	Prompt string `json:"prompt"`
+	Index  int    `json:"index"`
+	URL    string `json:"url"`
+}
+
+// jobEvents handles GET /{org}/{project}/media/inference/{job_id}/events: a
+// text/event-stream of "progress" events (on every change of status or steps),
+// "image" events (each finished image, once) and a last "done" event whose data is
+// the job's full status, manifest included; then the stream ends.
+//
+// The stream polls the store at EventsPollInterval instead of subscribing to the
+// worker: the worker may run in another process (scale-out), and the database is the
+// one place every process writes progress to. The worker throttles its progress
+// writes, so a faster poll would not show more.
+func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
+	id, err := jobID(r)
+	if err != nil {
+		return err
+	}
+	org, project := r.PathValue("org"), r.PathValue("project")
+	job, err := s.Store.Job(r.Context(), org, project, id)
+	if err != nil {
+		return fmt.Errorf("get job: %w", err)
+	}
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no") // nginx would otherwise hold events back
+	w.WriteHeader(http.StatusOK)
+
+	poll := s.EventsPollInterval
+	if poll <= 0 {
+		poll = DefaultEventsPollInterval
+	}
+	ticker := time.NewTicker(poll)
+	defer ticker.Stop()
+	lastWrite := time.Now()
+	seq := 0
+	send := func(event string, data any) error {
+		b, err := json.Marshal(data)
+		if err != nil {
+			return err
+		}
+		seq++
+		var buf bytes.Buffer
+		fmt.Fprintf(&buf, "id: %d\nevent: %s\ndata: %s\n\n", seq, event, b)
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return err
+		}
+		lastWrite = time.Now()
+		return rc.Flush()
+	}
+	var lastProgress []byte
+	sent := map[[2]int]bool{} // (prompt, image) already sent
+	for {
+		st, err := s.jobStatus(r.Context(), job)
+		if err != nil {
+			// Headers are out; the client sees the stream end and may reconnect.
+			s.log().ErrorContext(r.Context(), "events: job status", "job_id", id, "org", org, "project", project, "err", err)
+			return nil
+		}
+		pe := progressEvent(st)
+		if b, _ := json.Marshal(pe); !bytes.Equal(b, lastProgress) {
+			lastProgress = b
+			if err := send("progress", pe); err != nil {
+				return nil // the client went away
+			}
+		}
+		for pi, p := range st.Prompts {
+			images := p.Images
+			if st.Manifest != nil {
+				images = st.Manifest.Images[p.Name]
+			}
+			for ii, u := range images {
+				if sent[[2]int{pi, ii}] {
+					continue
+				}
+				sent[[2]int{pi, ii}] = true
+				if err := send("image", ImageEvent{Prompt: p.Name, Index: ii, URL: u}); err != nil {
+					return nil
+				}
+			}
+		}
+		if st.Status.Terminal() {
+			send("done", st)
+			return nil
+		}
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-s.streams.closing():
+			return nil // the server is shutting down; clients reconnect elsewhere
+		case <-ticker.C:
+		}
+		if time.Since(lastWrite) >= eventsHeartbeat {
+			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+				return nil
+			}
+			lastWrite = time.Now()
+			rc.Flush()
+		}
+		job, err = s.Store.Job(r.Context(), org, project, id)
+		if err != nil {
+			if r.Context().Err() == nil {
+				s.log().ErrorContext(r.Context(), "events: reload job", "job_id", id, "org", org, "project", project, "err", err)
+			}
+			return nil
+		}
+	}
+}
+
+// CloseStreams ends every open events stream. http.Server.Shutdown waits for
+// active connections, and a stream stays active until its job ends, so serve
+// registers this with RegisterOnShutdown.
+func (s *Server) CloseStreams() { s.streams.close() }
+
+// streamCloser is a channel closed once, created on first use so that the zero
+// Server works.
+type streamCloser struct {
+	once, closeOnce sync.Once
+	ch              chan struct{}
+}
+
+func (c *streamCloser) closing() chan struct{} {
+	c.once.Do(func() { c.ch = make(chan struct{}) })
+	return c.ch
+}
+
+func (c *streamCloser) close() {
+	ch := c.closing()
+	c.closeOnce.Do(func() { close(ch) })
+}
+
+func progressEvent(st *JobStatus) ProgressEvent {
+	pe := ProgressEvent{JobID: st.JobID, Status: st.Status, Progress: st.Progress, Prompts: make([]PromptProgress, len(st.Prompts))}
+	for i, p := range st.Prompts {
+		pe.Prompts[i] = PromptProgress{Name: p.Name, NumImages: p.NumImages, ImagesDone: p.ImagesDone,
+			StepsDone: p.StepsDone, StepsTotal: p.StepsTotal, Progress: p.Progress}
+	}
+	if st.Status == diffute.StatusSucceeded {
+		pe.Progress = 1
+	}
+	return pe
+}

@@ -1,0 +1,256 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/storetest"
+)
+
+func TestWebhookSecretsCreateOnceAndRotate(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := openTest(t).Store()
+	// Concurrent first reads agree on one secret.
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seen = map[string]bool{}
+	)
+	for range 8 {
+		wg.Go(func() {
+			secrets, err := s.WebhookSecrets(ctx, "org", "proj")
+			if err != nil || len(secrets) != 1 {
+				t.Errorf("WebhookSecrets = %d, %v", len(secrets), err)
+				return
+			}
+			mu.Lock()
+			seen[secrets[0].Secret] = true
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(seen) != 1 {
+		t.Fatalf("%d different first secrets", len(seen))
+	}
+	var first string
+	for k := range seen {
+		first = k
+	}
+	if !strings.HasPrefix(first, "whsec_") {
+		t.Errorf("secret %q lacks whsec_", first)
+	}
+	other, err := s.WebhookSecrets(ctx, "org", "other")
+	if err != nil || len(other) != 1 || other[0].Secret == first {
+		t.Errorf("another project shares the secret: %v", err)
+	}
+
+	rotated, err := s.RotateWebhookSecret(ctx, "org", "proj", 24*time.Hour)
+	if err != nil || len(rotated) != 2 {
+		t.Fatalf("Rotate = %d, %v", len(rotated), err)
+	}
+	if rotated[0].Secret == first || rotated[0].ExpiresAt != nil || rotated[1].Secret != first || rotated[1].ExpiresAt == nil {
+		t.Errorf("after rotation: %+v", rotated)
+	} else if d := time.Until(*rotated[1].ExpiresAt); d < 23*time.Hour || d > 25*time.Hour {
+		t.Errorf("old secret expires in %v, want 24h", d)
+	}
+	got, err := s.WebhookSecrets(ctx, "org", "proj")
+	if err != nil || len(got) != 2 || got[0].Secret != rotated[0].Secret {
+		t.Errorf("WebhookSecrets after rotation = %+v, %v", got, err)
+	}
+	// A second rotation retires the oldest at once: never more than two signatures.
+	again, err := s.RotateWebhookSecret(ctx, "org", "proj", 24*time.Hour)
+	if err != nil || len(again) != 2 || again[1].Secret != rotated[0].Secret {
+		t.Errorf("second rotation: %+v, %v", again, err)
+	}
+	// Zero overlap: the old secret stops signing now.
+	now, err := s.RotateWebhookSecret(ctx, "org", "proj", 0)
+	if err != nil || len(now) != 1 {
+		t.Errorf("rotation without overlap: %d secrets, %v", len(now), err)
+	}
+}
+
+func TestEventMessagesWrittenOnce(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := openTest(t)
+	s := db.Store()
+	db.SetWebhookHooks(WebhookHooks{MaxAttempts: 3, Manifest: func(_ context.Context, j *diffute.Job) (*diffute.Manifest, error) {
+		m := &diffute.Manifest{Name: j.Name, JobID: j.ID, Status: j.Status, Images: map[string][]string{}}
+		for _, p := range j.Prompts {
+			m.Images[p.Name] = append([]string{}, p.Images...)
+		}
+		return m, nil
+	}})
+	job := storetest.NewJob("org", "proj")
+	job.WebhookEvents = []string{diffute.EventStarted, diffute.EventPromptCompleted, diffute.EventCompleted}
+	if err := s.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a retried worker starts the job again
+		if ok, err := s.StartJob(ctx, job.ID); !ok || err != nil {
+			t.Fatalf("StartJob = %v, %v", ok, err)
+		}
+	}
+	// Prompt 2 has one image: not complete before it is recorded.
+	if err := s.PromptCompleted(ctx, job.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordImage(ctx, job.ID, 2, 0, "org/proj/x/Rachel_Ruysch/0.png"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.PromptCompleted(ctx, job.ID, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// After a cancellation, a late prompt.completed is not written.
+	if err := s.RecordImage(ctx, job.ID, 0, 0, "k0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CancelJob(ctx, "org", "proj", job.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 3; i++ {
+		if err := s.RecordImage(ctx, job.ID, 0, i, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PromptCompleted(ctx, job.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.WebhookMessages(ctx, job.ID)
+	if err != nil || len(msgs) != 3 || msgs[2].Event != diffute.EventCompleted {
+		t.Fatalf("WebhookMessages = %+v, %v; want started, one prompt.completed, completed", msgs, err)
+	}
+	msgs = msgs[:2]
+	if err != nil || len(msgs) != 2 {
+		t.Fatalf("WebhookMessages = %+v, %v; want started and one prompt.completed", msgs, err)
+	}
+	if msgs[0].Event != diffute.EventStarted || msgs[1].Event != diffute.EventPromptCompleted || msgs[1].Subject != "Rachel_Ruysch" ||
+		msgs[0].State != DeliveryPending || msgs[0].MessageID == msgs[1].MessageID {
+		t.Errorf("messages %+v", msgs)
+	}
+	d, err := s.Delivery(ctx, msgs[1].DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m diffute.Manifest
+	if err := json.Unmarshal(d.Payload, &m); err != nil || m.Event != diffute.EventPromptCompleted || m.Prompt != "Rachel_Ruysch" ||
+		len(m.Images) != 1 || len(m.Images["Rachel_Ruysch"]) != 1 || m.Status != diffute.StatusRunning {
+		t.Errorf("prompt.completed payload %s (%v)", d.Payload, err)
+	}
+	if d.Org != "org" || d.Project != "proj" || d.Secret != "s3cret" {
+		t.Errorf("delivery tenant/secret %q %q", d.Org, d.Project)
+	}
+	var n int
+	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM river_job WHERE kind = ? AND max_attempts = 3`,
+		diffute.DeliveryArgs{}.Kind()).Scan(&n); err != nil || n != 3 {
+		t.Errorf("%d delivery River jobs with the hooks' MaxAttempts (%v), want 3", n, err)
+	}
+}
+
+func TestRedeliver(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	db := openTest(t)
+	s := db.Store()
+	job := storetest.NewJob("org", "proj")
+	if err := s.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Redeliver(ctx, "org", "proj", job.ID)
+	wantCode(t, err, diffute.ECONFLICT) // not finished
+	_, err = s.Redeliver(ctx, "org", "other", job.ID)
+	wantCode(t, err, diffute.ENOTFOUND)
+	if _, err := s.CancelJob(ctx, "org", "proj", job.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Redeliver(ctx, "org", "proj", job.ID)
+	wantCode(t, err, diffute.ECONFLICT) // still pending
+	msgs, _ := s.WebhookMessages(ctx, job.ID)
+	if len(msgs) != 1 {
+		t.Fatalf("messages %+v", msgs)
+	}
+	if err := s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: msgs[0].DeliveryID, Attempt: 2, At: time.Now(),
+		StatusCode: 410, Status: DeliveryFailed}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Redeliver(ctx, "org", "proj", job.ID)
+	if err != nil || m.MessageID != msgs[0].MessageID || m.State != DeliveryPending {
+		t.Fatalf("Redeliver = %+v, %v", m, err)
+	}
+	var args string
+	if err := db.read.QueryRowContext(ctx, `SELECT json(args) FROM river_job WHERE kind = ? ORDER BY id DESC LIMIT 1`,
+		diffute.DeliveryArgs{}.Kind()).Scan(&args); err != nil {
+		t.Fatal(err)
+	}
+	var da diffute.DeliveryArgs
+	if err := json.Unmarshal([]byte(args), &da); err != nil || da.DeliveryID != m.DeliveryID || da.AttemptBase != 2 {
+		t.Errorf("redelivery job args %s (%v), want attempt_base 2", args, err)
+	}
+}
+
+func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "d.db")
+	key := bytes.Repeat([]byte{7}, 32)
+	open := func(key []byte) *DB {
+		db, err := Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if key != nil {
+			if err := db.SetSecretKey(key); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return db
+	}
+	db := open(key)
+	secrets, err := db.Store().WebhookSecrets(ctx, "org", "proj")
+	if err != nil || len(secrets) != 1 || !strings.HasPrefix(secrets[0].Secret, "whsec_") {
+		t.Fatalf("WebhookSecrets = %+v, %v", secrets, err)
+	}
+	var raw string
+	if err := db.read.QueryRowContext(ctx, `SELECT secret FROM webhook_secrets`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(raw, sealedPrefix) || strings.Contains(raw, strings.TrimPrefix(secrets[0].Secret, "whsec_")) {
+		t.Errorf("stored secret %q is not sealed", raw)
+	}
+	// Moving the sealed value to another project does not decrypt there.
+	if _, err := db.write.ExecContext(ctx, `INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES ('org', 'other', ?, ?)`,
+		raw, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Store().WebhookSecrets(ctx, "org", "other"); err == nil {
+		t.Error("a sealed secret copied to another project decrypted")
+	}
+	db.Close()
+
+	for name, k := range map[string][]byte{"no key": nil, "wrong key": bytes.Repeat([]byte{8}, 32)} {
+		db := open(k)
+		if _, err := db.Store().WebhookSecrets(ctx, "org", "proj"); err == nil {
+			t.Errorf("%s: secrets read", name)
+		}
+		db.Close()
+	}
+	db = open(key)
+	defer db.Close()
+	again, err := db.Store().WebhookSecrets(ctx, "org", "proj")
+	if err != nil || again[0].Secret != secrets[0].Secret {
+		t.Errorf("reopened: %+v, %v", again, err)
+	}
+	if err := db.SetSecretKey([]byte("short")); err == nil {
+		t.Error("a short key was accepted")
+	}
+}
