@@ -5,8 +5,11 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/pgtest"
 	"github.com/diffute/diffute/storetest"
 )
@@ -115,5 +118,57 @@ func TestOnPostgres(t *testing.T) {
 		"ListJobsPagesNewestFirstWithinTenant": TestListJobsPagesNewestFirstWithinTenant,
 	} {
 		t.Run(name, test)
+	}
+}
+
+// TestQuotaAcrossNodesPostgres submits at once through several DB handles on one
+// PostgreSQL schema, as several API nodes would: their transactions run in
+// parallel, so without the per-project advisory lock two of them could both count
+// the project's last free slot. Exactly MaxActiveJobs submissions must pass.
+func TestQuotaAcrossNodesPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	const nodes, perNode, limit = 4, 12, 5
+	var dbs []*DB
+	for range nodes {
+		db, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	sub := diffute.Submission{Quota: diffute.Quota{MaxActiveJobs: limit}}
+	var (
+		wg       sync.WaitGroup
+		accepted atomic.Int32
+		refused  atomic.Int32
+	)
+	start := make(chan struct{})
+	for _, db := range dbs {
+		for range perNode {
+			wg.Go(func() {
+				<-start
+				_, _, err := db.Store().SubmitJob(ctx, storetest.NewJob("acme", "p"), sub)
+				switch {
+				case err == nil:
+					accepted.Add(1)
+				case diffute.ErrorCode(err) == diffute.ERATELIMIT:
+					refused.Add(1)
+				default:
+					t.Errorf("SubmitJob: %v", err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if accepted.Load() != limit || refused.Load() != nodes*perNode-limit {
+		t.Fatalf("accepted %d, refused %d of %d; want exactly %d accepted", accepted.Load(), refused.Load(), nodes*perNode, limit)
+	}
+	var active int
+	if err := dbs[0].read.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE org = 'acme' AND project = 'p'`).Scan(&active); err != nil || active != limit {
+		t.Fatalf("stored jobs = %d, %v; want %d", active, err, limit)
 	}
 }
