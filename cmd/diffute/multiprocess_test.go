@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -19,7 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/webhookverify"
 )
 
 // proc is a diffute process under test.
@@ -97,9 +101,14 @@ func TestScaleOutMultiProcess(t *testing.T) {
 	var keyBytes [32]byte
 	rand.Read(keyBytes[:])
 	extra["DIFFUTE_URL_SIGNING_KEY"] = base64.StdEncoding.EncodeToString(keyBytes[:])
+	// Every node shares the secret key too: the API node seals the project's
+	// signing secret, the workers open it to sign (checked below).
+	rand.Read(keyBytes[:])
+	extra["DIFFUTE_SECRET_KEY"] = base64.StdEncoding.EncodeToString(keyBytes[:])
 	bin := buildBinary(t)
 	env := append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TINY_DIR="+sharedTinyDir,
-		"HF_HUB_CACHE="+filepath.Join(t.TempDir(), "hf"), "HF_HUB_OFFLINE=1")
+		"HF_HUB_CACHE="+filepath.Join(t.TempDir(), "hf"), "HF_HUB_OFFLINE=1",
+		"XDG_CONFIG_HOME="+filepath.Join(t.TempDir(), "config")) // no key file in the real home
 	for k, v := range extra {
 		env = append(env, k+"="+v)
 	}
@@ -118,6 +127,17 @@ func TestScaleOutMultiProcess(t *testing.T) {
 
 	testEnvWithDB := testEnv(t, lib, extra)
 	key := createKey(t, testEnvWithDB, t.TempDir(), "acme", "default")
+	// The project's signing secret, made and sealed by one API node; the
+	// workers must sign with it, so they open what that node sealed.
+	resp, body := doJSON(t, http.MethodGet, apis[1].url+"/acme/default/webhook-secret", key, nil)
+	var signing struct {
+		Secret string `json:"secret"`
+	}
+	if err := json.Unmarshal(body, &signing); resp.StatusCode != http.StatusOK || err != nil || signing.Secret == "" {
+		t.Fatalf("GET webhook-secret: %s %s", resp.Status, body)
+	}
+	assertSealedInPostgres(t, extra["DIFFUTE_DATABASE_URL"], signing.Secret)
+	ver := webhookverify.Verifier{SigningSecrets: []string{signing.Secret}, Bearer: "s3cret"}
 
 	// A receiver that never blocks a sender: webhooks are counted by job.
 	var (
@@ -127,7 +147,10 @@ func TestScaleOutMultiProcess(t *testing.T) {
 		all   = make(chan struct{})
 	)
 	const jobs = 50
-	recv := newReceiverFunc(t, func(body []byte) {
+	recv := newReceiverFunc(t, func(body []byte, h http.Header) {
+		if err := ver.Verify(body, h); err != nil {
+			t.Errorf("webhook %s: %v", body, err)
+		}
 		var m diffute.Manifest
 		if err := json.Unmarshal(body, &m); err != nil {
 			t.Errorf("webhook body %s: %v", body, err)
@@ -219,15 +242,33 @@ func TestScaleOutMultiProcess(t *testing.T) {
 		strings.Contains(survivor.stderr.String(), "rescued jobs"))
 }
 
-// newReceiverFunc is a loopback webhook receiver that hands each body to fn.
-func newReceiverFunc(t testing.TB, fn func(body []byte)) *httptest.Server {
+// newReceiverFunc is a loopback webhook receiver that hands each message to fn.
+func newReceiverFunc(t testing.TB, fn func(body []byte, h http.Header)) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
-		fn(body)
+		fn(body, req.Header)
 	}))
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// assertSealedInPostgres checks that the database at url holds the project's
+// signing secret only encrypted.
+func assertSealedInPostgres(t testing.TB, url, secret string) {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var stored string
+	if err := conn.QueryRow(t.Context(), `SELECT secret FROM webhook_secrets`).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(stored, strings.TrimPrefix(secret, "whsec_")) || !strings.HasPrefix(stored, "sealed:") {
+		t.Fatalf("webhook_secrets holds %q, want it sealed", stored)
+	}
 }
 
 func getText(t testing.TB, url string) string {

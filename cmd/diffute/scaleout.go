@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -31,6 +33,25 @@ func openPostgres(ctx context.Context, state *stateFlags) (*sqlite.DB, error) {
 		return nil, fmt.Errorf("open database (--database-url): %w", err)
 	}
 	return db, nil
+}
+
+// usePostgresSecretKey gives a PostgreSQL db the key that seals projects'
+// webhook signing secrets. On SQLite that key is webhook-secrets.key in the data
+// directory (see setSecretKey); API nodes and workers share no data directory,
+// so on PostgreSQL it is derived from the secret key they all share
+// (DIFFUTE_SECRET_KEY), with a label of its own so that one key never serves
+// two purposes.
+func usePostgresSecretKey(db *sqlite.DB, t *tenancyFlags, dataDir string) error {
+	if db.Dialect() != sqlite.Postgres {
+		return nil
+	}
+	key, err := t.secretKeyBytes(dataDir)
+	if err != nil {
+		return err
+	}
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("diffute: webhook signing secrets"))
+	return db.SetSecretKey(mac.Sum(nil))
 }
 
 // closableMedia is a media store that holds resources until closed.

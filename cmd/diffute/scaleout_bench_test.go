@@ -91,7 +91,7 @@ func BenchmarkWorkersJobsPerSecond(b *testing.B) {
 			var done atomic.Int64
 			finished := make(chan struct{})
 			n := int64(b.N)
-			recv := newReceiverFunc(b, func([]byte) {
+			recv := newReceiverFunc(b, func([]byte, http.Header) {
 				if done.Add(1) == n {
 					close(finished)
 				}

@@ -183,6 +183,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err := s.db.UseSecretBox(ctx, box); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	if err := usePostgresSecretKey(s.db, &cfg.tenancy, cfg.state.dataDir); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)

@@ -32,7 +32,7 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	fs.DurationVar(&c.leaseTTL, "lease-ttl", queue.DefaultLeaseTTL, "how long after this worker dies its running jobs go back to the queue; renewed every quarter of it")
 	c.engine.register(fs)
 	c.media.register(fs)
-	registerWorkerTenancy(fs, env, &c.tenancy)
+	registerTenancyFlags(fs, env, &c.tenancy, "media-retention", "retention-interval", "secret-key", "secret-key-file")
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
 	}
@@ -59,14 +59,14 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	return c, nil
 }
 
-// registerWorkerTenancy adds the tenancy flags a worker needs to fs: the secret
-// key (a worker signs webhooks with the secrets the API nodes sealed, so it needs
-// their key) and media retention (retention runs where workers run). Quotas and
+// registerTenancyFlags adds the named flags of serve's tenancy flags to fs. A
+// worker takes the secret key (it signs webhooks with the secrets the API nodes
+// sealed) and media retention (retention runs where workers run); quotas and
 // rate limits belong to the API nodes.
-func registerWorkerTenancy(fs *flag.FlagSet, env *environment, t *tenancyFlags) {
+func registerTenancyFlags(fs *flag.FlagSet, env *environment, t *tenancyFlags, names ...string) {
 	all := flag.NewFlagSet("tenancy", flag.ContinueOnError)
 	t.register(all, env)
-	for _, name := range []string{"media-retention", "retention-interval", "secret-key", "secret-key-file"} {
+	for _, name := range names {
 		f := all.Lookup(name)
 		fs.Var(f.Value, f.Name, f.Usage)
 	}
