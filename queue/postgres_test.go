@@ -147,3 +147,26 @@ func TestPostgresWorkerTakesOnlyItsModels(t *testing.T) {
 		t.Fatalf("second webhook = %+v (%v), want job %d succeeded", m, err, other.ID)
 	}
 }
+
+// queueOnPostgres is the name of TestQueueOnPostgres; setup opens PostgreSQL
+// under it.
+const queueOnPostgres = "TestQueueOnPostgres"
+
+// TestQueueOnPostgres runs the queue's dialect-independent tests again on
+// PostgreSQL: webhook delivery and its retries (the delivery-attempt trigger),
+// cancellation, usage metering and retention.
+func TestQueueOnPostgres(t *testing.T) {
+	t.Parallel()
+	for name, test := range map[string]func(*testing.T){
+		"JobSucceedsAndWebhookArrives":        TestJobSucceedsAndWebhookArrives,
+		"EngineErrorFailsJobAndWebhookSaysSo": TestEngineErrorFailsJobAndWebhookSaysSo,
+		"CancelQueuedJobNeverRuns":            TestCancelQueuedJobNeverRuns,
+		"CancelRunningJobStopsWorker":         TestCancelRunningJobStopsWorker,
+		"WebhookRetriedUntilDelivered":        TestWebhookRetriedUntilDelivered,
+		"WebhookFailsAfterLastAttempt":        TestWebhookFailsAfterLastAttempt,
+		"Webhook410StopsRetries":              TestWebhook410StopsRetries,
+		"UsageAndRetention":                   TestUsageAndRetention,
+	} {
+		t.Run(name, test)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/pgtest"
 	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/storetest"
 	"github.com/diffute/diffute/webhook"
@@ -73,6 +74,9 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(b.recv.Close)
 	b.media = newDirMedia(filepath.Join(b.dir, "media"))
 	var err error
+	if o.databaseURL == "" && strings.HasPrefix(t.Name(), queueOnPostgres+"/") {
+		o.databaseURL = pgtest.URL(t)
+	}
 	if o.databaseURL != "" {
 		b.db, err = sqlite.OpenPostgres(t.Context(), o.databaseURL)
 	} else {
