@@ -172,3 +172,50 @@ func TestQuotaAcrossNodesPostgres(t *testing.T) {
 		t.Fatalf("stored jobs = %d, %v; want %d", active, err, limit)
 	}
 }
+
+// TestIdempotencyAcrossNodesPostgres sends one Idempotency-Key through several
+// DB handles at once, as retries landing on different API nodes would: exactly
+// one job is made, and every answer names it.
+func TestIdempotencyAcrossNodesPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	const nodes, perNode = 4, 10
+	var dbs []*DB
+	for range nodes {
+		db, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	sub := diffute.Submission{IdempotencyKey: "retry-me", RequestHash: []byte("hash-1")}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ids = map[int64]int{}
+	)
+	start := make(chan struct{})
+	for _, db := range dbs {
+		for range perNode {
+			wg.Go(func() {
+				<-start
+				id, _, err := db.Store().SubmitJob(ctx, storetest.NewJob("acme", "p"), sub)
+				if err != nil {
+					t.Errorf("SubmitJob: %v", err)
+					return
+				}
+				mu.Lock()
+				ids[id]++
+				mu.Unlock()
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	var stored int
+	if err := dbs[0].read.QueryRowContext(ctx, `SELECT count(*) FROM jobs`).Scan(&stored); err != nil || stored != 1 || len(ids) != 1 {
+		t.Fatalf("stored jobs = %d (%v), answers named %v; want one job named by all", stored, err, ids)
+	}
+}
