@@ -29,6 +29,15 @@
 // River's (rivermigrate) run at Open; on PostgreSQL under an advisory lock, since
 // several nodes may start at once.
 //
+// Submissions go through a group commit (batch.go) on both: concurrent jobs share
+// one transaction, each job's idempotency claim and quota check in a savepoint.
+// SQLite's one writer serialises quota checks by itself; on PostgreSQL, where
+// several API nodes write at once, each batch first takes a transaction-scoped
+// advisory lock per project with a quota, in sorted order, so two nodes cannot
+// both count a project's last free slot. Behaviour that SQLite gets from a
+// trigger (a delivery's state following its latest attempt, migration 0004) is a
+// plpgsql trigger function in the PostgreSQL twin.
+//
 // Jobs left running by a dead process: on SQLite one process owns the file, so a
 // job still running at start was interrupted (RequeueRunningJobs). On PostgreSQL
 // each working River client holds a lease that it renews every few seconds
