@@ -79,8 +79,10 @@ func BenchmarkWorkersJobsPerSecond(b *testing.B) {
 			bin := buildBinary(b)
 			env := append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TINY_DIR="+sharedTinyDir,
 				"HF_HUB_CACHE="+filepath.Join(b.TempDir(), "hf"), "HF_HUB_OFFLINE=1",
-				"DIFFUTE_DATABASE_URL="+extra["DIFFUTE_DATABASE_URL"], "DIFFUTE_URL_SIGNING_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
-			api := startProc(b, bin, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", b.TempDir(), "--workers", "0")
+				"DIFFUTE_DATABASE_URL="+extra["DIFFUTE_DATABASE_URL"], "DIFFUTE_URL_SIGNING_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+				"DIFFUTE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "XDG_CONFIG_HOME="+filepath.Join(b.TempDir(), "config"))
+			api := startProc(b, bin, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", b.TempDir(), "--workers", "0",
+				"--rate-limit", "0", "--max-active-jobs", "0", "--max-images-per-day", "0")
 			dataDir := b.TempDir()
 			for range workers {
 				startProc(b, bin, env, "worker", "--addr", "127.0.0.1:0", "--data-dir", dataDir, "--public-url", api.url,
