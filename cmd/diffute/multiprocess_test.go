@@ -137,6 +137,15 @@ func TestScaleOutMultiProcess(t *testing.T) {
 		t.Fatalf("GET webhook-secret: %s %s", resp.Status, body)
 	}
 	assertSealedInPostgres(t, extra["DIFFUTE_DATABASE_URL"], signing.Secret)
+	// The CLI, given the same database and key, opens the same secret.
+	var out, errOut bytes.Buffer
+	if err := run(t.Context(), []string{"webhooks", "secret", "--org", "acme", "--project", "default", "--data-dir", t.TempDir()},
+		testEnvWithDB, &out, &errOut); err != nil {
+		t.Fatalf("webhooks secret: %v\n%s", err, errOut.String())
+	}
+	if !strings.HasSuffix(strings.TrimSpace(out.String()), signing.Secret) {
+		t.Fatalf("webhooks secret printed %q, want the API's %q", out.String(), signing.Secret)
+	}
 	ver := webhookverify.Verifier{SigningSecrets: []string{signing.Secret}, Bearer: "s3cret"}
 
 	// A receiver that never blocks a sender: webhooks are counted by job.
