@@ -37,12 +37,24 @@ func (w *inferenceWorker) Timeout(*river.Job[diffute.InferenceArgs]) time.Durati
 
 func (w *inferenceWorker) Work(ctx context.Context, rj *river.Job[diffute.InferenceArgs]) error {
 	id := rj.Args.JobID
+	select {
+	case w.q.slots <- struct{}{}:
+		defer func() { <-w.q.slots }()
+	case <-ctx.Done():
+		return fmt.Errorf("queue: job %d not started: %w", id, ctx.Err())
+	}
 	err := w.run(ctx, id)
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, errCanceled):
 		return river.JobCancel(err)
+	case ctx.Err() != nil:
+		// This process is stopping and its shutdown timeout ran out: hand the job
+		// back at once, without spending an attempt, so that another worker (or
+		// this one after a restart) resumes it from its stored images.
+		w.q.cfg.Logger.InfoContext(context.WithoutCancel(ctx), "handing back an interrupted job", slog.Int64("job_id", id))
+		return river.JobSnooze(0)
 	case rj.Attempt >= rj.MaxAttempts && ctx.Err() == nil:
 		// The last attempt: fail the job so that the application hears about it
 		// rather than waiting for a webhook that never comes.

@@ -20,6 +20,15 @@ import (
 // LISTEN/NOTIFY: it bounds the wait between accepting a job and starting it.
 const DefaultPollInterval = 50 * time.Millisecond
 
+// DefaultPostgresPollInterval is the poll interval on PostgreSQL, where workers
+// wake on LISTEN/NOTIFY; polling is only the fallback (a lost notification, a
+// retry coming due), so it can be slow and spare the database.
+const DefaultPostgresPollInterval = time.Second
+
+// DefaultLeaseTTL is how long a PostgreSQL worker's lease lasts unrenewed: a
+// killed worker's jobs are back in the queue about this long after it died.
+const DefaultLeaseTTL = 15 * time.Second
+
 // Delivery queue tuning, measured by the benchmarks in webhook_bench_test.go
 // (docs/benchmarks.md): deliveryWorkers is how many webhook attempts run at
 // once (mostly waiting on receivers); the poll interval bounds how long a new
@@ -37,10 +46,20 @@ type Config struct {
 	MediaTTL time.Duration // lifetime of manifest URLs; default diffute.DefaultMediaTTL
 	// Concurrency is the number of inference workers; 0 means this process only
 	// inserts jobs and works none (neither inference nor webhooks).
-	Concurrency  int
+	Concurrency int
+	// Models are the models whose inference queues this process works (see
+	// sqlite.InferenceQueue); required with Concurrency > 0. A worker never
+	// fetches a job for a model it does not serve.
+	Models       []string
 	Webhook      webhook.Config
 	Logger       *slog.Logger
-	PollInterval time.Duration // River FetchPollInterval; default DefaultPollInterval
+	PollInterval time.Duration // River FetchPollInterval; default by dialect (DefaultPollInterval, DefaultPostgresPollInterval)
+	// LeaseTTL is the worker lease on PostgreSQL (default DefaultLeaseTTL); see
+	// sqlite.DB.RescueOrphanedJobs.
+	LeaseTTL time.Duration
+	// ClientID names this process's River client, in River's attempted_by and in
+	// the lease table; default a random one.
+	ClientID string
 	// OnFinish, when set, is called with each job this process finishes (metrics).
 	OnFinish func(job *diffute.Job)
 	// MediaRetention is how long images are kept after their job ends; default
@@ -56,8 +75,8 @@ func (c Config) WithDefaults() Config {
 	if c.MediaTTL == 0 {
 		c.MediaTTL = diffute.DefaultMediaTTL
 	}
-	if c.PollInterval == 0 {
-		c.PollInterval = DefaultPollInterval
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	if c.MediaRetention == 0 {
 		c.MediaRetention = diffute.DefaultMediaRetention
@@ -81,8 +100,11 @@ func (c Config) Validate() error {
 	if c.Concurrency > 0 && (c.Engine == nil || c.Media == nil) {
 		errs = append(errs, errors.New("queue: workers need an Engine and a MediaStore"))
 	}
-	if c.MediaTTL < 0 || c.PollInterval < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
-		errs = append(errs, errors.New("queue: MediaTTL, PollInterval, MediaRetention and RetentionInterval must not be negative"))
+	if c.Concurrency > 0 && len(c.Models) == 0 {
+		errs = append(errs, errors.New("queue: workers need the Models they serve"))
+	}
+	if c.MediaTTL < 0 || c.PollInterval < 0 || c.LeaseTTL < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
+		errs = append(errs, errors.New("queue: MediaTTL, PollInterval, LeaseTTL, MediaRetention and RetentionInterval must not be negative"))
 	}
 	errs = append(errs, c.Webhook.Validate())
 	return errors.Join(errs...)
@@ -95,18 +117,33 @@ type Queue struct {
 	cfg    Config
 	client *river.Client[*sql.Tx]
 	sender *webhook.Sender
+	// slots bounds inference across all model queues to Concurrency: River's
+	// MaxWorkers is per queue, and a GPU runs one batch at a time whatever
+	// model it belongs to.
+	slots chan struct{}
 
-	mu      sync.Mutex
-	started bool
+	mu        sync.Mutex
+	started   bool
+	stopLease func()
 }
 
 // New builds the queue on db. Nothing runs until Start.
 func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	cfg = cfg.WithDefaults()
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = DefaultPollInterval
+		if db.Dialect() == sqlite.Postgres {
+			cfg.PollInterval = DefaultPostgresPollInterval
+		}
+	}
+	if cfg.ClientID == "" {
+		cfg.ClientID = newClientID()
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook)}
+	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook),
+		slots: make(chan struct{}, max(1, cfg.Concurrency))}
 	// The store writes some webhook messages in its own transactions (started,
 	// prompt.completed, a cancelled job's terminal message); they need the same
 	// manifests and attempt count as the ones this queue's workers write.
@@ -125,27 +162,33 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 		Logger:            cfg.Logger,
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
-		FetchCooldown:     min(river.FetchCooldownDefault, cfg.PollInterval),
+		FetchCooldown:     fetchCooldown(db, cfg.PollInterval),
+		ID:                cfg.ClientID,
+		Schema:            db.RiverSchema(),
 		// Inference can run for many minutes on a CPU; River's stuck-job rescue
 		// would start a second copy of a job that is still running. Jobs left by a
-		// crash are made available at Start instead.
+		// crash are made available at Start (SQLite) or through worker leases
+		// (PostgreSQL) instead.
 		RescueStuckJobsAfter: 24 * time.Hour,
 		// Completed River jobs are only queue bookkeeping; the job record is ours.
 		CompletedJobRetentionPeriod: time.Hour,
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			river.QueueDefault: {MaxWorkers: cfg.Concurrency},
 			sqlite.DeliveryQueue: {
 				MaxWorkers: deliveryWorkers,
 				// SQLite has no LISTEN/NOTIFY: a new message waits for the next
 				// poll. Polling this queue more often keeps completion-to-first-
 				// attempt short (one cheap indexed query each), and a short
-				// cooldown lets a backlog drain in quick batches.
-				FetchPollInterval: min(deliveryPollInterval, cfg.PollInterval),
+				// cooldown lets a backlog drain in quick batches. PostgreSQL
+				// workers hear new messages through NOTIFY.
+				FetchPollInterval: deliveryPoll(db, cfg.PollInterval),
 				FetchCooldown:     deliveryFetchCooldown,
 			},
 			MaintenanceQueue: {MaxWorkers: 1},
+		}
+		for _, m := range cfg.Models {
+			rc.Queues[db.InferenceQueueFor(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
@@ -172,14 +215,28 @@ func (q *Queue) Start(ctx context.Context) error {
 	if q.started {
 		return errors.New("queue: already started")
 	}
-	n, err := q.db.RequeueRunningJobs(ctx)
-	if err != nil {
-		return fmt.Errorf("queue: %w", err)
-	}
-	if n > 0 {
-		q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+	if q.db.Dialect() == sqlite.SQLite {
+		n, err := q.db.RequeueRunningJobs(ctx)
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		if n > 0 {
+			q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+		}
+	} else {
+		// The lease exists before the client fetches anything, so no live
+		// worker's job ever looks orphaned.
+		stop, err := q.startLease(ctx)
+		if err != nil {
+			return err
+		}
+		q.stopLease = stop
 	}
 	if err := q.client.Start(ctx); err != nil {
+		if q.stopLease != nil {
+			q.stopLease()
+			q.stopLease = nil
+		}
 		return fmt.Errorf("queue: start: %w", err)
 	}
 	q.started = true
@@ -196,6 +253,10 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return nil
 	}
 	q.started = false
+	if q.stopLease != nil {
+		// After the client has stopped: a job still running keeps its lease.
+		defer func() { q.stopLease(); q.stopLease = nil }()
+	}
 	err := q.client.Stop(ctx)
 	if err == nil {
 		return nil
@@ -212,3 +273,28 @@ func (q *Queue) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// fetchCooldown is River's minimum time between fetches of one queue. A worker
+// with one slot takes one job per fetch, so River's 100 ms default caps it at ten
+// jobs a second whatever the engine's speed; on PostgreSQL, where fetches run on a
+// pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
+// interval's pace: every fetch there takes the one write connection.
+func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
+	if db.Dialect() == sqlite.Postgres {
+		return min(10*time.Millisecond, poll)
+	}
+	return min(river.FetchCooldownDefault, poll)
+}
+
+// deliveryPoll is the delivery queue's fetch poll interval: short on SQLite,
+// where polling is how a new message is found; on PostgreSQL NOTIFY wakes the
+// workers and polling is only the fallback, so it stays at poll.
+func deliveryPoll(db *sqlite.DB, poll time.Duration) time.Duration {
+	if db.Dialect() == sqlite.Postgres {
+		return poll
+	}
+	return min(deliveryPollInterval, poll)
+}
+
+// Busy reports how many inference jobs are running now.
+func (q *Queue) Busy() int { return len(q.slots) }

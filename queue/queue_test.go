@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -19,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/pgtest"
 	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/storetest"
 	"github.com/diffute/diffute/webhook"
@@ -48,6 +50,12 @@ type setupOpts struct {
 	dir      string // reuse a database directory
 	schedule []time.Duration
 	noStart  bool
+	// databaseURL opens PostgreSQL at this URL (pgtest.URL) instead of SQLite
+	// in dir; poll and leaseTTL then tune the queue (see postgres_test.go).
+	databaseURL string
+	poll        time.Duration
+	leaseTTL    time.Duration
+	models      []string // served models; default tiny-sd
 }
 
 func setup(t *testing.T, o setupOpts) *testBundle {
@@ -66,7 +74,14 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(b.recv.Close)
 	b.media = newDirMedia(filepath.Join(b.dir, "media"))
 	var err error
-	b.db, err = sqlite.Open(t.Context(), filepath.Join(b.dir, "diffute.db"))
+	if o.databaseURL == "" && strings.HasPrefix(t.Name(), queueOnPostgres+"/") {
+		o.databaseURL = pgtest.URL(t)
+	}
+	if o.databaseURL != "" {
+		b.db, err = sqlite.OpenPostgres(t.Context(), o.databaseURL)
+	} else {
+		b.db, err = sqlite.Open(t.Context(), filepath.Join(b.dir, "diffute.db"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,10 +90,14 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	if schedule == nil {
 		schedule = []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond}
 	}
+	if o.models == nil {
+		o.models = []string{"tiny-sd"}
+	}
 	b.queue, err = New(b.db, Config{
-		Engine: b.engine, Media: b.media, Concurrency: 2,
+		Engine: b.engine, Media: b.media, Concurrency: 2, Models: o.models,
 		Webhook:      webhook.Config{AllowPrivate: true, Timeout: 5 * time.Second, RetrySchedule: schedule},
-		PollInterval: 20 * time.Millisecond,
+		PollInterval: cmp.Or(o.poll, 20*time.Millisecond),
+		LeaseTTL:     o.leaseTTL,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -121,8 +140,11 @@ func (b *testBundle) waitHook(t *testing.T) hook {
 	select {
 	case h := <-b.hooks:
 		return h
-	case <-time.After(20 * time.Second):
-		t.Fatal("no webhook within 20s")
+	// A give-up bound, not a speed check: under the race detector on a loaded
+	// two-core machine (SQLite is pure Go there, instrumented too) a job that
+	// takes milliseconds can take tens of seconds.
+	case <-time.After(90 * time.Second):
+		t.Fatal("no webhook within 90s")
 	}
 	return hook{}
 }

@@ -8,6 +8,13 @@ cd "$top"
 
 "$top/scripts/setup-ort.sh"
 "$top/scripts/s3-test-server.sh" install
+# A throwaway PostgreSQL for the store suite, the end-to-end and multi-process
+# tests on PostgreSQL; stopped when the tests end.
+if [ -z "${DIFFUTE_TEST_DATABASE_URL:-}" ]; then
+  "$top/scripts/pg-test-server.sh" install
+  eval "$("$top/scripts/pg-test-server.sh" start)"
+  trap '"$top/scripts/pg-test-server.sh" stop "$DIFFUTE_TEST_PG_DIR"' EXIT
+fi
 # Headless Chromium for the web console's browser test (cmd/diffute/console_test.go).
 if ! command -v chromium >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq chromium) || echo "test.sh: could not install chromium; the browser test will fail under CI=true"

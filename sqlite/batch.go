@@ -2,8 +2,8 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -138,6 +138,9 @@ func (s *Store) insertBatch(ctx context.Context, batch []*pendingJob) error {
 	}
 	defer tx.Rollback()
 
+	if err := s.lockQuotas(ctx, tx, batch); err != nil {
+		return err
+	}
 	// Checks first, each in a savepoint so a refused job leaves no trace. Jobs
 	// accepted earlier in the batch count against the later ones' quotas.
 	accepted := batch[:0:0]
@@ -174,9 +177,40 @@ func (s *Store) insertBatch(ctx context.Context, batch []*pendingJob) error {
 	return nil
 }
 
+// lockQuotas takes, on PostgreSQL, a transaction-scoped advisory lock for each
+// project of batch that has a quota, so that two API nodes cannot both count the
+// same last slot: the second waits for the first to commit and then counts its
+// job. The locks are taken in one sorted order, so two nodes' batches holding
+// several projects cannot deadlock. SQLite's one writer serialises already.
+func (s *Store) lockQuotas(ctx context.Context, tx *tx, batch []*pendingJob) error {
+	if s.db.dialect != Postgres {
+		return nil
+	}
+	var keys []string
+	seen := map[string]bool{}
+	for _, p := range batch {
+		if p.sub == nil || (p.sub.Quota.MaxActiveJobs <= 0 && p.sub.Quota.MaxImagesPerDay <= 0) {
+			continue
+		}
+		// Org and project are path segments: neither holds a "/".
+		k := "diffute-quota/" + p.job.Org + "/" + p.job.Project
+		if !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, k); err != nil {
+			return fmt.Errorf("sqlite: submit job: quota lock: %w", err)
+		}
+	}
+	return nil
+}
+
 // checkSubmission claims p's idempotency key and checks its quotas inside a
 // savepoint, rolled back when the job is not to be stored.
-func (s *Store) checkSubmission(ctx context.Context, tx *sql.Tx, p *pendingJob, activeAdded, imagesAdded int) (int64, bool, error) {
+func (s *Store) checkSubmission(ctx context.Context, tx *tx, p *pendingJob, activeAdded, imagesAdded int) (int64, bool, error) {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT submission`); err != nil {
 		return 0, false, fmt.Errorf("sqlite: submit job: %w", err)
 	}
@@ -194,13 +228,13 @@ func (s *Store) checkSubmission(ctx context.Context, tx *sql.Tx, p *pendingJob, 
 
 // insertJobs writes the River jobs (one InsertManyTx), the job rows and all their
 // prompts (one statement) of jobs in tx.
-func (s *Store) insertJobs(ctx context.Context, tx *sql.Tx, jobs []*pendingJob) error {
+func (s *Store) insertJobs(ctx context.Context, tx *tx, jobs []*pendingJob) error {
 	params := make([]river.InsertManyParams, len(jobs))
 	for i, p := range jobs {
 		params[i] = river.InsertManyParams{Args: diffute.InferenceArgs{JobID: p.job.ID},
-			InsertOpts: &river.InsertOpts{MaxAttempts: InferenceMaxAttempts}}
+			InsertOpts: &river.InsertOpts{MaxAttempts: InferenceMaxAttempts, Queue: s.db.InferenceQueueFor(p.job.Model)}}
 	}
-	res, err := s.db.river.InsertManyTx(ctx, tx, params)
+	res, err := s.db.river.InsertManyTx(ctx, tx.Tx, params)
 	if err != nil {
 		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
 	}

@@ -17,14 +17,16 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
-//go:embed migrations/*.sql
+//go:embed migrations/*.sql migrations_postgres/*.sql
 var migrationFS embed.FS
 
 // busyTimeout is how long a connection waits for SQLite's write lock before
@@ -39,10 +41,15 @@ const readConns = 4
 // DB is an open Diffute database: the SQLite file, its migrations applied, and an
 // insert-only River client through which the store enqueues jobs.
 type DB struct {
-	write *sql.DB // one connection: every write and River itself
-	read  *sql.DB // read-only connections for lookups
-	river *river.Client[*sql.Tx]
-	store *Store
+	dialect Dialect
+	write   *pool // SQLite: one connection, every write and River itself
+	read    *pool // SQLite: read-only connections for lookups; PostgreSQL: write
+	// pgx and schema are set on PostgreSQL only: the pgx pool under write (River
+	// listens on its connections) and the schema River's tables live in.
+	pgx    *pgxpool.Pool
+	schema string
+	river  *river.Client[*sql.Tx]
+	store  *Store
 	// insertJob is prepared once: CreateJob is the hot path of the API, and
 	// parsing the statement on every request costs a measurable share of it.
 	insertJob *sql.Stmt
@@ -72,7 +79,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// River's SQLite driver wants one connection, and one writer serialises our
 	// transactions too (BEGIN IMMEDIATE never waits on another of ours).
 	write.SetMaxOpenConns(1)
-	db := &DB{write: write}
+	db := &DB{dialect: SQLite, write: &pool{write, SQLite}}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, err
@@ -83,20 +90,26 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, err
 	}
 	read.SetMaxOpenConns(readConns)
-	db.read = read
+	db.read = &pool{read, SQLite}
+	return db.finishOpen(ctx)
+}
 
+// finishOpen builds what both dialects need once the schema is current.
+func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
+	var err error
 	// An insert-only client (no workers, never started): it writes River jobs in
 	// the store's transactions and cancels them. Workers live in package queue,
 	// which builds its own client over RiverDriver.
 	db.river, err = river.NewClient(db.RiverDriver(), &river.Config{
 		Logger:              slog.New(slog.DiscardHandler),
 		SkipUnknownJobCheck: true,
+		Schema:              db.schema,
 	})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: river client: %w", err)
 	}
-	db.insertJob, err = write.PrepareContext(ctx, insertJobSQL)
+	db.insertJob, err = db.write.PrepareContext(ctx, insertJobSQL)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
@@ -138,18 +151,36 @@ func (db *DB) Close() error {
 		errs = append(errs, db.insertJob.Close())
 	}
 	errs = append(errs, db.delivery.close())
-	if db.read != nil {
+	if db.read != nil && db.read != db.write {
 		errs = append(errs, db.read.Close())
 	}
 	errs = append(errs, db.write.Close())
+	if db.pgx != nil {
+		db.pgx.Close()
+	}
 	return errors.Join(errs...)
 }
+
+// Dialect reports which database db is.
+func (db *DB) Dialect() Dialect { return db.dialect }
+
+// RiverSchema is the schema a River client on db must name in its Config ("" on
+// SQLite, and on PostgreSQL when the URL sets no search_path).
+func (db *DB) RiverSchema() string { return db.schema }
 
 // Store returns the store of db. It implements diffute.Store and diffute.KeyStore.
 func (db *DB) Store() *Store { return db.store }
 
 // RiverDriver returns a River driver over db's write pool, for the queue's client.
-func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] { return riversqlite.New(db.write) }
+// On PostgreSQL it is River's database/sql driver with a pgx listener: the store's
+// *sql.Tx and River's are one type, and workers still hear inserts through
+// LISTEN/NOTIFY instead of polling (see doc.go).
+func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] {
+	if db.dialect == Postgres {
+		return riverdatabasesql.NewWithPgxListener(db.write.DB, db.pgx)
+	}
+	return riversqlite.New(db.write.DB)
+}
 
 // RequeueRunningJobs makes River jobs left running by a previous process available
 // again and returns how many there were. In embedded mode one process owns the
@@ -157,6 +188,9 @@ func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] { return riversqlite.New
 // for River's stuck-job rescue (an hour by default) would delay it needlessly.
 // Call it only before this process's queue starts working.
 func (db *DB) RequeueRunningJobs(ctx context.Context) (int, error) {
+	if db.dialect != SQLite {
+		return 0, errors.New("sqlite: RequeueRunningJobs is for the embedded database; PostgreSQL workers rescue through leases")
+	}
 	res, err := db.write.ExecContext(ctx,
 		`UPDATE river_job SET state = 'available' WHERE state = 'running'`)
 	if err != nil {
@@ -167,7 +201,16 @@ func (db *DB) RequeueRunningJobs(ctx context.Context) (int, error) {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	m, err := rivermigrate.New(db.RiverDriver(), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler)})
+	if db.dialect == Postgres {
+		// Several API nodes and workers may start at once: one migrates, the
+		// others wait on the lock and then find nothing left to do.
+		unlock, err := db.migrationLock(ctx)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	m, err := rivermigrate.New(db.RiverDriver(), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler), Schema: db.schema})
 	if err != nil {
 		return fmt.Errorf("sqlite: river migrator: %w", err)
 	}
@@ -186,7 +229,7 @@ func (db *DB) migrateOwn(ctx context.Context) error {
 		applied_at TIMESTAMP NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: schema_migrations: %w", err)
 	}
-	migrations, err := ownMigrations()
+	migrations, err := ownMigrations(migrationDirs[db.dialect])
 	if err != nil {
 		return err
 	}
@@ -204,8 +247,12 @@ type migration struct {
 	sql     string
 }
 
-func ownMigrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+// migrationDirs holds each dialect's migrations. Every SQLite migration needs a
+// PostgreSQL twin with the same number (TestMigrationsHaveBothDialects checks).
+var migrationDirs = map[Dialect]string{SQLite: "migrations", Postgres: "migrations_postgres"}
+
+func ownMigrations(dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: migrations: %w", err)
 	}
@@ -216,7 +263,7 @@ func ownMigrations() ([]migration, error) {
 		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
 			return nil, fmt.Errorf("sqlite: migration %q: want NNNN_name.sql", e.Name())
 		}
-		b, err := migrationFS.ReadFile(path.Join("migrations", e.Name()))
+		b, err := migrationFS.ReadFile(path.Join(dir, e.Name()))
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: migration %s: %w", e.Name(), err)
 		}

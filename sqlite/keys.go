@@ -19,12 +19,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, key *diffute.APIKey, hash []by
 	if key.CreatedAt.IsZero() {
 		key.CreatedAt = time.Now().UTC()
 	}
-	res, err := s.db.write.ExecContext(ctx, `INSERT INTO api_keys (org, project, name, hash, created_at)
-		VALUES (?, ?, ?, ?, ?)`, key.Org, key.Project, key.Name, hash, key.CreatedAt.UTC())
-	if err != nil {
-		return fmt.Errorf("sqlite: create api key: %w", err)
-	}
-	if key.ID, err = res.LastInsertId(); err != nil {
+	// RETURNING rather than LastInsertId, which PostgreSQL's driver lacks.
+	if err := s.db.write.QueryRowContext(ctx, `INSERT INTO api_keys (org, project, name, hash, created_at)
+		VALUES (?, ?, ?, ?, ?) RETURNING id`, key.Org, key.Project, key.Name, hash, key.CreatedAt.UTC()).Scan(&key.ID); err != nil {
 		return fmt.Errorf("sqlite: create api key: %w", err)
 	}
 	return nil

@@ -128,7 +128,7 @@ func (s *Store) AttemptCounts(ctx context.Context) (map[string]int64, error) {
 	rows, err := s.db.read.QueryContext(ctx, `SELECT
 		CASE WHEN error = '' AND status_code BETWEEN 200 AND 299 THEN 'success'
 		     WHEN status_code > 0 THEN 'http_error' ELSE 'error' END AS outcome,
-		count(*) FROM delivery_attempts GROUP BY outcome`)
+		count(*) FROM delivery_attempts GROUP BY 1`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: attempt counts: %w", err)
 	}

@@ -212,7 +212,7 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
 	}
 	if riverID.Valid {
-		if _, err := s.db.river.JobCancelTx(ctx, tx, riverID.Int64); err != nil && !errors.Is(err, river.ErrNotFound) {
+		if _, err := s.db.river.JobCancelTx(ctx, tx.Tx, riverID.Int64); err != nil && !errors.Is(err, river.ErrNotFound) {
 			return nil, fmt.Errorf("sqlite: cancel job: river: %w", err)
 		}
 	}

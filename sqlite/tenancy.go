@@ -15,7 +15,7 @@ var _ diffute.TenancyStore = (*Store)(nil)
 
 // claimAndCheck claims p's idempotency key and checks its project's quotas, counting
 // the jobs and images that earlier jobs of the same batch add.
-func (s *Store) claimAndCheck(ctx context.Context, tx *sql.Tx, p *pendingJob, activeAdded, imagesAdded int) (int64, bool, error) {
+func (s *Store) claimAndCheck(ctx context.Context, tx *tx, p *pendingJob, activeAdded, imagesAdded int) (int64, bool, error) {
 	now := p.job.CreatedAt.UTC()
 	if p.sub.IdempotencyKey != "" {
 		id, replayed, err := claimIdempotencyKey(ctx, tx, p.job, *p.sub, now)
@@ -28,7 +28,7 @@ func (s *Store) claimAndCheck(ctx context.Context, tx *sql.Tx, p *pendingJob, ac
 
 // claimIdempotencyKey records sub's key for job, or reports the job an earlier
 // request with the same key made (replayed) or refuses a different request.
-func claimIdempotencyKey(ctx context.Context, tx *sql.Tx, job *diffute.Job, sub diffute.Submission, now time.Time) (int64, bool, error) {
+func claimIdempotencyKey(ctx context.Context, tx *tx, job *diffute.Job, sub diffute.Submission, now time.Time) (int64, bool, error) {
 	// An expired claim is released first, so the key can start a new job.
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys
 		WHERE org = ? AND project = ? AND idem_key = ? AND created_at < ?`,
@@ -69,7 +69,7 @@ func claimIdempotencyKey(ctx context.Context, tx *sql.Tx, job *diffute.Job, sub 
 // checkQuota refuses job when its project is at q's bounds. It counts in the
 // write transaction, so on SQLite (one writer) two submissions cannot both take
 // the last slot.
-func checkQuota(ctx context.Context, tx *sql.Tx, job *diffute.Job, numImages int, q diffute.Quota, now time.Time, activeAdded, imagesAdded int) error {
+func checkQuota(ctx context.Context, tx *tx, job *diffute.Job, numImages int, q diffute.Quota, now time.Time, activeAdded, imagesAdded int) error {
 	if q.MaxActiveJobs > 0 {
 		var active int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs

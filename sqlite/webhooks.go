@@ -45,7 +45,7 @@ func (db *DB) webhookHooks() WebhookHooks {
 
 // addEventDelivery writes the message of event about job (loaded in tx) when the
 // job asked for it. subject is the prompt name of a prompt.completed message.
-func (db *DB) addEventDelivery(ctx context.Context, tx *sql.Tx, job *diffute.Job, event, subject string) error {
+func (db *DB) addEventDelivery(ctx context.Context, tx *tx, job *diffute.Job, event, subject string) error {
 	if !job.WantsEvent(event) {
 		return nil
 	}
@@ -72,7 +72,7 @@ func (db *DB) addEventDelivery(ctx context.Context, tx *sql.Tx, job *diffute.Job
 
 // addDelivery writes a message and the River job that sends it, unless the
 // message of that event and subject exists already (a retried worker).
-func (db *DB) addDelivery(ctx context.Context, tx *sql.Tx, job *diffute.Job, event, subject string, m *diffute.Manifest, maxAttempts int) error {
+func (db *DB) addDelivery(ctx context.Context, tx *tx, job *diffute.Job, event, subject string, m *diffute.Manifest, maxAttempts int) error {
 	payload, err := m.Body()
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
@@ -89,7 +89,7 @@ func (db *DB) addDelivery(ctx context.Context, tx *sql.Tx, job *diffute.Job, eve
 	if err != nil {
 		return fmt.Errorf("delivery: %w", err)
 	}
-	if _, err := db.river.InsertTx(ctx, tx, diffute.DeliveryArgs{DeliveryID: id},
+	if _, err := db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: id},
 		&river.InsertOpts{MaxAttempts: max(1, maxAttempts), Queue: DeliveryQueue}); err != nil {
 		return fmt.Errorf("enqueue delivery: %w", err)
 	}
@@ -294,7 +294,7 @@ func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64)
 		m.UpdatedAt, m.DeliveryID); err != nil {
 		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
 	}
-	if _, err := s.db.river.InsertTx(ctx, tx, diffute.DeliveryArgs{DeliveryID: m.DeliveryID, AttemptBase: m.Attempts},
+	if _, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: m.DeliveryID, AttemptBase: m.Attempts},
 		&river.InsertOpts{MaxAttempts: s.db.webhookHooks().MaxAttempts, Queue: DeliveryQueue}); err != nil {
 		return nil, fmt.Errorf("sqlite: redeliver: enqueue: %w", err)
 	}

@@ -234,7 +234,7 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 	// same implicit transaction. An unknown delivery fails the foreign key.
 	_, err := s.db.delivery.insertAttempt.ExecContext(ctx, a.DeliveryID, a.Attempt, a.At.UTC(),
 		a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt, a.Status)
-	if err != nil && strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
+	if err != nil && isForeignKeyViolation(err) {
 		return diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", a.DeliveryID)
 	}
 	if err != nil {

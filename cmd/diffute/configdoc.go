@@ -22,8 +22,8 @@ type flagGroup struct {
 var serveFlagGroups = []flagGroup{
 	{title: "Server", about: "Where the API listens and how it shuts down.",
 		names: []string{"addr", "public-url", "shutdown-timeout", "log-format"}},
-	{title: "Storage", about: "The database and the data directory (SQLite file, media, URL-signing key).",
-		names: []string{"data-dir", "database-url", "media-ttl"}, prefixes: []string{"s3-", "media-", "retention"}},
+	{title: "Storage", about: "The database (the SQLite file in the data directory, or a shared PostgreSQL), where images go (the data directory or S3) and the key that signs media URLs.",
+		names: []string{"data-dir", "database-url", "media-ttl", "url-signing-key"}, prefixes: []string{"s3-", "media-", "retention"}},
 	{title: "Workers and engine", about: "Inference workers in this process and the ONNX Runtime engine.",
 		names: []string{"workers", "models", "ort-lib", "device", "intra-op-threads", "inter-op-threads", "max-loaded-models", "max-batch-bytes"}},
 	{title: "Webhooks", about: "Delivery of the webhook that tells the application a job ended.",

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,34 +18,9 @@ import (
 // startProcess runs the real diffute binary as `serve` and returns its URL.
 func startProcess(t *testing.T, bin string, env []string, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
+	p := startProc(t, bin, env, "serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir,
 		"--webhook-allow-private", "--webhook-retry-schedule", "0s,50ms,100ms")
-	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	lines := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			select {
-			case lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	select {
-	case line := <-lines:
-		return cmd, strings.TrimPrefix(line, "diffute listening on ")
-	case <-time.After(60 * time.Second):
-		t.Fatal("server process did not start")
-		return nil, ""
-	}
+	return p.cmd, p.url
 }
 
 // TestKillMidJobLosesNothing kills the server process with SIGKILL while a job runs,
@@ -55,11 +29,7 @@ func startProcess(t *testing.T, bin string, env []string, dataDir string) (*exec
 func TestKillMidJobLosesNothing(t *testing.T) {
 	t.Parallel()
 	lib := ortLib(t)
-	bin := filepath.Join(t.TempDir(), "diffute")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	dataDir := t.TempDir()
 	env := append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TINY_DIR="+sharedTinyDir,
 		"HF_HUB_CACHE="+filepath.Join(t.TempDir(), "hf"), "HF_HUB_OFFLINE=1",

@@ -71,7 +71,7 @@ type stateFlags struct {
 
 func (s *stateFlags) register(fs *flag.FlagSet, env *environment) {
 	fs.StringVar(&s.dataDir, "data-dir", defaultDataDir(env.getenv), "directory for the SQLite database, media and keys")
-	fs.StringVar(&s.databaseURL, "database-url", "", "database URL: sqlite:PATH (default: DATA_DIR/diffute.db)")
+	fs.StringVar(&s.databaseURL, "database-url", "", "database URL: sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DB[?search_path=SCHEMA] (default: DATA_DIR/diffute.db)")
 }
 
 // sqlitePath returns the SQLite file the flags name.
@@ -84,9 +84,8 @@ func (s *stateFlags) sqlitePath() (string, error) {
 		return strings.TrimPrefix(u, "sqlite://"), nil
 	case strings.HasPrefix(u, "sqlite:"):
 		return strings.TrimPrefix(u, "sqlite:"), nil
-	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
-		return "", errors.New("--database-url: PostgreSQL is not available in this build yet; use sqlite:PATH or --data-dir")
 	default:
-		return "", fmt.Errorf("--database-url %q: want sqlite:PATH", u)
+		scheme, _, _ := strings.Cut(u, ":") // not the whole URL: it may hold a password
+		return "", fmt.Errorf("--database-url: scheme %q unknown; want sqlite:PATH or postgres://…", scheme)
 	}
 }

@@ -98,6 +98,9 @@ func runKeys(ctx context.Context, env *environment, args []string) error {
 
 // openDB opens the database the state flags name, creating the data directory.
 func openDB(ctx context.Context, state *stateFlags) (*sqlite.DB, error) {
+	if isPostgresURL(state.databaseURL) {
+		return openPostgres(ctx, state)
+	}
 	path, err := state.sqlitePath()
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ const usage = `Diffute: a self-hostable text-to-image inference service.
 
 Usage:
   diffute serve    [flags]               run the API server with its queue and workers
+  diffute worker   --database-url postgres://…   a GPU worker for a scale-out deployment
   diffute keys     create|list|revoke    manage API keys
   diffute webhooks secret --org O --project P   print a project's webhook signing secret
   diffute models   list|pull|make-tiny   manage models (Hugging Face cache, tiny test models)
@@ -58,6 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch cmd {
 	case "serve":
 		return runServe(ctx, env, rest)
+	case "worker":
+		return runWorker(ctx, env, rest)
 	case "keys":
 		return runKeys(ctx, env, rest)
 	case "webhooks":

@@ -9,13 +9,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
-	"github.com/diffute/diffute/media"
 	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
@@ -40,6 +38,9 @@ type serveConfig struct {
 	logFormat           string
 	engine              engineFlags
 	tenancy             tenancyFlags
+	media               mediaFlags
+	workerOnly          bool          // diffute worker: no public API, only /healthz and /metrics
+	leaseTTL            time.Duration // worker lease on PostgreSQL; 0: queue.DefaultLeaseTTL
 }
 
 func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
@@ -47,7 +48,7 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	if err := parseFlags(fs, env, args); err != nil {
 		return nil, err
 	}
-	return c.check(fs)
+	return c.check(env, fs)
 }
 
 // serveFlags defines serve's flags; docs/configuration.md is generated from them
@@ -69,11 +70,12 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
 	c.engine.register(fs)
 	c.tenancy.register(fs, env)
+	c.media.register(fs)
 	fs.Usage = func() { groupedUsage(env.stderr, fs, "serve [flags]") }
 	return c, fs
 }
 
-func (c *serveConfig) check(fs *flag.FlagSet) (*serveConfig, error) {
+func (c *serveConfig) check(env *environment, fs *flag.FlagSet) (*serveConfig, error) {
 	if err := c.tenancy.validate(); err != nil {
 		return nil, err
 	}
@@ -85,6 +87,9 @@ func (c *serveConfig) check(fs *flag.FlagSet) (*serveConfig, error) {
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return nil, errors.New("serve: --log-format must be json or text")
+	}
+	if err := c.media.validate(env); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	return c, nil
 }
@@ -120,11 +125,12 @@ func runServe(ctx context.Context, env *environment, args []string) error {
 // server is a started serve: HTTP listener, queue, engine and database.
 type server struct {
 	url     string
+	listen  string // where this process listens (url may be the balancer's)
 	cfg     *serveConfig
 	logger  *slog.Logger
 	db      *sqlite.DB
 	engine  *onnx.Engine
-	media   *media.Disk
+	media   closableMedia
 	queue   *queue.Queue
 	http    *http.Server
 	errc    chan error
@@ -177,23 +183,27 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err := s.db.UseSecretBox(ctx, box); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	if err := usePostgresSecretKey(s.db, &cfg.tenancy, cfg.state.dataDir); err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)
 	}
+	s.listen = "http://" + ln.Addr().String()
 	s.url = cfg.publicURL
 	if s.url == "" {
 		s.url = "http://" + ln.Addr().String()
 	}
 	s.url = strings.TrimRight(s.url, "/")
 
-	key, err := media.LoadOrCreateKey(filepath.Join(cfg.state.dataDir, "url-signing.key"))
-	if err != nil {
-		ln.Close()
-		return nil, err
+	if cfg.media.mediaURL == "" { // disk media under the data directory
+		if err := ensureDir(cfg.state.dataDir); err != nil {
+			ln.Close()
+			return nil, err
+		}
 	}
-	signer := &media.Signer{Key: key, BaseURL: s.url}
-	disk, err := media.NewDisk(filepath.Join(cfg.state.dataDir, "media"), signer)
+	disk, signer, err := cfg.media.open(ctx, env, cfg.state.dataDir, s.url)
 	if err != nil {
 		ln.Close()
 		return nil, err
@@ -216,6 +226,8 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Media:       disk,
 		MediaTTL:    cfg.mediaTTL,
 		Concurrency: cfg.workers,
+		Models:      s.models,
+		LeaseTTL:    cfg.leaseTTL,
 		// Retention runs where workers run; an API-only node deletes nothing.
 		MediaRetention:    cfg.tenancy.mediaRetention,
 		RetentionInterval: cfg.tenancy.retentionInterval,
@@ -259,7 +271,11 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Metrics: mets,
 		Console: webui.Handler(),
 	}
-	s.http = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	handler := api.Handler()
+	if cfg.workerOnly {
+		handler = s.workerHandler()
+	}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	go func() { s.errc <- s.http.Serve(ln) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)

@@ -72,6 +72,16 @@ func (t *tenancyFlags) validate() error {
 // key file (created on first start). The file may not lie inside the data
 // directory: the key must not travel with the data it protects.
 func (t *tenancyFlags) secretBox(dataDir string) (*secretbox.Box, error) {
+	key, err := t.secretKeyBytes(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return secretbox.New(key)
+}
+
+// secretKeyBytes is the secret key secretBox uses: from --secret-key, else from
+// the key file (created on first start), which may not lie in the data directory.
+func (t *tenancyFlags) secretKeyBytes(dataDir string) ([]byte, error) {
 	var key []byte
 	if t.secretKey != "" {
 		k, err := secretbox.ParseKey(t.secretKey)
@@ -93,7 +103,7 @@ func (t *tenancyFlags) secretBox(dataDir string) (*secretbox.Box, error) {
 		}
 		key = k
 	}
-	return secretbox.New(key)
+	return key, nil
 }
 
 // inside reports whether path lies in dir (or is dir).

@@ -30,6 +30,8 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	org := fs.String("org", "", "organization of the project")
 	project := fs.String("project", "", "project whose signing secret to print")
 	rotate := fs.Bool("rotate", false, "make a new secret; the old one keeps signing for 24h")
+	var tenancy tenancyFlags // the secret key, which seals secrets on PostgreSQL
+	registerTenancyFlags(fs, env, &tenancy, "secret-key", "secret-key-file")
 	if err := parseFlags(fs, env, args[1:]); err != nil {
 		return err
 	}
@@ -44,6 +46,9 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	defer db.Close()
+	if err := usePostgresSecretKey(db, &tenancy, state.dataDir); err != nil {
+		return fmt.Errorf("webhooks secret: %w", err)
+	}
 	var secrets []diffute.WebhookSecret
 	if *rotate {
 		secrets, err = db.Store().RotateWebhookSecret(ctx, *org, *project, webhook.SignatureOverlap)

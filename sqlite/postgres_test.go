@@ -1,0 +1,221 @@
+package sqlite
+
+import (
+	"context"
+	"io/fs"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/pgtest"
+	"github.com/diffute/diffute/storetest"
+)
+
+func openPostgresTest(t testing.TB) *DB {
+	t.Helper()
+	url := pgtest.URL(t)
+	db, err := OpenPostgres(context.Background(), url)
+	if err != nil {
+		t.Fatalf("OpenPostgres: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return db
+}
+
+func TestStorePostgres(t *testing.T) {
+	t.Parallel()
+	storetest.Run(t, func(t *testing.T) *storetest.Harness {
+		db := openPostgresTest(t)
+		return &storetest.Harness{
+			Store: db.Store(), Keys: db.Store(),
+			StartJob:   db.Store().StartJob,
+			QueueState: db.riverState,
+		}
+	})
+}
+
+// TestMigrationsHaveBothDialects keeps the two migration folders in step: a new
+// SQLite migration without its PostgreSQL twin would leave scale-out deployments
+// without the table the new code reads.
+func TestMigrationsHaveBothDialects(t *testing.T) {
+	t.Parallel()
+	names := map[Dialect]map[string]bool{}
+	for d, dir := range migrationDirs {
+		migs, err := ownMigrations(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names[d] = map[string]bool{}
+		for _, m := range migs {
+			num, _, _ := strings.Cut(m.name, "_")
+			names[d][num] = true
+		}
+	}
+	for num := range names[SQLite] {
+		if !names[Postgres][num] {
+			t.Errorf("migrations/%s_*.sql has no twin in migrations_postgres/", num)
+		}
+	}
+	for num := range names[Postgres] {
+		if !names[SQLite][num] {
+			t.Errorf("migrations_postgres/%s_*.sql has no twin in migrations/", num)
+		}
+	}
+	if _, err := fs.ReadDir(migrationFS, "migrations_postgres"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInferenceQueueNames(t *testing.T) {
+	t.Parallel()
+	seen := map[string]string{}
+	for _, m := range []string{"diffute/tiny-sd", "diffute/tiny_sd", "Diffute/Tiny-SD",
+		"stabilityai/stable-diffusion-xl-base-1.0", strings.Repeat("very-long-org/", 10) + "model", "///"} {
+		q := InferenceQueue(m)
+		if !queueName.MatchString(q) || len(q) > 64 {
+			t.Errorf("InferenceQueue(%q) = %q: not a valid River queue name", m, q)
+		}
+		if other, ok := seen[q]; ok {
+			t.Errorf("InferenceQueue(%q) = InferenceQueue(%q) = %q", m, other, q)
+		}
+		seen[q] = m
+	}
+	if q := InferenceQueue("diffute/tiny-sd"); !strings.HasPrefix(q, "inference_diffute-tiny-sd_") {
+		t.Errorf("InferenceQueue(diffute/tiny-sd) = %q, want a readable prefix", q)
+	}
+}
+
+// queueName is River's rule for queue names (river.validateQueueName).
+var queueName = regexp.MustCompile(`^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$`)
+
+// onPostgres is the name of TestOnPostgres; openTest opens PostgreSQL under it.
+const onPostgres = "TestOnPostgres"
+
+// TestOnPostgres runs the store's dialect-independent tests again on PostgreSQL:
+// the tenancy suite, webhook events and secrets, group commit, listing and
+// retention. Each opens its database through openTest, which picks PostgreSQL
+// under this test.
+func TestOnPostgres(t *testing.T) {
+	t.Parallel()
+	for name, test := range map[string]func(*testing.T){
+		"Tenancy":                              TestTenancy,
+		"SecretsEncryptedAtRest":               TestSecretsEncryptedAtRest,
+		"RetentionQueries":                     TestRetentionQueries,
+		"WorkerPathWritesImagesAndDelivery":    TestWorkerPathWritesImagesAndDelivery,
+		"FinishJobAfterCancelConflicts":        TestFinishJobAfterCancelConflicts,
+		"WebhookSecretsCreateOnceAndRotate":    TestWebhookSecretsCreateOnceAndRotate,
+		"EventMessagesWrittenOnce":             TestEventMessagesWrittenOnce,
+		"Redeliver":                            TestRedeliver,
+		"WebhookSecretsEncryptedAtRest":        TestWebhookSecretsEncryptedAtRest,
+		"CreateJobConcurrentBatches":           TestCreateJobConcurrentBatches,
+		"ListJobsPagesNewestFirstWithinTenant": TestListJobsPagesNewestFirstWithinTenant,
+	} {
+		t.Run(name, test)
+	}
+}
+
+// TestQuotaAcrossNodesPostgres submits at once through several DB handles on one
+// PostgreSQL schema, as several API nodes would: their transactions run in
+// parallel, so without the per-project advisory lock two of them could both count
+// the project's last free slot. Exactly MaxActiveJobs submissions must pass.
+func TestQuotaAcrossNodesPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	const nodes, perNode, limit = 4, 12, 5
+	var dbs []*DB
+	for range nodes {
+		db, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	sub := diffute.Submission{Quota: diffute.Quota{MaxActiveJobs: limit}}
+	var (
+		wg       sync.WaitGroup
+		accepted atomic.Int32
+		refused  atomic.Int32
+	)
+	start := make(chan struct{})
+	for _, db := range dbs {
+		for range perNode {
+			wg.Go(func() {
+				<-start
+				_, _, err := db.Store().SubmitJob(ctx, storetest.NewJob("acme", "p"), sub)
+				switch {
+				case err == nil:
+					accepted.Add(1)
+				case diffute.ErrorCode(err) == diffute.ERATELIMIT:
+					refused.Add(1)
+				default:
+					t.Errorf("SubmitJob: %v", err)
+				}
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	if accepted.Load() != limit || refused.Load() != nodes*perNode-limit {
+		t.Fatalf("accepted %d, refused %d of %d; want exactly %d accepted", accepted.Load(), refused.Load(), nodes*perNode, limit)
+	}
+	var active int
+	if err := dbs[0].read.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE org = 'acme' AND project = 'p'`).Scan(&active); err != nil || active != limit {
+		t.Fatalf("stored jobs = %d, %v; want %d", active, err, limit)
+	}
+}
+
+// TestIdempotencyAcrossNodesPostgres sends one Idempotency-Key through several
+// DB handles at once, as retries landing on different API nodes would: exactly
+// one job is made, and every answer names it.
+func TestIdempotencyAcrossNodesPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := pgtest.URL(t)
+	const nodes, perNode = 4, 10
+	var dbs []*DB
+	for range nodes {
+		db, err := OpenPostgres(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	sub := diffute.Submission{IdempotencyKey: "retry-me", RequestHash: []byte("hash-1")}
+	var (
+		wg  sync.WaitGroup
+		mu  sync.Mutex
+		ids = map[int64]int{}
+	)
+	start := make(chan struct{})
+	for _, db := range dbs {
+		for range perNode {
+			wg.Go(func() {
+				<-start
+				id, _, err := db.Store().SubmitJob(ctx, storetest.NewJob("acme", "p"), sub)
+				if err != nil {
+					t.Errorf("SubmitJob: %v", err)
+					return
+				}
+				mu.Lock()
+				ids[id]++
+				mu.Unlock()
+			})
+		}
+	}
+	close(start)
+	wg.Wait()
+	var stored int
+	if err := dbs[0].read.QueryRowContext(ctx, `SELECT count(*) FROM jobs`).Scan(&stored); err != nil || stored != 1 || len(ids) != 1 {
+		t.Fatalf("stored jobs = %d (%v), answers named %v; want one job named by all", stored, err, ids)
+	}
+}
