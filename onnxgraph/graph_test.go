@@ -3,12 +3,11 @@ package onnxgraph_test
 import (
 	"bytes"
 	"encoding/binary"
+	"github.com/diffute/diffute/internal/ortest"
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -16,36 +15,10 @@ import (
 	"github.com/diffute/diffute/onnxgraph"
 )
 
-var (
-	ortOnce sync.Once
-	ortErr  error
-	ortPath string
-)
-
-// requireORT initialises ONNX Runtime once for the package, skipping the test
-// when the library is absent (failing instead under CI=true).
+// requireORT initialises ONNX Runtime once for the package (package ortest).
 func requireORT(t *testing.T) {
 	t.Helper()
-	ortOnce.Do(func() {
-		ortPath = os.Getenv("DIFFUTE_ORT_LIB")
-		if ortPath == "" {
-			_, file, _, _ := runtime.Caller(0)
-			ortPath = filepath.Join(filepath.Dir(file), "..", "third_party", "onnxruntime", "libonnxruntime.so.1")
-		}
-		if _, err := os.Stat(ortPath); err != nil {
-			ortErr = err
-			return
-		}
-		ort.SetSharedLibraryPath(ortPath)
-		ortErr = ort.InitializeEnvironment()
-	})
-	if ortErr != nil {
-		msg := "ONNX Runtime library unavailable (" + ortPath + "): " + ortErr.Error() + "; run scripts/setup-ort.sh"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	ortest.Require(t)
 }
 
 func marshal(t *testing.T, g *onnxgraph.Graph) []byte {

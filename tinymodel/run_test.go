@@ -2,11 +2,8 @@ package tinymodel_test
 
 import (
 	"encoding/binary"
+	"github.com/diffute/diffute/internal/ortest"
 	"math"
-	"os"
-	"path/filepath"
-	"runtime"
-	"sync"
 	"testing"
 
 	ort "github.com/yalue/onnxruntime_go"
@@ -14,36 +11,10 @@ import (
 	"github.com/diffute/diffute/onnxgraph"
 )
 
-var (
-	ortOnce sync.Once
-	ortErr  error
-	ortPath string
-)
-
-// requireORT initialises ONNX Runtime once for the package, skipping the test
-// when the library is absent (failing instead under CI=true).
+// requireORT initialises ONNX Runtime once for the package (package ortest).
 func requireORT(tb testing.TB) {
 	tb.Helper()
-	ortOnce.Do(func() {
-		ortPath = os.Getenv("DIFFUTE_ORT_LIB")
-		if ortPath == "" {
-			_, file, _, _ := runtime.Caller(0)
-			ortPath = filepath.Join(filepath.Dir(file), "..", "third_party", "onnxruntime", "libonnxruntime.so.1")
-		}
-		if _, err := os.Stat(ortPath); err != nil {
-			ortErr = err
-			return
-		}
-		ort.SetSharedLibraryPath(ortPath)
-		ortErr = ort.InitializeEnvironment()
-	})
-	if ortErr != nil {
-		msg := "ONNX Runtime library unavailable (" + ortPath + "): " + ortErr.Error() + "; run scripts/setup-ort.sh"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
+	ortest.Require(tb)
 }
 
 // feed is one input of a graph: its element type, shape (nil for rank 0) and
