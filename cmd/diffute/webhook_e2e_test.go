@@ -458,6 +458,9 @@ func TestWebhookReceiverDownAcrossRestart(t *testing.T) {
 	srv, _ = start()
 	ln, err = net.Listen("tcp", addr)
 	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the reserved port was taken meanwhile: %v", err)
+		}
 		t.Skipf("the reserved port was taken meanwhile: %v", err)
 	}
 	recv := &scriptedReceiver{ln: ln, url: "http://" + addr, notify: make(chan struct{}, 64)}
