@@ -51,6 +51,15 @@ func parseServeFlags(env *environment, args []string) (*serveConfig, error) {
 	return c.check(env, fs)
 }
 
+// registerWebhookFlags defines the webhook delivery flags that serve and worker
+// share (both run delivery workers).
+func (c *serveConfig) registerWebhookFlags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
+	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
+	fs.StringVar(&c.webhookAllowCIDRs, "webhook-allow-cidr", "", "comma-separated internal CIDRs webhooks may reach (e.g. 10.1.0.0/16)")
+	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
+}
+
 // serveFlags defines serve's flags; docs/configuration.md is generated from them
 // (diffute config-doc).
 func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
@@ -61,10 +70,7 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL clients reach this server at, used in media URLs (default: http://ADDR)")
 	fs.IntVar(&c.workers, "workers", 1, "inference jobs run at once by this process (0: API only, no engine)")
 	fs.StringVar(&c.models, "models", "", "comma-separated model names this deployment serves (default: the tiny models and every ONNX model in the Hugging Face cache)")
-	fs.BoolVar(&c.webhookAllowPrivate, "webhook-allow-private", false, "allow webhooks to loopback and private addresses (development only)")
-	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 15*time.Second, "timeout of one webhook attempt")
-	fs.StringVar(&c.webhookAllowCIDRs, "webhook-allow-cidr", "", "comma-separated internal CIDRs webhooks may reach (e.g. 10.1.0.0/16)")
-	fs.StringVar(&c.webhookRetries, "webhook-retry-schedule", "", "comma-separated delays between webhook attempts (default 0s,5s,5m,30m,2h,5h,10h,10h)")
+	c.registerWebhookFlags(fs)
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
