@@ -95,6 +95,8 @@ type Pipeline struct {
 	forceZeros    bool // SDXL: an empty negative prompt means zero embeddings
 	turbo         bool // trailing timestep spacing: 1 step, no guidance by default
 	maxBatchBytes int64
+	format        Format
+	built         *builtSource // the built graphs' weights; nil for ONNX exports
 
 	mu      sync.Mutex
 	refs    int
@@ -123,12 +125,14 @@ func DetectFamily(dir string) (Family, error) {
 	if err != nil {
 		return 0, err
 	}
-	hasTE1 := exists(filepath.Join(dir, "text_encoder", "model.onnx")) || idx.declaresTextEncoder()
-	hasTE2 := exists(filepath.Join(dir, "text_encoder_2", "model.onnx"))
-	cls := strings.ToLower(idx.ClassName)
-	xl := strings.Contains(cls, "xl")
+	hasTE1 := hasComponent(dir, "text_encoder") || idx.declaresTextEncoder()
+	hasTE2 := hasComponent(dir, "text_encoder_2")
+	// The class name does not tell a refiner: Optimum 1.10-1.21 write
+	// StableDiffusionXLImg2ImgPipeline into SDXL base exports. A refiner is
+	// told by its components (only the second text encoder).
+	xl := strings.Contains(strings.ToLower(idx.ClassName), "xl")
 	switch {
-	case xl && strings.Contains(cls, "img2img"), hasTE2 && !hasTE1:
+	case hasTE2 && !hasTE1:
 		return SDXLRefiner, nil
 	case hasTE2, xl:
 		return SDXL, nil
@@ -153,6 +157,12 @@ func readModelIndex(dir string) (modelIndex, error) {
 		return idx, fmt.Errorf("onnx: %s: %w", filepath.Join(dir, "model_index.json"), err)
 	}
 	return idx, nil
+}
+
+// hasComponent reports whether dir has the component as an ONNX model or as a
+// diffusers folder (config.json).
+func hasComponent(dir, component string) bool {
+	return exists(filepath.Join(dir, component, "model.onnx")) || exists(filepath.Join(dir, component, "config.json"))
 }
 
 func exists(p string) bool {
@@ -186,11 +196,6 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, rel := range requiredFiles(family) {
-		if !exists(filepath.Join(dir, rel)) {
-			return nil, fmt.Errorf("onnx: model folder %s: missing %s", dir, rel)
-		}
-	}
 	p := &Pipeline{dir: dir, family: family, maxBatchBytes: o.maxBatchBytes}
 	ok := false
 	defer func() {
@@ -198,6 +203,19 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 			p.destroy()
 		}
 	}()
+	// A folder with unet/model.onnx is an ONNX export; one with unet/config.json
+	// and safetensors weights is a diffusers checkpoint whose graphs are built here.
+	var src componentSource = onnxSource{dir}
+	p.format = FormatONNX
+	if !exists(filepath.Join(dir, "unet", "model.onnx")) && exists(filepath.Join(dir, "unet", "config.json")) {
+		b := &builtSource{dir: dir}
+		p.built, src, p.format = b, b, FormatDiffusers
+	}
+	for _, rel := range requiredFiles(family, p.format) {
+		if !exists(filepath.Join(dir, rel)) {
+			return nil, fmt.Errorf("onnx: model folder %s: missing %s", dir, rel)
+		}
+	}
 	if p.schedCfg, err = sched.LoadConfig(filepath.Join(dir, "scheduler", "scheduler_config.json")); err != nil {
 		return nil, fmt.Errorf("onnx: %s: %w", dir, err)
 	}
@@ -210,24 +228,24 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 		if p.tok2, err = clip.Load(filepath.Join(dir, "tokenizer_2")); err != nil {
 			return nil, fmt.Errorf("onnx: %s: tokenizer_2: %w", dir, err)
 		}
-		if p.te1, err = openTextEncoder(dir, "text_encoder", sc, penultimate); err != nil {
+		if p.te1, err = openTextEncoder(src, "text_encoder", sc, penultimate); err != nil {
 			return nil, err
 		}
-		if p.te2, err = openTextEncoder(dir, "text_encoder_2", sc, penultimateAndPooled); err != nil {
+		if p.te2, err = openTextEncoder(src, "text_encoder_2", sc, penultimateAndPooled); err != nil {
 			return nil, err
 		}
 		p.forceZeros = idx.ForceZerosForEmptyPrompt == nil || *idx.ForceZerosForEmptyPrompt
 		p.scaleFactor = sdxlScaleFactor
 	} else {
-		if p.te1, err = openTextEncoder(dir, "text_encoder", sc, lastHidden); err != nil {
+		if p.te1, err = openTextEncoder(src, "text_encoder", sc, lastHidden); err != nil {
 			return nil, err
 		}
 		p.scaleFactor = sdScaleFactor
 	}
-	if p.unet, err = openUNet(dir, sc, family); err != nil {
+	if p.unet, err = openUNet(src, sc, family); err != nil {
 		return nil, err
 	}
-	if p.vae, err = openVAEDecoder(dir, sc); err != nil {
+	if p.vae, err = openVAEDecoder(src, sc); err != nil {
 		return nil, err
 	}
 	if f, ok, err := readScalingFactor(dir); err != nil {
@@ -242,20 +260,41 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	return p, nil
 }
 
-func requiredFiles(f Family) []string {
+func requiredFiles(f Family, format Format) []string {
 	files := []string{
 		"scheduler/scheduler_config.json",
 		"tokenizer/vocab.json",
 		"tokenizer/merges.txt",
-		"text_encoder/model.onnx",
-		"unet/model.onnx",
-		"vae_decoder/model.onnx",
+	}
+	if format == FormatONNX {
+		files = append(files, "text_encoder/model.onnx", "unet/model.onnx", "vae_decoder/model.onnx")
+	} else {
+		files = append(files, "text_encoder/config.json", "unet/config.json", "vae/config.json")
 	}
 	if f == SDXL {
-		files = append(files, "tokenizer_2/vocab.json", "tokenizer_2/merges.txt", "text_encoder_2/model.onnx")
+		files = append(files, "tokenizer_2/vocab.json", "tokenizer_2/merges.txt")
+		if format == FormatONNX {
+			files = append(files, "text_encoder_2/model.onnx")
+		} else {
+			files = append(files, "text_encoder_2/config.json")
+		}
 	}
 	return files
 }
+
+// Format is how a model's weights are stored.
+type Format string
+
+// The formats a pipeline loads.
+const (
+	// FormatONNX: a diffusers/Optimum ONNX export (model.onnx per component).
+	FormatONNX Format = "onnx"
+	// FormatDiffusers: a diffusers folder of config.json + safetensors per
+	// component; Diffute builds the graphs.
+	FormatDiffusers Format = "diffusers"
+	// FormatSingleFile: one original ("ldm") .safetensors checkpoint.
+	FormatSingleFile Format = "single-file"
+)
 
 // readScalingFactor reads scaling_factor from vae_decoder/config.json (or the vae/
 // folder diffusers writes).
@@ -359,4 +398,11 @@ func (p *Pipeline) destroy() {
 			s.Destroy()
 		}
 	}
+	// The sessions borrowed the built graphs' weights; free them only now.
+	if p.built != nil {
+		p.built.release()
+	}
 }
+
+// Format is how the model's weights are stored.
+func (p *Pipeline) Format() Format { return p.format }

@@ -469,7 +469,23 @@ func TestDetectFamily(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
+	// Optimum 1.10-1.21 write the img2img class into SDXL base exports: the
+	// components, not the class name, tell a refiner.
+	for _, c := range []string{"text_encoder", "text_encoder_2"} {
+		if err := os.MkdirAll(filepath.Join(dir, c), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, c, "config.json"), []byte(`{}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := os.WriteFile(filepath.Join(dir, "model_index.json"), []byte(`{"_class_name":"StableDiffusionXLImg2ImgPipeline"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := DetectFamily(dir); err != nil || got != SDXL {
+		t.Errorf("SDXL base exported with the img2img class: %v, %v; want SDXL", got, err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "text_encoder")); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := DetectFamily(dir); err != nil || got != SDXLRefiner {

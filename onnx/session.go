@@ -14,6 +14,7 @@ type modelInfo struct {
 	path    string
 	inputs  []ort.InputOutputInfo
 	outputs []ort.InputOutputInfo
+	built   *builtComponent // a graph built from a config, nil for an .onnx file
 }
 
 func (m *modelInfo) input(name string) (ort.InputOutputInfo, bool) {
@@ -72,6 +73,25 @@ func (m *modelInfo) newSession(inputs, outputs []string, sc sessionConfig) (*ort
 		return nil, err
 	}
 	defer so.Destroy()
+	if m.built != nil {
+		// The weights are borrowed in place. Prepacking and the layout
+		// optimisations (NCHWc, ORT's "all" level) would copy every one, and
+		// the layout pass reads them before the session has them.
+		if err := so.AddSessionConfigEntry("session.disable_prepacking", "1"); err != nil {
+			return nil, fmt.Errorf("onnx: session options: %w", err)
+		}
+		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelEnableExtended); err != nil {
+			return nil, fmt.Errorf("onnx: session options: %w", err)
+		}
+		if err := m.built.supplied.apply(so); err != nil {
+			return nil, fmt.Errorf("onnx: %s: %w", m.rel, err)
+		}
+		s, err := ort.NewDynamicAdvancedSessionWithONNXData(m.built.graph.Model, inputs, outputs, so)
+		if err != nil {
+			return nil, fmt.Errorf("onnx: open %s (built graph): %w", m.rel, err)
+		}
+		return s, nil
+	}
 	s, err := ort.NewDynamicAdvancedSession(m.path, inputs, outputs, so)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: open %s: %w", m.rel, err)

@@ -56,8 +56,8 @@ func penultimateHidden(m *modelInfo) (string, error) {
 	return "hidden_states." + strconv.Itoa(idx[len(idx)-2]), nil
 }
 
-func openTextEncoder(dir, component string, sc sessionConfig, want textOutputs) (*textEncoder, error) {
-	m, err := readModelInfo(dir, component)
+func openTextEncoder(src componentSource, component string, sc sessionConfig, want textOutputs) (*textEncoder, error) {
+	m, err := src.info(component)
 	if err != nil {
 		return nil, err
 	}

@@ -43,8 +43,8 @@ func (u *unetModel) session() *ort.DynamicAdvancedSession {
 	return u.sess
 }
 
-func openUNet(dir string, sc sessionConfig, family Family) (*unetModel, error) {
-	m, err := readModelInfo(dir, "unet")
+func openUNet(src componentSource, sc sessionConfig, family Family) (*unetModel, error) {
+	m, err := src.info("unet")
 	if err != nil {
 		return nil, err
 	}

@@ -23,8 +23,8 @@ func (v *vaeDecoder) session() *ort.DynamicAdvancedSession {
 	return v.sess
 }
 
-func openVAEDecoder(dir string, sc sessionConfig) (*vaeDecoder, error) {
-	m, err := readModelInfo(dir, "vae_decoder")
+func openVAEDecoder(src componentSource, sc sessionConfig) (*vaeDecoder, error) {
+	m, err := src.info("vae_decoder")
 	if err != nil {
 		return nil, err
 	}

@@ -84,6 +84,10 @@ type tensor struct {
 	dtype DType
 	dims  []int64
 	raw   []byte // little-endian element data, as raw_data wants
+	// supplied marks a weight whose data the runtime is given at session
+	// creation (ONNX Runtime's external initializers); the model holds only
+	// its name, type and dims.
+	supplied bool
 }
 
 type node struct {
@@ -138,6 +142,18 @@ func (g *Graph) Initializer(name string, dtype DType, dims []int64, data any) {
 		return
 	}
 	g.inits = append(g.inits, tensor{name: name, dtype: dtype, dims: append([]int64(nil), dims...), raw: raw})
+}
+
+// SuppliedInitializer declares a weight whose data is not in the model: the
+// program hands it to the runtime when it opens a session (ONNX Runtime's
+// AddExternalInitializers), so a multi-gigabyte checkpoint is never copied into
+// the model bytes. The model records it as external data at SuppliedLocation.
+func (g *Graph) SuppliedInitializer(name string, dtype DType, dims []int64) {
+	if _, err := numElements(dims); err != nil {
+		g.fail("initializer %q: %w", name, err)
+		return
+	}
+	g.inits = append(g.inits, tensor{name: name, dtype: dtype, dims: append([]int64(nil), dims...), supplied: true})
 }
 
 // Node appends a node running op (a default-domain operator) on inputs, writing

@@ -102,7 +102,9 @@ func (m *Model) encodeGraph(dataFile string) (graph, data []byte, err error) {
 	b = appendString(b, 2, g.name)
 	for _, t := range g.inits {
 		var enc []byte
-		if dataFile != "" && len(t.raw) >= m.ExternalMinBytes && len(t.raw) > 0 {
+		if t.supplied {
+			enc = encodeSuppliedTensor(t)
+		} else if dataFile != "" && len(t.raw) >= m.ExternalMinBytes && len(t.raw) > 0 {
 			for len(data)%64 != 0 {
 				data = append(data, 0)
 			}
@@ -166,6 +168,26 @@ func encodeExternalTensor(t tensor, dataFile string, offset int) []byte {
 		{"location", dataFile},
 		{"offset", strconv.Itoa(offset)},
 		{"length", strconv.Itoa(len(t.raw))},
+	} {
+		var e []byte
+		e = appendString(e, 1, kv[0])
+		e = appendString(e, 2, kv[1])
+		b = appendMessage(b, 13, e)
+	}
+	return appendVarint(b, 14, 1)
+}
+
+// SuppliedLocation is the external-data location of a supplied initializer: a
+// name no file has, so a runtime that was not handed the data fails loudly.
+const SuppliedLocation = "diffute-supplied-initializer"
+
+func encodeSuppliedTensor(t tensor) []byte {
+	n, _ := numElements(t.dims)
+	b := encodeTensorHeader(t)
+	for _, kv := range [][2]string{
+		{"location", SuppliedLocation},
+		{"offset", "0"},
+		{"length", strconv.Itoa(n * t.dtype.Size())},
 	} {
 		var e []byte
 		e = appendString(e, 1, kv[0])

@@ -1,0 +1,285 @@
+package sdgraph
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+
+	og "github.com/diffute/diffute/onnxgraph"
+)
+
+// Layout says how the graph uses a stored weight.
+type Layout int
+
+const (
+	// AsStored: the graph reads the weight with the checkpoint's shape.
+	AsStored Layout = iota
+	// Transposed: a 2-D [out, in] Linear weight, read as [in, out] (MatMul).
+	Transposed
+	// Reshaped: the same elements in another shape (GraphShape), e.g. a norm
+	// scale [C] read as [C, 1, 1]; the bytes do not move.
+	Reshaped
+)
+
+// Param is one weight a graph needs.
+type Param struct {
+	Name       string  // the checkpoint's key
+	Shape      []int64 // the shape the checkpoint must store
+	Layout     Layout
+	GraphShape []int64 // the shape the graph reads
+}
+
+// IO is one graph input or output. A dim of -1 is symbolic (batch, height…).
+type IO struct {
+	Name  string
+	DType og.DType
+	Dims  []int64
+}
+
+// Graph is a built component: the ONNX model bytes (no weights inside) and the
+// weights to supply.
+type Graph struct {
+	Model   []byte
+	Params  []Param
+	Inputs  []IO
+	Outputs []IO
+}
+
+// ParamBytes is the number of float32 bytes the graph's weights take.
+func (g *Graph) ParamBytes() int64 {
+	var n int64
+	for _, p := range g.Params {
+		n += 4 * numel(p.Shape)
+	}
+	return n
+}
+
+func numel(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
+}
+
+// builder accumulates one graph. Shapes are tracked only where the builder
+// needs them (channel counts come from the config, like diffusers' modules).
+type builder struct {
+	g      *og.Graph
+	params []Param
+	seen   map[string]bool
+	n      int
+	dtype  og.DType
+	ios    []IO
+	outs   []IO
+	consts map[string]string
+	err    error
+}
+
+// fail records the builder's first error (an unsupported config value).
+func (b *builder) fail(format string, args ...any) {
+	if b.err == nil {
+		b.err = fmt.Errorf(format, args...)
+	}
+}
+
+func newBuilder(name string) *builder {
+	return &builder{g: og.NewGraph(name), seen: map[string]bool{}, dtype: og.Float, consts: map[string]string{}}
+}
+
+func (b *builder) input(name string, dtype og.DType, dims ...int64) string {
+	b.g.Input(name, dtype, b.dims(dims)...)
+	b.ios = append(b.ios, IO{Name: name, DType: dtype, Dims: dims})
+	return name
+}
+
+func (b *builder) output(value, name string, dims ...int64) {
+	b.g.Node("Identity", []string{value}, []string{name})
+	b.g.Output(name, b.dtype, b.dims(dims)...)
+	b.outs = append(b.outs, IO{Name: name, DType: b.dtype, Dims: dims})
+}
+
+// dims turns -1 into symbolic dims named by position ("d0", "d1", …).
+func (b *builder) dims(dims []int64) []og.Dim {
+	out := make([]og.Dim, len(dims))
+	for i, d := range dims {
+		if d < 0 {
+			out[i] = og.Sym("d" + strconv.Itoa(i))
+		} else {
+			out[i] = og.Fixed(d)
+		}
+	}
+	return out
+}
+
+func (b *builder) finish() (*Graph, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	m := og.NewModel(b.g)
+	bytes, err := m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	return &Graph{Model: bytes, Params: b.params, Inputs: b.ios, Outputs: b.outs}, nil
+}
+
+// weight declares a stored weight used as stored.
+func (b *builder) weight(name string, shape ...int64) string {
+	return b.param(Param{Name: name, Shape: shape, Layout: AsStored, GraphShape: shape})
+}
+
+// weightAs declares a stored weight read in another shape of the same size.
+func (b *builder) weightAs(name string, stored []int64, graph ...int64) string {
+	return b.param(Param{Name: name, Shape: stored, Layout: Reshaped, GraphShape: graph})
+}
+
+func (b *builder) param(p Param) string {
+	if b.seen[p.Name] {
+		return p.Name
+	}
+	b.seen[p.Name] = true
+	b.params = append(b.params, p)
+	b.g.SuppliedInitializer(p.Name, b.dtype, p.GraphShape)
+	return p.Name
+}
+
+func (b *builder) tmp() string {
+	b.n++
+	return "t" + strconv.Itoa(b.n)
+}
+
+// op adds a node with one output and returns the output's name.
+func (b *builder) op(op string, inputs []string, attrs ...og.Attr) string {
+	out := b.tmp()
+	b.g.Node(op, inputs, []string{out}, attrs...)
+	return out
+}
+
+// ints is an int64 constant, shared by value.
+func (b *builder) ints(v ...int64) string {
+	key := fmt.Sprint("i", v)
+	if name, ok := b.consts[key]; ok {
+		return name
+	}
+	name := "const_" + strconv.Itoa(len(b.consts))
+	b.g.Initializer(name, og.Int64, []int64{int64(len(v))}, v)
+	b.consts[key] = name
+	return name
+}
+
+// scalar is a float constant of the compute type (rank 0), shared by value.
+func (b *builder) scalar(v float32) string {
+	key := fmt.Sprint("f", math.Float32bits(v))
+	if name, ok := b.consts[key]; ok {
+		return name
+	}
+	name := "const_" + strconv.Itoa(len(b.consts))
+	b.g.Initializer(name, b.dtype, nil, []float32{v})
+	b.consts[key] = name
+	return name
+}
+
+// floats is a float constant of the compute type.
+func (b *builder) floats(dims []int64, v []float32) string {
+	name := "const_" + strconv.Itoa(len(b.consts))
+	b.consts[name] = name
+	b.g.Initializer(name, b.dtype, dims, v)
+	return name
+}
+
+// linear is torch.nn.Linear: x[..., in] · Wᵀ + b, the weight stored [out, in].
+func (b *builder) linear(x, prefix string, in, out int64, bias bool) string {
+	w := b.param(Param{Name: prefix + ".weight", Shape: []int64{out, in}, Layout: Transposed, GraphShape: []int64{in, out}})
+	y := b.op("MatMul", []string{x, w})
+	if bias {
+		y = b.op("Add", []string{y, b.weight(prefix+".bias", out)})
+	}
+	return y
+}
+
+// conv is torch.nn.Conv2d with a square kernel and bias.
+func (b *builder) conv(x, prefix string, in, out, k, stride, pad int64) string {
+	w := b.weight(prefix+".weight", out, in, k, k)
+	bias := b.weight(prefix+".bias", out)
+	return b.op("Conv", []string{x, w, bias},
+		og.AttrInts("kernel_shape", k, k), og.AttrInts("strides", stride, stride),
+		og.AttrInts("pads", pad, pad, pad, pad))
+}
+
+// groupNorm is torch.nn.GroupNorm on [N, C, H, W]: instance normalisation over
+// [N, groups, C/groups·H·W], then the per-channel affine.
+func (b *builder) groupNorm(x, prefix string, channels, groups int64, eps float32) string {
+	if groups <= 0 || channels%groups != 0 {
+		b.fail("%s: %d channels do not split into norm_num_groups %d", prefix, channels, groups)
+		return x
+	}
+	shape := b.op("Shape", []string{x})
+	r := b.op("Reshape", []string{x, b.ints(0, groups, -1)})
+	ones := make([]float32, groups)
+	zeros := make([]float32, groups)
+	for i := range ones {
+		ones[i] = 1
+	}
+	n := b.op("InstanceNormalization", []string{r, b.floats([]int64{groups}, ones), b.floats([]int64{groups}, zeros)}, og.AttrFloat("epsilon", eps))
+	n = b.op("Reshape", []string{n, shape})
+	n = b.op("Mul", []string{n, b.weightAs(prefix+".weight", []int64{channels}, channels, 1, 1)})
+	return b.op("Add", []string{n, b.weightAs(prefix+".bias", []int64{channels}, channels, 1, 1)})
+}
+
+// layerNorm is torch.nn.LayerNorm over the last dim.
+func (b *builder) layerNorm(x, prefix string, dim int64, eps float32) string {
+	return b.op("LayerNormalization", []string{x, b.weight(prefix+".weight", dim), b.weight(prefix+".bias", dim)},
+		og.AttrInt("axis", -1), og.AttrFloat("epsilon", eps))
+}
+
+func (b *builder) silu(x string) string {
+	return b.op("Mul", []string{x, b.op("Sigmoid", []string{x})})
+}
+
+// gelu is the exact (erf) GELU.
+func (b *builder) gelu(x string) string {
+	e := b.op("Erf", []string{b.op("Mul", []string{x, b.scalar(float32(1 / math.Sqrt2))})})
+	e = b.op("Add", []string{e, b.scalar(1)})
+	return b.op("Mul", []string{b.op("Mul", []string{x, e}), b.scalar(0.5)})
+}
+
+// quickGELU is CLIP's x·sigmoid(1.702x).
+func (b *builder) quickGELU(x string) string {
+	return b.op("Mul", []string{x, b.op("Sigmoid", []string{b.op("Mul", []string{x, b.scalar(1.702)})})})
+}
+
+func (b *builder) act(name, x string) (string, error) {
+	switch name {
+	case "silu", "swish":
+		return b.silu(x), nil
+	case "gelu":
+		return b.gelu(x), nil
+	case "quick_gelu":
+		return b.quickGELU(x), nil
+	}
+	return "", fmt.Errorf("activation %q is not supported (want silu, gelu or quick_gelu)", name)
+}
+
+// attention is scaled dot-product attention of q [B, T, heads·d] over k, v
+// [B, S, heads·d], with an optional additive mask [T, S]; it returns [B, T, heads·d].
+func (b *builder) attention(q, k, v string, heads, headDim int64, mask string, prescaled bool) string {
+	split := func(x string) string {
+		r := b.op("Reshape", []string{x, b.ints(0, 0, heads, headDim)})
+		return b.op("Transpose", []string{r}, og.AttrInts("perm", 0, 2, 1, 3))
+	}
+	qh, vh := split(q), split(v)
+	kr := b.op("Reshape", []string{k, b.ints(0, 0, heads, headDim)})
+	kh := b.op("Transpose", []string{kr}, og.AttrInts("perm", 0, 2, 3, 1))
+	if !prescaled {
+		qh = b.op("Mul", []string{qh, b.scalar(float32(1 / math.Sqrt(float64(headDim))))})
+	}
+	s := b.op("MatMul", []string{qh, kh})
+	if mask != "" {
+		s = b.op("Add", []string{s, mask})
+	}
+	p := b.op("Softmax", []string{s}, og.AttrInt("axis", -1))
+	o := b.op("MatMul", []string{p, vh})
+	o = b.op("Transpose", []string{o}, og.AttrInts("perm", 0, 2, 1, 3))
+	return b.op("Reshape", []string{o, b.ints(0, 0, heads*headDim)})
+}
