@@ -195,13 +195,17 @@ func (s safetensorsWeights) Lookup(name string) (weight, bool) {
 
 // openComponentWeights opens dir/component's weights: the sharded index or the
 // single file, the fp16 variant first when the folder has one.
-func openComponentWeights(dir, component string) (*safetensors.Set, error) {
+func openComponentWeights(dir, component string, preferFP16 bool) (*safetensors.Set, error) {
 	base := "diffusion_pytorch_model"
 	if component == "text_encoder" || component == "text_encoder_2" {
 		base = "model"
 	}
 	cdir := filepath.Join(dir, component)
-	for _, name := range []string{base + ".fp16.safetensors", base + ".safetensors"} {
+	names := []string{base + ".fp16.safetensors", base + ".safetensors"}
+	if !preferFP16 {
+		names = names[1:]
+	}
+	for _, name := range names {
 		if idx := filepath.Join(cdir, name+".index.json"); exists(idx) {
 			return safetensors.OpenIndex(idx)
 		}
@@ -214,7 +218,8 @@ func openComponentWeights(dir, component string) (*safetensors.Set, error) {
 
 // builtSource is a diffusers folder whose graphs Diffute builds.
 type builtSource struct {
-	dir   string
+	dir     string
+	variant string // "" or "fp16": prefer *.fp16.safetensors; "fp32": the plain file
 	comps map[string]*builtComponent
 	sets  []*safetensors.Set
 }
@@ -258,7 +263,7 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 	default:
 		return nil, fmt.Errorf("onnx: no graph builder for component %s", component)
 	}
-	set, err := openComponentWeights(s.dir, folder)
+	set, err := openComponentWeights(s.dir, folder, s.variant != "fp32")
 	if err != nil {
 		return nil, err
 	}

@@ -248,10 +248,21 @@ func checkFixtureStages(t *testing.T, p *Pipeline, r *reference, tol float64) {
 // diffusers' own outputs: the conditioning, one UNet call, one VAE decode.
 func TestFixtureCheckpointsDiffusersLayout(t *testing.T) {
 	requireORT(t)
-	for _, name := range []string{"sd15", "sd21v", "sdxl"} {
-		t.Run(name, func(t *testing.T) {
-			r := loadReference(t, name)
-			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", name))
+	cases := []struct {
+		name, variant string
+		tol           float64
+	}{
+		{"sd15", "", 1e-4},
+		{"sd21v", "fp32", 1e-4},
+		// The fp16 variant is the default where a folder has one; its stages
+		// carry the weights' fp16 rounding.
+		{"sd21v", "", 2e-2},
+		{"sdxl", "", 1e-4},
+	}
+	for _, c := range cases {
+		t.Run(c.name+"/"+c.variant, func(t *testing.T) {
+			r := loadReference(t, c.name)
+			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", c.name), WithVariant(c.variant))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -259,13 +270,7 @@ func TestFixtureCheckpointsDiffusersLayout(t *testing.T) {
 			if p.Format() != FormatDiffusers {
 				t.Errorf("format %s, want diffusers", p.Format())
 			}
-			// sd21v ships fp16 variants, which the loader prefers: those stages
-			// carry fp16 rounding of the weights.
-			tol := 1e-4
-			if name == "sd21v" {
-				tol = 2e-2
-			}
-			checkFixtureStages(t, p, r, tol)
+			checkFixtureStages(t, p, r, c.tol)
 		})
 	}
 }

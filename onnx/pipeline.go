@@ -53,6 +53,14 @@ type pipelineOptions struct {
 	session       sessionConfig
 	library       string
 	maxBatchBytes int64
+	variant       string
+}
+
+// WithVariant chooses the weights of a diffusers folder: "" (the default) takes
+// the fp16 variant (*.fp16.safetensors) where a component has one, "fp32" the
+// plain file.
+func WithVariant(v string) Option {
+	return func(o *pipelineOptions) { o.variant = v }
 }
 
 // WithDevice runs the sessions on device: "cpu" (the default) or "cuda:N".
@@ -208,7 +216,10 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	var src componentSource = onnxSource{dir}
 	p.format = FormatONNX
 	if !exists(filepath.Join(dir, "unet", "model.onnx")) && exists(filepath.Join(dir, "unet", "config.json")) {
-		b := &builtSource{dir: dir}
+		if o.variant != "" && o.variant != "fp32" && o.variant != "fp16" {
+			return nil, fmt.Errorf("onnx: weights variant %q: want fp16 or fp32", o.variant)
+		}
+		b := &builtSource{dir: dir, variant: o.variant}
 		p.built, src, p.format = b, b, FormatDiffusers
 	}
 	for _, rel := range requiredFiles(family, p.format) {
