@@ -220,8 +220,8 @@ func openComponentWeights(dir, component string, preferFP16 bool) (*safetensors.
 type builtSource struct {
 	dir     string
 	variant string // "" or "fp16": prefer *.fp16.safetensors; "fp32": the plain file
-	comps map[string]*builtComponent
-	sets  []*safetensors.Set
+	comps   map[string]*builtComponent
+	sets    []*safetensors.Set
 }
 
 func (s *builtSource) info(component string) (*modelInfo, error) {

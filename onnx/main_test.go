@@ -66,7 +66,10 @@ func tinyModel(t testing.TB, name string) string {
 	v, _ := tinyModels.LoadOrStore(name, &tinyResult{})
 	r := v.(*tinyResult)
 	r.once.Do(func() {
-		base, opts := name, tinymodel.WriteOptions{}
+		base, opts := name, tinymodel.WriteOptions{ONNX: true}
+		if n, ok := strings.CutSuffix(base, "+diffusers"); ok {
+			base, opts.ONNX = n, false
+		}
 		if n, ok := strings.CutSuffix(base, "+fp16"); ok {
 			base, opts.FP16 = n, true
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,11 +30,39 @@ func (t WriteTensor) bytes() int64 {
 	return n
 }
 
-// WriteFile writes a safetensors file atomically (temporary file, sync, rename),
-// in the layout the safetensors library writes: metadata first, tensors ordered by
-// element size (largest first, which keeps every tensor aligned to its element
-// size) and then by name, the header padded with spaces to a multiple of 8.
+// WriteFile writes a safetensors file atomically (temporary file, sync, rename)
+// with Write's layout.
 func WriteFile(path string, metadata map[string]string, tensors []WriteTensor) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.safetensors")
+	if err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := Write(tmp, metadata, tensors); err != nil {
+		return fmt.Errorf("safetensors: %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("safetensors: %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("safetensors: %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	return nil
+}
+
+// Write streams a safetensors file to out in the layout the safetensors library
+// writes: metadata first, tensors ordered by element size (largest first, which
+// keeps every tensor aligned to its element size) and then by name, the header
+// padded with spaces to a multiple of 8.
+func Write(out io.Writer, metadata map[string]string, tensors []WriteTensor) error {
 	ts := append([]WriteTensor(nil), tensors...)
 	sort.SliceStable(ts, func(i, j int) bool {
 		if a, b := ts[i].DType.Size(), ts[j].DType.Size(); a != b {
@@ -60,10 +89,10 @@ func WriteFile(path string, metadata map[string]string, tensors []WriteTensor) (
 	seen := map[string]bool{}
 	for _, t := range ts {
 		if t.DType.Size() == 0 {
-			return fmt.Errorf("safetensors: %s: tensor %q: unknown dtype %q", path, t.Name, t.DType)
+			return fmt.Errorf("tensor %q: unknown dtype %q", t.Name, t.DType)
 		}
 		if seen[t.Name] || t.Name == "__metadata__" {
-			return fmt.Errorf("safetensors: %s: tensor name %q repeated or reserved", path, t.Name)
+			return fmt.Errorf("tensor name %q repeated or reserved", t.Name)
 		}
 		seen[t.Name] = true
 		sep()
@@ -82,18 +111,7 @@ func WriteFile(path string, metadata map[string]string, tensors []WriteTensor) (
 	for hdr.Len()%8 != 0 {
 		hdr.WriteByte(' ')
 	}
-
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.safetensors")
-	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
+	w := bufio.NewWriterSize(out, 1<<20)
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(hdr.Len()))
 	w.Write(n[:])
@@ -108,24 +126,12 @@ func WriteFile(path string, metadata map[string]string, tensors []WriteTensor) (
 		clear(b)
 		if t.Fill != nil {
 			if err := t.Fill(b); err != nil {
-				return fmt.Errorf("safetensors: %s: tensor %q: %w", path, t.Name, err)
+				return fmt.Errorf("tensor %q: %w", t.Name, err)
 			}
 		}
 		if _, err := w.Write(b); err != nil {
-			return fmt.Errorf("safetensors: %s: %w", path, err)
+			return err
 		}
 	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("safetensors: %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("safetensors: %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("safetensors: %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	return nil
+	return w.Flush()
 }

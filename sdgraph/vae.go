@@ -46,9 +46,6 @@ func ParseVAEConfig(data []byte) (VAEConfig, error) {
 	if len(c.UpBlockTypes) != 0 && len(c.UpBlockTypes) != len(c.BlockOutChannels) {
 		return c, fmt.Errorf("vae config.json: up_block_types has %d entries for %d block_out_channels", len(c.UpBlockTypes), len(c.BlockOutChannels))
 	}
-	if c.MidBlockAddAttn != nil && !*c.MidBlockAddAttn {
-		return c, fmt.Errorf("vae config.json: mid_block_add_attention = false is not supported")
-	}
 	if c.UseQuantConv != nil && !*c.UseQuantConv || c.UsePostQuantConv != nil && !*c.UsePostQuantConv {
 		return c, fmt.Errorf("vae config.json: use_quant_conv/use_post_quant_conv = false is not supported")
 	}
@@ -68,7 +65,9 @@ func VAEDecoder(c VAEConfig) (*Graph, error) {
 	ch := c.BlockOutChannels[n-1]
 	x = b.conv(x, "decoder.conv_in", c.LatentChannels, ch, 3, 1, 1)
 	x = vaeResnet(b, x, "decoder.mid_block.resnets.0", ch, ch, g, eps)
-	x = vaeAttention(b, x, "decoder.mid_block.attentions.0", ch, g, eps)
+	if c.MidBlockAddAttn == nil || *c.MidBlockAddAttn {
+		x = vaeAttention(b, x, "decoder.mid_block.attentions.0", ch, g, eps)
+	}
 	x = vaeResnet(b, x, "decoder.mid_block.resnets.1", ch, ch, g, eps)
 	for i := range n {
 		p := "decoder.up_blocks." + strconv.Itoa(i)

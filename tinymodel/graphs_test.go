@@ -15,13 +15,13 @@ var variants = []struct {
 	name string
 	opts tinymodel.WriteOptions
 }{
-	{tinymodel.NameSD, tinymodel.WriteOptions{}},
-	{tinymodel.NameSDXL, tinymodel.WriteOptions{}},
-	{tinymodel.NameSDXLTurbo, tinymodel.WriteOptions{}},
-	{tinymodel.NameSD, tinymodel.WriteOptions{FP16: true}},
-	{tinymodel.NameSDXL, tinymodel.WriteOptions{FP16: true}},
-	{tinymodel.NameSD, tinymodel.WriteOptions{TimestepFloatScalar: true}},
-	{tinymodel.NameSD, tinymodel.WriteOptions{FP16: true, TimestepFloatScalar: true}},
+	{tinymodel.NameSD, tinymodel.WriteOptions{ONNX: true}},
+	{tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true}},
+	{tinymodel.NameSDXLTurbo, tinymodel.WriteOptions{ONNX: true}},
+	{tinymodel.NameSD, tinymodel.WriteOptions{ONNX: true, FP16: true}},
+	{tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true, FP16: true}},
+	{tinymodel.NameSD, tinymodel.WriteOptions{ONNX: true, TimestepFloatScalar: true}},
+	{tinymodel.NameSD, tinymodel.WriteOptions{ONNX: true, FP16: true, TimestepFloatScalar: true}},
 }
 
 func variantName(name string, o tinymodel.WriteOptions) string {
@@ -238,7 +238,7 @@ func BenchmarkUNet64(b *testing.B) {
 	for _, name := range []string{tinymodel.NameSD, tinymodel.NameSDXL} {
 		b.Run(name, func(b *testing.B) {
 			dir := filepath.Join(b.TempDir(), "m")
-			if err := tinymodel.Write(dir, name); err != nil {
+			if err := tinymodel.WriteWith(dir, name, tinymodel.WriteOptions{ONNX: true}); err != nil {
 				b.Fatal(err)
 			}
 			c := loadComponent(b, filepath.Join(dir, "unet", "model.onnx"), nil)

@@ -128,6 +128,15 @@ func schedulerConfig(name string) map[string]any {
 }
 
 func modelCard(name string, opts WriteOptions) []byte {
+	layout := "a real\n" + "ONNX export of %s, so Diffute's tests and offline demo can run the real\n" +
+		"pipeline on ONNX Runtime without downloading weights. Its weights are seeded pseudo-random numbers,\n" +
+		"its networks a few small layers: no training, no knowledge of images.\n\n"
+	if !opts.ONNX {
+		layout = "a diffusers\n" + "checkpoint of %s: the real block classes (CLIPTextModel, UNet2DConditionModel,\n" +
+			"AutoencoderKL) at tiny widths, weights as safetensors. Diffute builds its graphs like any checkpoint's,\n" +
+			"so its tests and offline demo run the real pipeline without downloading weights. Its weights are seeded\n" +
+			"pseudo-random numbers: no training, no knowledge of images.\n\n"
+	}
 	stands := map[string]string{
 		NameSD:        "Stable Diffusion 1.5 (OnnxStableDiffusionPipeline layout)",
 		NameSDXL:      "Stable Diffusion XL base 1.0 (Optimum ORTStableDiffusionXLPipeline layout)",
@@ -137,13 +146,24 @@ func modelCard(name string, opts WriteOptions) []byte {
 	if opts.FP16 {
 		precision = "float16 inputs and outputs"
 	}
+	if !opts.ONNX {
+		stands = map[string]string{
+			NameSD:        "Stable Diffusion 1.5 (StableDiffusionPipeline)",
+			NameSDXL:      "Stable Diffusion XL base 1.0 (StableDiffusionXLPipeline)",
+			NameSDXLTurbo: "SDXL Turbo (StableDiffusionXLPipeline, 1-step trailing schedule)",
+		}[name]
+		if opts.FP16 {
+			precision = "float16 weights (*.fp16.safetensors)"
+		}
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "---\nlibrary_name: diffute\ntags:\n- test\n- onnx\n---\n\n# %s\n\n", name)
+	tag := "diffusers"
+	if opts.ONNX {
+		tag = "onnx"
+	}
+	fmt.Fprintf(&b, "---\nlibrary_name: diffute\ntags:\n- test\n- %s\n---\n\n# %s\n\n", tag, name)
 	fmt.Fprintf(&b, "**This is a tiny random-weight test model. It makes noise, not pictures.**\n\n")
-	fmt.Fprintf(&b, "It has the folder layout, file names, input and output names, element types and ranks of a real\n"+
-		"ONNX export of %s, so Diffute's tests and offline demo can run the real\n"+
-		"pipeline on ONNX Runtime without downloading weights. Its weights are seeded pseudo-random numbers,\n"+
-		"its networks a few small layers: no training, no knowledge of images.\n\n", stands)
+	fmt.Fprintf(&b, "It has the folder layout, file names and configuration keys of "+layout, stands)
 	fmt.Fprintf(&b, "- Precision: %s.\n- Tokenizer: byte-level BPE, %d merges learned from a short embedded text.\n", precision, len(buildVocabulary().merges))
 	fmt.Fprintf(&b, "- Regenerate with `diffute models make-tiny`; the same version of Diffute writes identical bytes.\n\n%s\n", marker)
 	return []byte(b.String())

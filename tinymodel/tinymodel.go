@@ -48,6 +48,11 @@ type WriteOptions struct {
 	// TimestepFloatScalar gives tiny-sd's UNet a float rank-0 timestep, as newer
 	// SD 1.x exports have, instead of int64 [1]. SDXL models always have it.
 	TimestepFloatScalar bool
+	// ONNX writes the model in the diffusers/Optimum ONNX layout (a hand-made
+	// small graph per component, model.onnx files) instead of the default
+	// diffusers layout (config.json + safetensors, real block structure), so the
+	// engine's ONNX loading path stays tested.
+	ONNX bool
 }
 
 // Write writes the model folder for name into dir, replacing a tiny model folder
@@ -190,6 +195,9 @@ func sortedKeys(m map[string][]byte) []string {
 func Files(name string, opts WriteOptions) (map[string][]byte, error) {
 	if !IsTiny(name) {
 		return nil, fmt.Errorf("tinymodel: unknown model %q (have %s)", name, strings.Join(Names(), ", "))
+	}
+	if !opts.ONNX {
+		return diffusersFiles(name, opts)
 	}
 	xl := name != NameSD
 	vocab := buildVocabulary()

@@ -132,7 +132,7 @@ func TestLayout(t *testing.T) {
 	for _, name := range tinymodel.Names() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			dir := writeModel(t, name, tinymodel.WriteOptions{})
+			dir := writeModel(t, name, tinymodel.WriteOptions{ONNX: true})
 			files, size := folderSize(t, dir)
 			t.Logf("%s: %d files, %d bytes", name, len(files), size)
 			xl := name != tinymodel.NameSD
@@ -201,7 +201,7 @@ func TestLayout(t *testing.T) {
 
 func TestTokenizerFiles(t *testing.T) {
 	t.Parallel()
-	dir := writeModel(t, tinymodel.NameSDXL, tinymodel.WriteOptions{})
+	dir := writeModel(t, tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true})
 	for tok, pad := range map[string]string{"tokenizer": "<|endoftext|>", "tokenizer_2": "!"} {
 		var vocab map[string]int
 		readJSON(t, filepath.Join(dir, tok, "vocab.json"), &vocab)
@@ -274,11 +274,11 @@ func readJSON(t *testing.T, path string, v any) {
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
 	for _, name := range tinymodel.Names() {
-		a, err := tinymodel.Files(name, tinymodel.WriteOptions{})
+		a, err := tinymodel.Files(name, tinymodel.WriteOptions{ONNX: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := tinymodel.Files(name, tinymodel.WriteOptions{})
+		b, err := tinymodel.Files(name, tinymodel.WriteOptions{ONNX: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,8 +292,8 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 	// And on disk, through Write.
-	dirA := writeModel(t, tinymodel.NameSDXL, tinymodel.WriteOptions{})
-	dirB := writeModel(t, tinymodel.NameSDXL, tinymodel.WriteOptions{})
+	dirA := writeModel(t, tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true})
+	dirB := writeModel(t, tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true})
 	files, _ := folderSize(t, dirA)
 	for _, f := range files {
 		x, _ := os.ReadFile(filepath.Join(dirA, f))
@@ -303,8 +303,8 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 	// Distinct models get distinct weights.
-	sd, _ := tinymodel.Files(tinymodel.NameSD, tinymodel.WriteOptions{})
-	xl, _ := tinymodel.Files(tinymodel.NameSDXL, tinymodel.WriteOptions{})
+	sd, _ := tinymodel.Files(tinymodel.NameSD, tinymodel.WriteOptions{ONNX: true})
+	xl, _ := tinymodel.Files(tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true})
 	if bytes.Equal(sd["vae_decoder/model.onnx"], xl["vae_decoder/model.onnx"]) {
 		t.Error("tiny-sd and tiny-sdxl share VAE weights; each model should have its own seed")
 	}
@@ -341,7 +341,7 @@ func TestWriteReplacesOnlyTinyFolders(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "extra")); !os.IsNotExist(err) {
 		t.Error("rewrite kept a file of the old folder")
 	}
-	if _, err := os.Stat(filepath.Join(dir, "text_encoder_2", "model.onnx")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "text_encoder_2", "model.safetensors")); err != nil {
 		t.Errorf("rewrite did not write the new model: %v", err)
 	}
 	// A folder that is not a tiny model is left alone.
@@ -389,7 +389,7 @@ func TestEnsureConcurrent(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "unet", "model.onnx_data")); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "unet", "diffusion_pytorch_model.safetensors")); err != nil {
 		t.Fatalf("Ensure did not write the model: %v", err)
 	}
 	entries, err := os.ReadDir(filepath.Dir(dir))
