@@ -215,7 +215,7 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	// and safetensors weights is a diffusers checkpoint whose graphs are built here.
 	var src componentSource = onnxSource{dir}
 	p.format = FormatONNX
-	if !exists(filepath.Join(dir, "unet", "model.onnx")) && exists(filepath.Join(dir, "unet", "config.json")) {
+	if detectFormat(dir, idx) == FormatDiffusers {
 		if o.variant != "" && o.variant != "fp32" && o.variant != "fp16" {
 			return nil, fmt.Errorf("onnx: weights variant %q: want fp16 or fp32", o.variant)
 		}
@@ -291,6 +291,21 @@ func requiredFiles(f Family, format Format) []string {
 		}
 	}
 	return files
+}
+
+// detectFormat tells an ONNX export (model.onnx files, a vae_decoder folder, an
+// Onnx/ORT pipeline class) from a diffusers folder (unet/config.json beside its
+// safetensors).
+func detectFormat(dir string, idx modelIndex) Format {
+	cls := idx.ClassName
+	if exists(filepath.Join(dir, "unet", "model.onnx")) || exists(filepath.Join(dir, "vae_decoder")) ||
+		strings.HasPrefix(cls, "Onnx") || strings.HasPrefix(cls, "ORT") {
+		return FormatONNX
+	}
+	if exists(filepath.Join(dir, "unet", "config.json")) {
+		return FormatDiffusers
+	}
+	return FormatONNX
 }
 
 // Format is how a model's weights are stored.
