@@ -70,13 +70,23 @@ func BenchmarkStepOverhead(b *testing.B) {
 
 // BenchmarkGenerateTinySD512 is one whole 512×512 generation of 20 steps (one
 // image, default guidance) on tiny-sd: text encoding, the loop and VAE decoding.
+// The onnx case is the hand-made ONNX-layout tiny model, diffusers the served
+// one: the real block structure at tiny widths, built from its config.
 func BenchmarkGenerateTinySD512(b *testing.B) {
-	p := sharedPipeline(b, tinySD)
-	req := diffute.GenerateRequest{Prompt: "a lighthouse at dusk", NumImages: 1, Width: 512, Height: 512, Steps: 20, Seed: 1}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.Generate(context.Background(), req, nil); err != nil {
-			b.Fatal(err)
-		}
+	for _, layout := range []string{"onnx", "diffusers"} {
+		b.Run(layout, func(b *testing.B) {
+			name := tinySD
+			if layout == "diffusers" {
+				name += "+diffusers"
+			}
+			p := sharedPipeline(b, name)
+			req := diffute.GenerateRequest{Prompt: "a lighthouse at dusk", NumImages: 1, Width: 512, Height: 512, Steps: 20, Seed: 1}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := p.Generate(context.Background(), req, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

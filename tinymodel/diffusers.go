@@ -10,9 +10,11 @@ import (
 )
 
 // Architecture of the tiny diffusers-layout models: the real diffusers and
-// transformers block classes at tiny widths. Attention runs only at the lowest
-// UNet level and the VAE's mid block has none (mid_block_add_attention false),
-// so a 1024² image costs milliseconds, not seconds.
+// transformers block classes at tiny widths (2 channels at full resolution).
+// Attention runs only at the lowest UNet level (1/8 of the latent's side) and
+// the VAE's mid block has none
+// (mid_block_add_attention false): attention over every latent pixel of a 1024²
+// image would cost seconds a step.
 func tinyConfigs(name string, vocabSize int) map[string]map[string]any {
 	xl := name != NameSD
 	text := func(arch string, hidden, layers, projection int, act string) map[string]any {
@@ -40,15 +42,15 @@ func tinyConfigs(name string, vocabSize int) map[string]map[string]any {
 		"act_fn":                       "silu",
 		"in_channels":                  latentChannels,
 		"out_channels":                 latentChannels,
-		"block_out_channels":           []any{16, 32},
-		"down_block_types":             []any{"DownBlock2D", "CrossAttnDownBlock2D"},
-		"up_block_types":               []any{"CrossAttnUpBlock2D", "UpBlock2D"},
+		"block_out_channels":           []any{2, 4, 4, 8},
+		"down_block_types":             []any{"DownBlock2D", "DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"},
+		"up_block_types":               []any{"CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"},
 		"mid_block_type":               "UNetMidBlock2DCrossAttn",
 		"layers_per_block":             1,
-		"attention_head_dim":           2,
+		"attention_head_dim":           []any{1, 1, 1, 2},
 		"transformer_layers_per_block": 1,
 		"cross_attention_dim":          TextHidden,
-		"norm_num_groups":              8,
+		"norm_num_groups":              2,
 		"norm_eps":                     1e-5,
 		"use_linear_projection":        false,
 		"flip_sin_to_cos":              true,
@@ -62,11 +64,11 @@ func tinyConfigs(name string, vocabSize int) map[string]map[string]any {
 		"in_channels":             3,
 		"out_channels":            3,
 		"latent_channels":         latentChannels,
-		"block_out_channels":      []any{4, 8, 8, 8},
+		"block_out_channels":      []any{2, 2, 4, 4},
 		"down_block_types":        []any{"DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"},
 		"up_block_types":          []any{"UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"},
-		"layers_per_block":        1,
-		"norm_num_groups":         4,
+		"layers_per_block":        0,
+		"norm_num_groups":         2,
 		"mid_block_add_attention": false,
 		"sample_size":             512,
 		"scaling_factor":          0.18215,
@@ -77,11 +79,7 @@ func tinyConfigs(name string, vocabSize int) map[string]map[string]any {
 		"vae":          vae,
 	}
 	if xl {
-		unet["block_out_channels"] = []any{16, 16, 32}
-		unet["down_block_types"] = []any{"DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"}
-		unet["up_block_types"] = []any{"CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"}
-		unet["attention_head_dim"] = []any{1, 1, 2}
-		unet["transformer_layers_per_block"] = []any{1, 1, 2}
+		unet["transformer_layers_per_block"] = []any{1, 1, 1, 2}
 		unet["cross_attention_dim"] = TextHidden + TextHidden2
 		unet["use_linear_projection"] = true
 		unet["addition_embed_type"] = "text_time"
