@@ -32,7 +32,7 @@ func split(text string, yield func(piece string) bool) {
 	i := 0
 	for i < len(text) {
 		r, size := utf8.DecodeRuneInString(text[i:])
-		if r == ' ' {
+		if isUnmatched(r) {
 			i += size
 			continue
 		}
@@ -49,7 +49,7 @@ func split(text string, yield func(piece string) bool) {
 				n = size
 				for i+n < len(text) {
 					r2, s2 := utf8.DecodeRuneInString(text[i+n:])
-					if !unicode.IsLetter(r2) {
+					if !unicode.IsLetter(r2) || isUnmatched(r2) {
 						break
 					}
 					n += s2
@@ -61,7 +61,7 @@ func split(text string, yield func(piece string) bool) {
 				n = size
 				for i+n < len(text) {
 					r2, s2 := utf8.DecodeRuneInString(text[i+n:])
-					if r2 == ' ' || unicode.IsLetter(r2) || unicode.IsNumber(r2) {
+					if isUnmatched(r2) || unicode.IsLetter(r2) || unicode.IsNumber(r2) {
 						break
 					}
 					n += s2
@@ -74,6 +74,18 @@ func split(text string, yield func(piece string) bool) {
 		i += n
 	}
 }
+
+// ypogegrammeni is U+0345 COMBINING GREEK YPOGEGRAMMENI, a mark (Mn) whose
+// case folding is a letter (ι). Under re.IGNORECASE, Python's regex module
+// folds both [\p{L}] and its negation [^\s\p{L}\p{N}], so neither matches
+// it, no alternative of the pattern does, and findall skips it like a space.
+// It is the only character that survives clean for which case folding changes
+// the pattern's classes (checked against the regex module for all of them).
+const ypogegrammeni = '\u0345'
+
+// isUnmatched reports whether no alternative of the pattern matches r: the
+// space between words, and U+0345.
+func isUnmatched(r rune) bool { return r == ' ' || r == ypogegrammeni }
 
 // literalLen returns the length in bytes of the prefix of s that lit matches
 // case-insensitively, or 0. s is lower-cased already, so the only case variant

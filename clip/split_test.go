@@ -3,6 +3,7 @@ package clip
 import (
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -10,8 +11,12 @@ import (
 // re.IGNORECASE; CLIPTokenizer applies it with findall to cleaned text.
 var referencePattern = regexp.MustCompile(`(?i)<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+`)
 
+// referenceSplit is findall with the pattern. Go's (?i) puts U+0345 (a mark
+// that folds to a letter) into [\p{L}], where Python's regex module leaves it
+// out of both [\p{L}] and [^\s\p{L}\p{N}], so that no alternative matches
+// it; a space stands in for it here, which matches nothing either.
 func referenceSplit(text string) []string {
-	return referencePattern.FindAllString(text, -1)
+	return referencePattern.FindAllString(strings.ReplaceAll(text, "\u0345", " "), -1)
 }
 
 func splitAll(text string) []string {
@@ -88,6 +93,7 @@ func TestSplit(t *testing.T) {
 		{"combining mark is not a letter", "e\u0301", []string{"e", "\u0301"}},
 		{"special tokens", "<|startoftext|>a<|endoftext|>", []string{startOfText, "a", endOfText}},
 		{"punctuation runs through a special token", "!<|endoftext|>!", []string{"!<|", "endoftext", "|>!"}},
+		{"ypogegrammeni matches nothing", "a\u0345b !\u0345! \u0345", []string{"a", "b", "!", "!"}},
 		{"long s is an s", "it'ſ <|ſtartoftext|>", []string{"it", "'ſ", "<|ſtartoftext|>"}},
 		{"partial special", "<|endof", []string{"<|", "endof"}},
 		{"emoji", "cat🐱!", []string{"cat", "🐱!"}},

@@ -285,7 +285,8 @@ func letters(n int) string {
 
 func FuzzEncode(f *testing.F) {
 	tok := loadTestTokenizer(f, "tokenizer_2")
-	for _, s := range []string{"", "a photo of a cat", strings.Repeat("cat's ", 60), "<|endoftext|>", "\xff\xfe", "ωμέγα 東京 🐱", "1024x1024!!!"} {
+	for _, s := range []string{"", "a photo of a cat", strings.Repeat("cat's ", 60), "<|endoftext|>", "\xff\xfe", "ωμέγα 東京 🐱", "1024x1024!!!",
+		"\x00", "\xed\xa0\x80 lone surrogate", "\u202eRTL\u200f marks", "👩\u200d👩\u200d👧 family", "ΟΔΟΣ İ ſ'ſ", "!<|endoftext|>!"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
