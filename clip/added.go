@@ -2,7 +2,6 @@ package clip
 
 import (
 	"strings"
-	"unicode"
 )
 
 // AddedToken is a token that transformers matches in the raw prompt before any
@@ -84,10 +83,10 @@ func (t *Tokenizer) splitAdded(text string) []chunk {
 			right = &chunks[i+1]
 		}
 		if a.RStrip && right != nil && right.text != "" {
-			right.text = strings.TrimLeftFunc(right.text, unicode.IsSpace)
+			right.text = strings.TrimLeftFunc(right.text, isPythonSpace)
 		}
 		if a.LStrip && left != nil && left.text != "" {
-			left.text = strings.TrimRightFunc(left.text, unicode.IsSpace)
+			left.text = strings.TrimRightFunc(left.text, isPythonSpace)
 		}
 		switch {
 		case a.SingleWord && left != nil && left.text != "" && !strings.HasSuffix(left.text, " "):

@@ -30,6 +30,16 @@ func clean(text string) string {
 	var b strings.Builder
 	b.Grow(len(text) + 8)
 	for _, r := range text {
+		if r < utf8.RuneSelf {
+			switch {
+			case r == ' ' || r == '\t' || r == '\n' || r == '\r':
+				b.WriteByte(' ')
+			case r < ' ' || r == 0x7f:
+			default:
+				b.WriteByte(byte(r))
+			}
+			continue
+		}
 		switch {
 		case isDropped(r):
 		case r == ' ' || r == '\t' || r == '\n' || r == '\r' || unicode.Is(unicode.Zs, r):
@@ -44,7 +54,7 @@ func clean(text string) string {
 	}
 	s := norm.NFC.String(b.String())
 	b.Reset()
-	for word := range strings.FieldsFuncSeq(s, isPythonSplitSpace) {
+	for word := range strings.FieldsFuncSeq(s, isPythonSpace) {
 		if b.Len() > 0 {
 			b.WriteByte(' ')
 		}
@@ -103,9 +113,9 @@ func isCJK(r rune) bool {
 		(r >= 0x2F800 && r <= 0x2FA1F)
 }
 
-// isPythonSplitSpace reports whether Python's str.split() splits at r. Of the
-// characters str.isspace accepts, only these can still be in the text after
-// step 1 of clean: the others are controls (dropped) or Zs (already spaces).
-func isPythonSplitSpace(r rune) bool {
+// isPythonSpace is Python's str.isspace, which str.split(), str.strip() and
+// their kin use: Unicode White_Space and the information separators
+// U+001C..U+001F. (In clean, only ' ', U+2028 and U+2029 are left by then.)
+func isPythonSpace(r rune) bool {
 	return r == ' ' || r == '\u2028' || r == '\u2029' || unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f)
 }

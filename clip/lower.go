@@ -15,6 +15,13 @@ import (
 // string it is given, and BasicTokenizer gives it one whitespace-separated word.
 func writeLower(b *strings.Builder, word string) {
 	for i, r := range word {
+		if r < utf8.RuneSelf {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+			b.WriteByte(byte(r))
+			continue
+		}
 		switch r {
 		case 'İ':
 			b.WriteString("i\u0307")
