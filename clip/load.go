@@ -26,7 +26,10 @@ const (
 // exist, and tokenizer_config.json and special_tokens_map.json, which may. The
 // pad and unknown tokens come from those two files; as in transformers, a value
 // in special_tokens_map.json wins over one in tokenizer_config.json. Without
-// either, padding uses "<|endoftext|>". Errors name the file at fault.
+// either, padding uses "<|endoftext|>". The added tokens (see AddedToken) are
+// tokenizer_config.json's added_tokens_decoder, then the special tokens (pad,
+// unk, additional_special_tokens, with the flags of their object form), then
+// the start- and end-of-text tokens. Errors name the file at fault.
 func Load(dir string) (*Tokenizer, error) {
 	vocabPath := filepath.Join(dir, vocabFile)
 	raw, err := os.ReadFile(vocabPath)
