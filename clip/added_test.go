@@ -1,6 +1,7 @@
 package clip
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -129,6 +130,33 @@ func TestSymbol(t *testing.T) {
 	} {
 		if got, ok := tok.Symbol(tt.id); got != tt.want || ok != tt.ok {
 			t.Errorf("Symbol(%d) = %q, %v; want %q, %v", tt.id, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+// TestHostileUnicode checks inputs a JSON request can carry tokenize like the
+// text that remains once BasicTokenizer's clean-up has dropped what it drops.
+func TestHostileUnicode(t *testing.T) {
+	t.Parallel()
+	tok := loadTestTokenizer(t, "tokenizer_2")
+	var loneSurrogate string
+	if err := json.Unmarshal([]byte(`"a\ud800a"`), &loneSurrogate); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ in, same string }{
+		{loneSurrogate, "aa"},
+		{"a\xed\xa0\x80a", "aa"}, // a surrogate encoded in UTF-8: invalid
+		{"a\x00a", "aa"},
+		{"\u202ea\u202c \u200fa\u200e", "a a"},
+		{"👩\u200d👩\u200d👧", "👩👩👧"},
+		{"a\U000E0001\U000E0041a", "aa"}, // tag characters (Cf)
+		{"\ufeffa", "a"},
+	}
+	for _, tt := range tests {
+		got, _ := tok.Encode(tt.in)
+		want, _ := tok.Encode(tt.same)
+		if !slices.Equal(got, want) {
+			t.Errorf("Encode(%q) = %v, want %v as for %q", tt.in, got, want, tt.same)
 		}
 	}
 }
