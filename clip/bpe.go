@@ -116,7 +116,11 @@ func (t *Tokenizer) pieceIDs(piece string) []int {
 	symbols := t.bpe(piece)
 	ids := make([]int, len(symbols))
 	for i, s := range symbols {
-		id, ok := t.vocab[s]
+		// convert_tokens_to_ids looks a symbol up among the added tokens first.
+		id, ok := t.addedIDs[s]
+		if !ok {
+			id, ok = t.vocab[s]
+		}
 		if !ok {
 			id = t.unk
 		}

@@ -30,7 +30,6 @@ const (
 	idGEnd      = 326 // "g</w>"
 	idHEnd      = 327 // "h</w>"
 	idYEnd      = 344 // "y</w>"
-	idCtrl1End  = 445 // "ā</w>", the stand-in for byte 0x01
 	idCat       = 513 // "cat</w>"
 	idHo        = 514 // "ho</w>"
 	idPhoto     = 518 // "photo</w>"
@@ -73,10 +72,13 @@ func TestTokens(t *testing.T) {
 		{"digits", "1024", []int{idOneEnd, idZeroEnd, idTwoEnd, idFourEnd}},
 		{"multi-byte letter", "café", []int{idC, idA, idF, idEAcute}},
 		{"punctuation run", "!!!", []int{idBang, idBang, idBangEnd}},
-		{"control byte", "\x01", []int{idCtrl1End}},
+		{"control byte dropped", "a\x01", []int{idAEnd}},
+		{"non-breaking space is a space", "a\u00a0a", []int{idAEnd, idAEnd}},
 		{"merge result missing from vocabulary is unk", "xy", []int{idEOS}},
 		{"special tokens", "a<|startoftext|><|endoftext|>", []int{idAEnd, idBOS, idEOS}},
 		{"special after punctuation", "!<|endoftext|>", []int{idBangEnd, idEOS}},
+		{"special token split before clean-up", "a<|endoftext|>a", []int{idAEnd, idEOS, idAEnd}},
+		{"special token formed by clean-up", "<|endo\u200bftext|>", []int{idEOS}},
 		{"empty", "", nil},
 		{"only whitespace", " \n\t", nil},
 	}
@@ -283,7 +285,8 @@ func letters(n int) string {
 
 func FuzzEncode(f *testing.F) {
 	tok := loadTestTokenizer(f, "tokenizer_2")
-	for _, s := range []string{"", "a photo of a cat", strings.Repeat("cat's ", 60), "<|endoftext|>", "\xff\xfe", "ωμέγα 東京 🐱", "1024x1024!!!"} {
+	for _, s := range []string{"", "a photo of a cat", strings.Repeat("cat's ", 60), "<|endoftext|>", "\xff\xfe", "ωμέγα 東京 🐱", "1024x1024!!!",
+		"\x00", "\xed\xa0\x80 lone surrogate", "\u202eRTL\u200f marks", "👩\u200d👩\u200d👧 family", "ΟΔΟΣ İ ſ'ſ", "!<|endoftext|>!"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, text string) {
