@@ -1,13 +1,9 @@
 package tinymodel
 
 import (
-	"encoding/binary"
-	"hash/fnv"
 	"math"
-	"math/rand/v2"
 	"strings"
 
-	og "github.com/diffute/diffute/onnxgraph"
 	"github.com/diffute/diffute/safetensors"
 	"github.com/diffute/diffute/sdgraph"
 )
@@ -20,28 +16,9 @@ import (
 func RandomWeights(params []sdgraph.Param, seed uint64, dtype safetensors.DType) []safetensors.WriteTensor {
 	out := make([]safetensors.WriteTensor, len(params))
 	for i, p := range params {
-		out[i] = safetensors.WriteTensor{Name: p.Name, DType: dtype, Shape: p.Shape, Fill: fillRandom(p, seed, dtype)}
+		out[i] = safetensors.WriteTensor{Name: p.Name, DType: dtype, Shape: p.Shape, Fill: parallelFill(p, seed, dtype)}
 	}
 	return out
-}
-
-func fillRandom(p sdgraph.Param, seed uint64, dtype safetensors.DType) func([]byte) error {
-	return func(dst []byte) error {
-		h := fnv.New64a()
-		h.Write([]byte(p.Name))
-		r := rand.New(rand.NewPCG(seed, h.Sum64()))
-		center, scale := initOf(p)
-		n := len(dst) / dtype.Size()
-		for i := range n {
-			v := float32(center + scale*(2*r.Float64()-1))
-			if dtype == safetensors.F16 {
-				binary.LittleEndian.PutUint16(dst[2*i:], og.Float16Bits(v))
-			} else {
-				binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
-			}
-		}
-		return nil
-	}
 }
 
 // initOf gives the centre and half-width of a weight's uniform distribution.
