@@ -1,11 +1,14 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/diffute/diffute/safetensors"
 )
@@ -100,24 +103,31 @@ func OpenComponent(dir string, opts ComponentOptions) (*Component, error) {
 
 // pickWeights chooses the weight file (or sharded index) of dir for variant.
 func pickWeights(dir, variant string) (files []string, index string, err error) {
-	exists := func(name string) bool {
+	file, idx, ok := ChooseWeights(func(name string) bool {
 		st, err := os.Stat(filepath.Join(dir, name))
 		return err == nil && st.Mode().IsRegular()
+	}, variant)
+	switch {
+	case ok && file != "":
+		return []string{filepath.Join(dir, file)}, "", nil
+	case ok:
+		return nil, filepath.Join(dir, idx), nil
 	}
-	try := func(v string) ([]string, string, bool) {
-		for _, base := range weightBases {
-			single, idx := WeightFileNames(base, v)
-			if exists(single) {
-				return []string{filepath.Join(dir, single)}, "", true
-			}
-			for _, i := range idx {
-				if exists(i) {
-					return nil, filepath.Join(dir, i), true
-				}
-			}
-		}
-		return nil, "", false
+	want := "diffusion_pytorch_model.safetensors or model.safetensors (or a sharded *.safetensors.index.json)"
+	if variant != "" && variant != "fp32" {
+		want = fmt.Sprintf("a %s variant (diffusion_pytorch_model.%s.safetensors or model.%s.safetensors, or its sharded index)", variant, variant, variant)
 	}
+	return nil, "", fmt.Errorf("checkpoint: component folder %s has no weights: want %s", dir, want)
+}
+
+// ChooseWeights picks the weights of one component folder among the files
+// has reports (names relative to the folder), as OpenComponent does and the
+// Hub client does before downloading: for variant "" the fp16 variant when
+// there is one, else the plain file; "fp32" only the plain file; any other
+// variant only that variant. Within a variant a single file wins over a
+// sharded index, and diffusers' stem over transformers'. It returns the file
+// or the index, or ok false.
+func ChooseWeights(has func(name string) bool, variant string) (file, index string, ok bool) {
 	var order []string
 	switch variant {
 	case "":
@@ -128,15 +138,44 @@ func pickWeights(dir, variant string) (files []string, index string, err error) 
 		order = []string{variant}
 	}
 	for _, v := range order {
-		if f, i, ok := try(v); ok {
-			return f, i, nil
+		for _, stem := range weightBases {
+			single, idx := WeightFileNames(stem, v)
+			if has(single) {
+				return single, "", true
+			}
+			for _, i := range idx {
+				if has(i) {
+					return "", i, true
+				}
+			}
 		}
 	}
-	want := "diffusion_pytorch_model.safetensors or model.safetensors (or a sharded *.safetensors.index.json)"
-	if variant != "" && variant != "fp32" {
-		want = fmt.Sprintf("a %s variant (diffusion_pytorch_model.%s.safetensors or model.%s.safetensors, or its sharded index)", variant, variant, variant)
+	return "", "", false
+}
+
+// ShardNames reads a sharded checkpoint's index (its JSON bytes) and returns
+// the shard file names it refers to, sorted; each must be a plain file name.
+func ShardNames(index []byte) ([]string, error) {
+	var idx struct {
+		WeightMap map[string]string `json:"weight_map"`
 	}
-	return nil, "", fmt.Errorf("checkpoint: component folder %s has no weights: want %s", dir, want)
+	if err := json.Unmarshal(index, &idx); err != nil {
+		return nil, err
+	}
+	if len(idx.WeightMap) == 0 {
+		return nil, fmt.Errorf("empty weight_map")
+	}
+	var shards []string
+	for _, sh := range idx.WeightMap {
+		if sh == "" || sh == "." || sh == ".." || strings.ContainsAny(sh, `/\`) {
+			return nil, fmt.Errorf("shard %q must be a file name beside the index", sh)
+		}
+		if !slices.Contains(shards, sh) {
+			shards = append(shards, sh)
+		}
+	}
+	slices.Sort(shards)
+	return shards, nil
 }
 
 // WeightFileNames are the names diffusers and transformers give the weights of

@@ -144,3 +144,53 @@ func TestOpenComponentSharded(t *testing.T) {
 		t.Errorf("sharded fp16 data wrong")
 	}
 }
+
+func TestLayoutFamily(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(fixtures(t), "checkpoints")
+	for dir, want := range map[string]Family{"sd15": SD1, "sd21v": SD2, "sdxl": SDXL} {
+		if got, err := LayoutFamily(filepath.Join(root, dir)); err != nil || got != want {
+			t.Errorf("%s: %q, %v; want %q", dir, got, err, want)
+		}
+	}
+	for _, f := range []Family{SD1, SD2, SDXL} {
+		dir := t.TempDir()
+		if err := WriteBaseLayout(f, dir); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := LayoutFamily(dir); err != nil || got != f {
+			t.Errorf("base layout %s: %q, %v", f, got, err)
+		}
+	}
+	if _, err := LayoutFamily(t.TempDir()); err == nil || !strings.Contains(err.Error(), "model_index.json") {
+		t.Errorf("no model_index.json: %v", err)
+	}
+}
+
+func TestChooseWeights(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		files       []string
+		variant     string
+		file, index string
+	}{
+		{[]string{"model.safetensors", "model.fp16.safetensors"}, "", "model.fp16.safetensors", ""},
+		{[]string{"model.safetensors", "model.fp16.safetensors"}, "fp32", "model.safetensors", ""},
+		{[]string{"model.safetensors"}, "", "model.safetensors", ""},
+		{[]string{"model.safetensors"}, "fp16", "", ""},
+		{[]string{"diffusion_pytorch_model.safetensors.index.json", "diffusion_pytorch_model.safetensors.index.fp16.json"}, "", "", "diffusion_pytorch_model.safetensors.index.fp16.json"},
+		{[]string{"diffusion_pytorch_model.fp16.safetensors.index.json"}, "", "", "diffusion_pytorch_model.fp16.safetensors.index.json"},
+		{[]string{"diffusion_pytorch_model.bin", "model.onnx"}, "", "", ""},
+	} {
+		file, index, ok := ChooseWeights(func(n string) bool { return slices.Contains(c.files, n) }, c.variant)
+		if file != c.file || index != c.index || ok != (c.file != "" || c.index != "") {
+			t.Errorf("%v %q: %q %q %v; want %q %q", c.files, c.variant, file, index, ok, c.file, c.index)
+		}
+	}
+	if sh, err := ShardNames([]byte(`{"weight_map": {"a": "m-2.safetensors", "b": "m-1.safetensors", "c": "m-1.safetensors"}}`)); err != nil || !slices.Equal(sh, []string{"m-1.safetensors", "m-2.safetensors"}) {
+		t.Errorf("ShardNames: %v %v", sh, err)
+	}
+	if _, err := ShardNames([]byte(`{"weight_map": {"a": "../x.safetensors"}}`)); err == nil {
+		t.Error("a shard outside the folder was accepted")
+	}
+}
