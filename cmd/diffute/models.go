@@ -142,7 +142,7 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		if isTerminal(env.stderr) {
 			src.hub.Progress = hub.NewProgressBar(env.stderr)
 		}
-		dir, err := src.hub.Pull(ctx, name, *revision)
+		dir, err := src.hub.Pull(ctx, name, hub.PullOptions{Revision: *revision})
 		if err != nil {
 			return err
 		}
