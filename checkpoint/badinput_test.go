@@ -125,6 +125,7 @@ func TestSingleFileBadInput(t *testing.T) {
 		ts := minimalSD1()
 		ts["model_ema.num_updates"] = safetensors.WriteTensor{DType: safetensors.I32, Shape: []int64{}}
 		ts["alphas_cumprod"] = safetensors.WriteTensor{DType: safetensors.F32, Shape: []int64{1000}}
+		ts["first_stage_model.loss.logvar"] = safetensors.WriteTensor{DType: safetensors.F32, Shape: []int64{}}
 		ts["cond_stage_model.transformer.text_model.embeddings.position_ids"] = safetensors.WriteTensor{DType: safetensors.I64, Shape: []int64{1, 77}}
 		p := writeST(t, filepath.Join(dir, "ema.safetensors"), ts)
 		s, err := OpenSingleFile(p)
@@ -134,6 +135,9 @@ func TestSingleFileBadInput(t *testing.T) {
 		defer s.Close()
 		if s.Family != SD1 || len(s.Components[TextEncoder].Names()) != 1 {
 			t.Errorf("family %s, text encoder %v", s.Family, s.Components[TextEncoder].Names())
+		}
+		if n := s.Components[VAE].Names(); len(n) != 1 || n[0] != "decoder.up_blocks.0.resnets.0.conv1.weight" {
+			t.Errorf("vae %v, want only the decoder conv", n)
 		}
 	})
 }

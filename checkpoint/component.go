@@ -79,16 +79,16 @@ func OpenComponent(dir string, opts ComponentOptions) (*Component, error) {
 	}
 	ws := newWeightMap()
 	for _, name := range set.Names() {
-		f, t, _ := set.Lookup(name)
-		origin := filepath.Base(f.Path()) + ": " + name
 		if isBuffer(name) {
 			continue
 		}
+		f, t, _ := set.Lookup(name)
+		origin := f.Path() + ": " + name
 		if !isWeightDType(t.DType) {
 			set.Close()
-			return nil, dtypeError(f.Path()+": "+name, t.DType)
+			return nil, dtypeError(origin, t.DType)
 		}
-		if err := ws.add(Weight{Name: name, DType: t.DType, Shape: t.Shape, Data: f.Bytes(t), Origin: filepath.Join(dir, origin)}); err != nil {
+		if err := ws.add(Weight{Name: name, DType: t.DType, Shape: t.Shape, Data: f.Bytes(t), Origin: origin}); err != nil {
 			set.Close()
 			return nil, err
 		}

@@ -174,6 +174,9 @@ func (v *vaeMapper) mapKey(k string) ([]mapped, bool) {
 	if strings.HasPrefix(k, "quant_conv.") || strings.HasPrefix(k, "post_quant_conv.") {
 		return one(k)
 	}
+	if strings.HasPrefix(k, "loss.") {
+		return nil, true // the autoencoder's training loss (LPIPS, discriminator), left in some checkpoints
+	}
 	part, rest, ok := strings.Cut(k, ".")
 	if !ok || (part != "encoder" && part != "decoder") {
 		return nil, false

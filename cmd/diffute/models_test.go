@@ -180,7 +180,10 @@ func TestServeAliasAndUnlistedPath(t *testing.T) {
 	dir := t.TempDir()
 	listed := filepath.Join(dir, "listed.safetensors")
 	os.WriteFile(listed, []byte("x"), 0o644)
-	srv := startServe(t, "--models", "fast="+tinymodel.NameSD+","+listed)
+	srv := startServe(t, "--models", "fast="+tinymodel.NameSD+","+listed+",acme/never-pulled")
+	if log := srv.stderr.String(); !strings.Contains(log, "model not found") || !strings.Contains(log, "diffute models pull acme/never-pulled") {
+		t.Errorf("the uncached model was not reported at start:\n%s", log)
+	}
 	key := createKey(t, srv.getenv, srv.dataDir, "acme", "default")
 	recv := newReceiver(t)
 	path := srv.url + "/acme/default/media/inference"
