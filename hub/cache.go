@@ -102,8 +102,13 @@ func validateFilePath(p string) error {
 // Snapshot returns the cached snapshot folder of repo at revision (a branch,
 // tag or commit; empty means "main") without any network access. It fails
 // with ErrNotCached unless the revision resolves locally to a snapshot that
-// holds a complete ONNX pipeline.
+// holds a complete pipeline, in the diffusers safetensors or the ONNX layout.
 func (c *Client) Snapshot(repo, revision string) (string, error) {
+	return c.snapshot(repo, revision, FormatAuto)
+}
+
+// snapshot is Snapshot for one layout (FormatAuto: either).
+func (c *Client) snapshot(repo, revision string, format Format) (string, error) {
 	if revision == "" {
 		revision = "main"
 	}
@@ -129,7 +134,7 @@ func (c *Client) Snapshot(repo, revision string) (string, error) {
 		}
 	}
 	dir := filepath.Join(repoDir, "snapshots", commit)
-	if missing := missingLocally(dir); len(missing) > 0 {
+	if missing := missingFor(dir, format); len(missing) > 0 {
 		return "", fmt.Errorf("%w: snapshot %s of %s@%s lacks %s", ErrNotCached, commit, repo, revision, strings.Join(missing, ", "))
 	}
 	return dir, nil
@@ -201,6 +206,9 @@ type CachedModel struct {
 	Size int64
 	// HasONNX reports whether some snapshot holds a complete ONNX pipeline.
 	HasONNX bool
+	// HasDiffusers reports whether some snapshot holds a complete pipeline in
+	// the diffusers layout with safetensors weights.
+	HasDiffusers bool
 }
 
 // List returns the model repositories in the cache, sorted by Repo. A missing
@@ -250,8 +258,12 @@ func (c *Client) List() ([]CachedModel, error) {
 				continue
 			}
 			m.Commits = append(m.Commits, s.Name())
-			if !m.HasONNX && len(missingLocally(filepath.Join(repoDir, "snapshots", s.Name()))) == 0 {
+			snap := filepath.Join(repoDir, "snapshots", s.Name())
+			if !m.HasONNX && len(missingLocally(snap)) == 0 {
 				m.HasONNX = true
+			}
+			if !m.HasDiffusers && len(missingDiffusers(snap)) == 0 {
+				m.HasDiffusers = true
 			}
 		}
 		sort.Strings(m.Commits)
@@ -323,3 +335,7 @@ func writeRef(repoDir, revision, commit string) error {
 	}
 	return nil
 }
+
+// ValidateRepo reports whether repo is a valid Hub repository id ("org/name"
+// or "name") that is safe to use as a cache folder name.
+func ValidateRepo(repo string) error { return validateRepo(repo) }

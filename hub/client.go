@@ -27,11 +27,14 @@ var (
 	ErrNotCached = errors.New("hub: not in cache")
 	// ErrNoONNX means the revision does not hold a diffusers ONNX export.
 	ErrNoONNX = errors.New("hub: revision has no ONNX pipeline layout")
+	// ErrNoDiffusers means the revision does not hold a pipeline in the
+	// diffusers layout with safetensors weights.
+	ErrNoDiffusers = errors.New("hub: revision has no diffusers safetensors layout")
 	// ErrCorrupt means downloaded content does not match the Hub's checksum.
 	ErrCorrupt = errors.New("hub: downloaded content does not match its checksum")
 )
 
-// Client downloads ONNX pipelines from a Hugging Face Hub into a cache shared
+// Client downloads Stable Diffusion pipelines (diffusers safetensors or ONNX layout) from a Hugging Face Hub into a cache shared
 // with Python's huggingface_hub. The zero value is not usable: set CacheDir at
 // least, or build one with FromEnv. A Client is safe for concurrent use.
 type Client struct {

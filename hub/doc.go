@@ -1,4 +1,5 @@
-// Package hub downloads the files of a Stable Diffusion ONNX export from the
+// Package hub downloads the files of a Stable Diffusion pipeline, in the
+// diffusers layout (safetensors weights) or as an ONNX export, from the
 // Hugging Face Hub into the standard Hugging Face cache, and finds them there.
 //
 // It owns three things:
@@ -14,9 +15,15 @@
 //     listing and commit, HEAD on resolve URLs for per-file metadata (commit,
 //     etag, size, CDN location), and GET to fetch content, never sending the
 //     token to a host other than the endpoint's.
-//   - The choice of files: only what the diffusers/Optimum ONNX pipeline loads
-//     (see NeededFile), never the safetensors or PyTorch weights that share the
-//     repository.
+//   - The choice of files: only what the pipeline loads. For the diffusers
+//     layout (the default when a revision has it): model_index.json, the
+//     scheduler config, the tokenizers, and per component (unet, vae,
+//     text_encoder[_2]) its config.json and one weights variant, fp16 when the
+//     revision has it (checkpoint.ChooseWeights, the rule the loader uses),
+//     with a sharded index's shards; never PyTorch pickles, the other variant,
+//     the safety checker or ONNX files. For the ONNX layout (FormatONNX, or a
+//     revision without safetensors): the diffusers/Optimum ONNX files (see
+//     NeededFile), never the weights that share the repository.
 //
 // Configuration comes from the same environment variables Python reads
 // (HF_HUB_CACHE, HF_HOME, XDG_CACHE_HOME, HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE),

@@ -26,15 +26,20 @@ const (
 	userAgent   = "diffute-hub/1 (go)"
 )
 
-// Pull makes sure the cache holds the ONNX pipeline files of repo at revision
-// (a branch, tag or commit; empty means "main") and returns the snapshot
-// folder. A snapshot already complete in the cache for a revision that
-// resolves locally is returned without network access, whoever downloaded it.
-// Otherwise Pull lists the revision, fetches each needed file that is not
-// already linked in the snapshot (resuming partial downloads), verifies LFS
-// content against its sha256, and records the ref. Offline, only the cache is
-// consulted and a missing model fails with ErrOffline.
-func (c *Client) Pull(ctx context.Context, repo, revision string) (string, error) {
+// Pull makes sure the cache holds the pipeline files of repo at
+// opts.Revision (a branch, tag or commit; empty means "main") in opts.Format
+// and returns the snapshot folder. For the diffusers layout that is
+// model_index.json, the scheduler config, the tokenizers and, per component,
+// config.json and one weights variant (fp16 when the revision has it, a sharded
+// index with its shards included); for the ONNX layout, see NeededFile. A
+// snapshot already complete in the cache for a revision that resolves locally
+// is returned without network access, whoever downloaded it. Otherwise Pull
+// lists the revision, fetches each needed file that is not already linked in
+// the snapshot (resuming partial downloads), verifies LFS content against its
+// sha256, and records the ref. Offline, only the cache is consulted and a
+// missing model fails with ErrOffline.
+func (c *Client) Pull(ctx context.Context, repo string, opts PullOptions) (string, error) {
+	revision := opts.Revision
 	if revision == "" {
 		revision = "main"
 	}
@@ -44,7 +49,10 @@ func (c *Client) Pull(ctx context.Context, repo, revision string) (string, error
 	if err := validateRevision(revision); err != nil {
 		return "", err
 	}
-	dir, err := c.Snapshot(repo, revision)
+	if _, err := ParseFormat(string(opts.Format)); err != nil {
+		return "", err
+	}
+	dir, err := c.snapshot(repo, revision, opts.Format)
 	if err == nil {
 		return dir, nil
 	}
@@ -61,38 +69,46 @@ func (c *Client) Pull(ctx context.Context, repo, revision string) (string, error
 		return "", fmt.Errorf("hub: %s@%s: the Hub answered commit %q, not a 40-digit hash", repo, revision, commit)
 	}
 	present := map[string]bool{}
-	var files []string
 	for _, s := range info.Siblings {
 		present[s.RFilename] = true
-		if NeededFile(s.RFilename) {
-			if err := validateFilePath(s.RFilename); err != nil {
-				return "", err
-			}
-			files = append(files, s.RFilename)
+	}
+	has := func(f string) bool { return present[f] }
+	format := opts.Format
+	if format == FormatAuto {
+		format = FormatONNX
+		if hasDiffusersLayout(has) {
+			format = FormatSafetensors
 		}
 	}
-	var missing []string
-	for _, f := range requiredFiles {
-		if !present[f] {
-			missing = append(missing, f)
-		}
-	}
-	if len(missing) > 0 {
-		return "", fmt.Errorf("%w: %s@%s (commit %s) lacks %s; pick a repository or revision that ships a diffusers ONNX export",
-			ErrNoONNX, repo, revision, commit, strings.Join(missing, ", "))
-	}
-	sort.Strings(files)
-
 	repoDir := filepath.Join(c.CacheDir, repoFolder(repo))
-	for _, f := range files {
-		if err := c.fetchFile(ctx, repo, repoDir, commit, f); err != nil {
-			return "", err
+	fetch := func(files []string) error {
+		sort.Strings(files)
+		for _, f := range files {
+			if err := validateFilePath(f); err != nil {
+				return err
+			}
+			if err := c.fetchFile(ctx, repo, repoDir, commit, f); err != nil {
+				return err
+			}
 		}
+		return nil
 	}
 	dir = filepath.Join(repoDir, "snapshots", commit)
-	if missing := missingLocally(dir); len(missing) > 0 {
+	if format == FormatSafetensors {
+		err = c.pullDiffusers(repo, revision, commit, dir, has, fetch)
+	} else {
+		err = pullONNX(repo, revision, commit, present, fetch)
+	}
+	if err != nil {
+		return "", err
+	}
+	if missing := missingFor(dir, format); len(missing) > 0 {
 		// model_index.json named a component the revision does not ship.
-		return "", fmt.Errorf("%w: %s@%s (commit %s) lacks %s", ErrNoONNX, repo, revision, commit, strings.Join(missing, ", "))
+		sentinel := ErrNoONNX
+		if format == FormatSafetensors {
+			sentinel = ErrNoDiffusers
+		}
+		return "", fmt.Errorf("%w: %s@%s (commit %s) lacks %s", sentinel, repo, revision, commit, strings.Join(missing, ", "))
 	}
 	// The ref is written last so that it never resolves to a snapshot this
 	// process left half-made.
@@ -100,6 +116,69 @@ func (c *Client) Pull(ctx context.Context, repo, revision string) (string, error
 		return "", err
 	}
 	return dir, nil
+}
+
+// pullONNX fetches the files of the ONNX layout.
+func pullONNX(repo, revision, commit string, present map[string]bool, fetch func([]string) error) error {
+	var files, missing []string
+	for f := range present {
+		if NeededFile(f) {
+			files = append(files, f)
+		}
+	}
+	for _, f := range requiredFiles {
+		if !present[f] {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s@%s (commit %s) lacks %s; pick a repository or revision that ships a diffusers ONNX export",
+			ErrNoONNX, repo, revision, commit, strings.Join(missing, ", "))
+	}
+	return fetch(files)
+}
+
+// pullDiffusers fetches the files of the diffusers layout: model_index.json
+// first (it names the components), then the rest, reading each sharded index
+// before its shards.
+func (c *Client) pullDiffusers(repo, revision, commit, dir string, has func(string) bool, fetch func([]string) error) error {
+	if !has("model_index.json") {
+		return fmt.Errorf("%w: %s@%s (commit %s) has no model_index.json", ErrNoDiffusers, repo, revision, commit)
+	}
+	if err := fetch([]string{"model_index.json"}); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "model_index.json"))
+	if err != nil {
+		return fmt.Errorf("hub: %w", err)
+	}
+	plan, err := planDiffusers(has, b)
+	if err != nil {
+		return fmt.Errorf("hub: %s@%s: %w", repo, revision, err)
+	}
+	if len(plan.missing) > 0 {
+		return fmt.Errorf("%w: %s@%s (commit %s) lacks %s", ErrNoDiffusers, repo, revision, commit, strings.Join(plan.missing, ", "))
+	}
+	if err := fetch(append(plan.files, plan.indexes...)); err != nil {
+		return err
+	}
+	var shards, missing []string
+	for _, idx := range plan.indexes {
+		s, err := shardsOf(dir, idx)
+		if err != nil {
+			return err
+		}
+		for _, f := range s {
+			if !has(f) {
+				missing = append(missing, f)
+			}
+		}
+		shards = append(shards, s...)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s@%s (commit %s) lacks the shards %s", ErrNoDiffusers, repo, revision, commit, strings.Join(missing, ", "))
+	}
+	return fetch(shards)
 }
 
 // revisionInfo is the part of the Hub's model-info answer that Pull uses.

@@ -54,7 +54,7 @@ func setup(t *testing.T, extra map[string]hubtest.Repo) *testBundle {
 
 func (b *testBundle) pull(t *testing.T, repo, rev string) string {
 	t.Helper()
-	dir, err := b.client.Pull(context.Background(), repo, rev)
+	dir, err := b.client.Pull(context.Background(), repo, hub.PullOptions{Revision: rev})
 	if err != nil {
 		t.Fatalf("Pull(%s, %s): %v", repo, rev, err)
 	}
@@ -198,7 +198,7 @@ func TestOffline(t *testing.T) {
 	offline := *b.client
 	offline.Offline = true
 
-	_, err := offline.Pull(context.Background(), sd15Repo, "main")
+	_, err := offline.Pull(context.Background(), sd15Repo, hub.PullOptions{Revision: "main"})
 	if !errors.Is(err, hub.ErrOffline) || !strings.Contains(err.Error(), "HF_HUB_OFFLINE") {
 		t.Fatalf("offline pull of an absent model: %v, want ErrOffline naming HF_HUB_OFFLINE", err)
 	}
@@ -209,12 +209,12 @@ func TestOffline(t *testing.T) {
 	dir := b.pull(t, sd15Repo, "main")
 	b.hub.ResetRequests()
 	for _, rev := range []string{"main", filepath.Base(dir)} {
-		got, err := offline.Pull(context.Background(), sd15Repo, rev)
+		got, err := offline.Pull(context.Background(), sd15Repo, hub.PullOptions{Revision: rev})
 		if err != nil || got != dir {
 			t.Errorf("offline Pull(%s) = %s, %v; want %s", rev, got, err, dir)
 		}
 	}
-	if _, err := offline.Pull(context.Background(), sd15Repo, "v2"); !errors.Is(err, hub.ErrOffline) {
+	if _, err := offline.Pull(context.Background(), sd15Repo, hub.PullOptions{Revision: "v2"}); !errors.Is(err, hub.ErrOffline) {
 		t.Errorf("offline pull of an uncached revision: %v", err)
 	}
 	if n := len(b.hub.Requests()); n != 0 {
@@ -288,7 +288,7 @@ func TestCorruptContentRejected(t *testing.T) {
 	t.Parallel()
 	b := setup(t, nil)
 	b.hub.Corrupt(sdxlRepo, "unet/model.onnx_data", true)
-	_, err := b.client.Pull(context.Background(), sdxlRepo, "main")
+	_, err := b.client.Pull(context.Background(), sdxlRepo, hub.PullOptions{Revision: "main"})
 	if !errors.Is(err, hub.ErrCorrupt) || !strings.Contains(err.Error(), "unet/model.onnx_data") {
 		t.Fatalf("pull of corrupt content: %v, want ErrCorrupt naming the file", err)
 	}
@@ -312,7 +312,7 @@ func TestGatedRepoAndTokenScope(t *testing.T) {
 	const gated = "stabilityai/stable-diffusion-xl-base-1.0"
 	b := setup(t, map[string]hubtest.Repo{gated: {Files: hubtest.PlaceholderPipeline(true, 50_000), Gated: true}})
 
-	_, err := b.client.Pull(context.Background(), gated, "main")
+	_, err := b.client.Pull(context.Background(), gated, hub.PullOptions{Revision: "main"})
 	if !errors.Is(err, hub.ErrGated) || errors.Is(err, hub.ErrNotFound) || !strings.Contains(err.Error(), "HF_TOKEN") {
 		t.Fatalf("gated pull without token: %v, want ErrGated mentioning HF_TOKEN", err)
 	}
@@ -322,7 +322,7 @@ func TestGatedRepoAndTokenScope(t *testing.T) {
 	}
 
 	b.client.Token = "hf_wrong"
-	if _, err := b.client.Pull(context.Background(), gated, "main"); !errors.Is(err, hub.ErrGated) {
+	if _, err := b.client.Pull(context.Background(), gated, hub.PullOptions{Revision: "main"}); !errors.Is(err, hub.ErrGated) {
 		t.Errorf("wrong token: %v, want ErrGated", err)
 	}
 
@@ -352,7 +352,7 @@ func TestNotFound(t *testing.T) {
 		{"nobody/nothing", "main", "RepositoryNotFound"},
 		{sd15Repo, "no-such-branch", "RevisionNotFound"},
 	} {
-		_, err := b.client.Pull(context.Background(), tc.repo, tc.rev)
+		_, err := b.client.Pull(context.Background(), tc.repo, hub.PullOptions{Revision: tc.rev})
 		var rerr *hub.ResponseError
 		if !errors.Is(err, hub.ErrNotFound) || errors.Is(err, hub.ErrGated) || !errors.As(err, &rerr) || rerr.Code != tc.code {
 			t.Errorf("Pull(%s, %s) = %v, want ErrNotFound with %s", tc.repo, tc.rev, err, tc.code)
@@ -366,7 +366,7 @@ func TestInvalidNamesRejectedBeforeNetwork(t *testing.T) {
 	for _, tc := range []struct{ repo, rev string }{
 		{"../etc", "main"}, {"a/b/c", "main"}, {"org--x/y", "main"}, {"org/name", "../../x"}, {"org/name", "/abs"},
 	} {
-		if _, err := b.client.Pull(context.Background(), tc.repo, tc.rev); err == nil {
+		if _, err := b.client.Pull(context.Background(), tc.repo, hub.PullOptions{Revision: tc.rev}); err == nil {
 			t.Errorf("Pull(%q, %q) succeeded", tc.repo, tc.rev)
 		}
 	}
@@ -390,7 +390,7 @@ func TestNoONNXLayout(t *testing.T) {
 		"feature_extractor/preprocessor_config.json": {Content: []byte(`{}`)},
 	}
 	b := setup(t, map[string]hubtest.Repo{pt: {Files: files}})
-	_, err := b.client.Pull(context.Background(), pt, "main")
+	_, err := b.client.Pull(context.Background(), pt, hub.PullOptions{Revision: "main"})
 	if !errors.Is(err, hub.ErrNoONNX) || !strings.Contains(err.Error(), "unet/model.onnx") || !strings.Contains(err.Error(), "vae_decoder/model.onnx") {
 		t.Fatalf("pull of a PyTorch-only repo: %v, want ErrNoONNX naming unet/model.onnx and vae_decoder/model.onnx", err)
 	}
@@ -410,7 +410,7 @@ func TestConcurrentPullsDownloadEachBlobOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			dirs[i], errs[i] = b.client.Pull(context.Background(), sdxlRepo, "main")
+			dirs[i], errs[i] = b.client.Pull(context.Background(), sdxlRepo, hub.PullOptions{Revision: "main"})
 		}()
 	}
 	wg.Wait()
@@ -436,7 +436,7 @@ func TestCancelledPull(t *testing.T) {
 	b := setup(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := b.client.Pull(ctx, sdxlRepo, "main"); !errors.Is(err, context.Canceled) {
+	if _, err := b.client.Pull(ctx, sdxlRepo, hub.PullOptions{Revision: "main"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled pull: %v, want context.Canceled", err)
 	}
 }
@@ -497,7 +497,7 @@ func TestStaleIncompleteFiles(t *testing.T) {
 	if err := os.WriteFile(inc, []byte("junk that is not a prefix"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.client.Pull(context.Background(), sdxlRepo, "main"); !errors.Is(err, hub.ErrCorrupt) {
+	if _, err := b.client.Pull(context.Background(), sdxlRepo, hub.PullOptions{Revision: "main"}); !errors.Is(err, hub.ErrCorrupt) {
 		t.Fatalf("resuming onto junk: %v, want ErrCorrupt", err)
 	}
 	if _, err := os.Stat(inc); !errors.Is(err, os.ErrNotExist) {

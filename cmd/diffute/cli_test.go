@@ -115,7 +115,7 @@ func TestModelsPullThenGenerate(t *testing.T) {
 	if err := run(context.Background(), []string{"models", "list"}, getenv, &stdout, &stderr); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(stdout.String(), "acme/sdxl-mini") || !strings.Contains(stdout.String(), "ONNX") {
+	if !strings.Contains(stdout.String(), "acme/sdxl-mini") || !strings.Contains(stdout.String(), "onnx") {
 		t.Errorf("models list:\n%s", stdout.String())
 	}
 

@@ -19,7 +19,7 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "generate", "generate --model NAME --prompt TEXT --out FILE [flags]")
 	var ef engineFlags
 	ef.register(fs)
-	model := fs.String("model", "diffute/tiny-sd", "model name (a Hugging Face repo in the cache, or a tiny test model)")
+	model := fs.String("model", "diffute/tiny-sd", "model: a Hugging Face repo in the cache, a tiny test model, a local model folder or a .safetensors checkpoint")
 	prompt := fs.String("prompt", "", "what to draw")
 	negative := fs.String("negative-prompt", "", "what to avoid")
 	seed := fs.Int64("seed", -1, "random seed (default: random)")
@@ -61,6 +61,15 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The command line is the operator's: a local path given here is served.
+	served, err := src.served(*model)
+	if err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	if len(served) != 1 {
+		return fmt.Errorf("generate: --model names one model, got %d", len(served))
+	}
+	req.PretrainedModelName = served[0]
 	eng, err := ef.open(src, slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		return err
@@ -80,7 +89,7 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	}
 	start := time.Now()
 	images, err := eng.Generate(ctx, diffute.GenerateRequest{
-		Model: *model, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt, NumImages: 1,
+		Model: req.PretrainedModelName, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt, NumImages: 1,
 		Width: p.Width, Height: p.Height, Steps: p.Steps, GuidanceScale: p.GuidanceScale,
 		Scheduler: p.Scheduler, Seed: s,
 	}, bar)

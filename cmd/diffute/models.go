@@ -4,20 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"text/tabwriter"
 
 	"github.com/diffute/diffute/hub"
 	"github.com/diffute/diffute/tinymodel"
 )
 
-// modelSource turns model names into local folders: the project's tiny models are
-// written on first use, every other name must be in the Hugging Face cache.
+// modelSource turns model names into local paths: the project's tiny models
+// are written on first use, a name the operator served as a local path (or an
+// alias of one, "mymodel=/models/dreamshaper.safetensors") is that path, and
+// every other name must be a Hub repository in the Hugging Face cache, in the
+// diffusers or the ONNX layout. Resolve returns a folder or a .safetensors
+// file; the engine's loader tells them apart. A client never makes the server
+// open a path: a name that looks like one and was not served is refused.
 type modelSource struct {
 	hub     *hub.Client
 	tinyDir string
 	getenv  func(string) string
+
+	mu sync.RWMutex
+	// listed maps each served name with a target of its own to that target:
+	// an absolute local path, a Hub repository id or a tiny model name.
+	listed map[string]string
+	// unavailable describes listed models that cannot be found now, for the
+	// server to report at start.
+	unavailable []string
 }
 
 func newModelSource(getenv func(string) string) (*modelSource, error) {
@@ -25,7 +42,7 @@ func newModelSource(getenv func(string) string) (*modelSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modelSource{hub: c, tinyDir: tinyModelsDir(getenv), getenv: getenv}, nil
+	return &modelSource{hub: c, tinyDir: tinyModelsDir(getenv), getenv: getenv, listed: map[string]string{}}, nil
 }
 
 // tinyModelsDir is DIFFUTE_TINY_DIR, else $XDG_CACHE_HOME/diffute/tiny, else
@@ -43,45 +60,167 @@ func tinyModelsDir(getenv func(string) string) string {
 	return filepath.Join(os.TempDir(), "diffute-tiny")
 }
 
-// Resolve returns the folder of model name.
+// Resolve returns the path of model name: a folder (diffusers or ONNX layout)
+// or a single-file .safetensors checkpoint.
 func (s *modelSource) Resolve(_ context.Context, name string) (string, error) {
-	if tinymodel.IsTiny(name) {
-		return tinymodel.Ensure(filepath.Join(s.tinyDir, filepath.FromSlash(name)), name)
+	s.mu.RLock()
+	target, listed := s.listed[name]
+	s.mu.RUnlock()
+	if !listed {
+		target = name
 	}
-	dir, err := s.hub.Snapshot(name, "main")
+	if tinymodel.IsTiny(target) {
+		return tinymodel.Ensure(filepath.Join(s.tinyDir, filepath.FromSlash(target)), target)
+	}
+	if listed && filepath.IsAbs(target) { // a local path the operator served
+		if _, err := os.Stat(target); err != nil {
+			return "", fmt.Errorf("model %s: %w", name, err)
+		}
+		return target, nil
+	}
+	if looksLikePath(target) {
+		return "", fmt.Errorf("model %q is a local path this deployment does not serve; the operator lists local models in --models", truncateName(name))
+	}
+	if err := hub.ValidateRepo(target); err != nil {
+		return "", fmt.Errorf("model %q is neither a served model nor a Hugging Face repository id", truncateName(name))
+	}
+	dir, err := s.hub.Snapshot(target, "main")
 	if err != nil {
-		return "", fmt.Errorf("model %s is not in the Hugging Face cache (run: diffute models pull %s): %w", name, name, err)
+		return "", fmt.Errorf("model %s is not in the Hugging Face cache (run: diffute models pull %s): %w", target, target, err)
 	}
 	return dir, nil
 }
 
+// truncateName keeps a client-supplied name short in error messages.
+func truncateName(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
+}
+
+// looksLikePath reports whether a model name is written as a file system path
+// rather than a Hub repository id. It never touches the file system, so it is
+// safe on names clients send.
+func looksLikePath(name string) bool {
+	lower := strings.ToLower(name)
+	return filepath.IsAbs(name) || name == "." || name == ".." || name == "~" ||
+		strings.HasPrefix(name, "./") || strings.HasPrefix(name, "../") || strings.HasPrefix(name, "~/") ||
+		strings.ContainsRune(name, '\\') || strings.HasSuffix(lower, ".safetensors") || strings.HasSuffix(lower, ".ckpt")
+}
+
 // served returns the models a deployment serves: the names given, or by default the
-// tiny models and every model with an ONNX layout in the cache.
+// tiny models and every model in the cache with a complete diffusers or ONNX layout.
+// Each entry of flagValue is a model (a Hub repository id, a tiny model, a local
+// folder or .safetensors file) or NAME=MODEL, which serves MODEL under NAME. A
+// local path that does not exist is an error; a Hub model not in the cache is
+// recorded in s.unavailable for the server to report.
 func (s *modelSource) served(flagValue string) ([]string, error) {
-	if strings.TrimSpace(flagValue) != "" {
-		var names []string
-		for _, n := range strings.Split(flagValue, ",") {
-			if n = strings.TrimSpace(n); n != "" {
-				names = append(names, n)
+	if strings.TrimSpace(flagValue) == "" {
+		names := tinymodel.Names()
+		cached, err := s.hub.List()
+		if err != nil {
+			return names, nil // an unreadable cache serves only the tiny models
+		}
+		for _, m := range cached {
+			if m.HasONNX || m.HasDiffusers {
+				names = append(names, m.Repo)
 			}
 		}
 		return names, nil
 	}
-	names := tinymodel.Names()
-	cached, err := s.hub.List()
-	if err != nil {
-		return names, nil // an unreadable cache serves only the tiny models
-	}
-	for _, m := range cached {
-		if m.HasONNX {
-			names = append(names, m.Repo)
+	var names []string
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, entry := range strings.Split(flagValue, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
 		}
+		name, target, aliased := strings.Cut(entry, "=")
+		name, target = strings.TrimSpace(name), strings.TrimSpace(target)
+		if !aliased {
+			target = name
+		}
+		if name == "" || target == "" {
+			return nil, fmt.Errorf("--models %q: want MODEL or NAME=MODEL", entry)
+		}
+		if slices.Contains(names, name) {
+			return nil, fmt.Errorf("--models: %q is listed twice", name)
+		}
+		switch {
+		case tinymodel.IsTiny(target):
+			if aliased {
+				s.listed[name] = target
+			}
+		case isOperatorPath(target):
+			p, err := localModel(target)
+			if err != nil {
+				return nil, fmt.Errorf("--models %s: %w", entry, err)
+			}
+			s.listed[name] = p
+		default:
+			if err := hub.ValidateRepo(target); err != nil {
+				return nil, fmt.Errorf("--models %s: %q is not a local path, a tiny model or a Hugging Face repository id", entry, target)
+			}
+			if aliased {
+				s.listed[name] = target
+			}
+			if _, err := s.hub.Snapshot(target, "main"); err != nil {
+				s.unavailable = append(s.unavailable, fmt.Sprintf("%s: %s is not in the Hugging Face cache (run: diffute models pull %s)", name, target, target))
+			}
+		}
+		names = append(names, name)
+	}
+	if len(names) == 0 {
+		return nil, errors.New("--models: no model named")
 	}
 	return names, nil
 }
 
+// isOperatorPath reports whether a model the operator named is a local path:
+// written as one, or an existing file or folder (as diffusers' from_pretrained
+// prefers a local folder over a Hub id of the same name).
+func isOperatorPath(target string) bool {
+	if looksLikePath(target) {
+		return true
+	}
+	_, err := os.Stat(target)
+	return err == nil
+}
+
+// localModel checks a local model path and makes it absolute: a folder, or a
+// .safetensors single-file checkpoint.
+func localModel(p string) (string, error) {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		p = filepath.Join(home, rest)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("%s does not exist", abs)
+		}
+		return "", err
+	}
+	switch {
+	case st.IsDir():
+	case st.Mode().IsRegular() && strings.HasSuffix(strings.ToLower(abs), ".safetensors"):
+	default:
+		return "", fmt.Errorf("%s is neither a model folder nor a .safetensors checkpoint", abs)
+	}
+	return abs, nil
+}
+
 func runModels(ctx context.Context, env *environment, args []string) error {
-	const summary = "models list | pull NAME [--revision R] | make-tiny [--dir DIR]"
+	const summary = "models list | pull NAME [--revision R] [--format safetensors|onnx] | make-tiny [--dir DIR]"
 	if len(args) == 0 {
 		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
 		return errUsage
@@ -96,28 +235,34 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		if err := parseFlags(fs, env, args[1:]); err != nil {
 			return err
 		}
+		w := tabwriter.NewWriter(env.stdout, 2, 8, 2, ' ', 0)
+		fmt.Fprintln(w, "MODEL\tFAMILY\tFORMAT\tPRECISION\tSIZE\tSOURCE")
 		for _, name := range tinymodel.Names() {
-			state := "generated on first use"
-			if _, err := os.Stat(filepath.Join(src.tinyDir, filepath.FromSlash(name), "model_index.json")); err == nil {
-				state = "generated"
+			dir := filepath.Join(src.tinyDir, filepath.FromSlash(name))
+			if _, err := os.Stat(filepath.Join(dir, "model_index.json")); err != nil {
+				fmt.Fprintf(w, "%s\t-\t-\t-\t-\ttiny test model (noise, not pictures), generated on first use\n", name)
+				continue
 			}
-			fmt.Fprintf(env.stdout, "%-45s tiny test model (noise, not pictures), %s\n", name, state)
+			fmt.Fprintf(w, "%s\t%s\ttiny test model (noise, not pictures)\n", name, describeModel(dir))
 		}
 		cached, err := src.hub.List()
 		if err != nil {
 			return err
 		}
 		for _, m := range cached {
-			onnx := "no ONNX layout"
-			if m.HasONNX {
-				onnx = "ONNX"
+			origin := "Hugging Face cache, revisions " + strings.Join(m.Revisions, ",")
+			dir, err := src.hub.Snapshot(m.Repo, "main")
+			if err != nil {
+				fmt.Fprintf(w, "%s\t-\t-\t-\t%s\t%s (incomplete: run diffute models pull %s)\n", m.Repo, formatBytes(m.Size), origin, m.Repo)
+				continue
 			}
-			fmt.Fprintf(env.stdout, "%-45s %s, %.1f MB, revisions %s\n", m.Repo, onnx, float64(m.Size)/1e6, strings.Join(m.Revisions, ","))
+			fmt.Fprintf(w, "%s\t%s\t%s\n", m.Repo, describeModel(dir), origin)
 		}
-		return nil
+		return w.Flush()
 	case "pull":
-		fs := newFlagSet(env, "models pull", "models pull NAME [--revision R]")
+		fs := newFlagSet(env, "models pull", "models pull NAME [--revision R] [--format safetensors|onnx]")
 		revision := fs.String("revision", "main", "branch, tag or commit to download")
+		formatFlag := fs.String("format", "", "layout to download: safetensors (the diffusers layout, the default when the repository has it) or onnx")
 		name, rest := "", args[1:]
 		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 			name, rest = rest[0], rest[1:]
@@ -131,6 +276,10 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		if name == "" {
 			return errors.New("models pull: name a model, for example: diffute models pull stabilityai/sdxl-turbo")
 		}
+		format, err := hub.ParseFormat(*formatFlag)
+		if err != nil {
+			return fmt.Errorf("models pull: --format: %w", err)
+		}
 		if tinymodel.IsTiny(name) {
 			dir, err := src.Resolve(ctx, name)
 			if err != nil {
@@ -142,7 +291,7 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		if isTerminal(env.stderr) {
 			src.hub.Progress = hub.NewProgressBar(env.stderr)
 		}
-		dir, err := src.hub.Pull(ctx, name, *revision)
+		dir, err := src.hub.Pull(ctx, name, hub.PullOptions{Revision: *revision, Format: format})
 		if err != nil {
 			return err
 		}

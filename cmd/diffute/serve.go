@@ -69,7 +69,7 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	c.state.register(fs, env)
 	fs.StringVar(&c.publicURL, "public-url", "", "base URL clients reach this server at, used in media URLs (default: http://ADDR)")
 	fs.IntVar(&c.workers, "workers", 1, "inference jobs run at once by this process (0: API only, no engine)")
-	fs.StringVar(&c.models, "models", "", "comma-separated model names this deployment serves (default: the tiny models and every ONNX model in the Hugging Face cache)")
+	fs.StringVar(&c.models, "models", "", "comma-separated models this deployment serves: Hub repos (diffusers or ONNX layout), local folders, .safetensors checkpoints, NAME=MODEL to serve MODEL under NAME (default: the tiny models and every complete model in the Hugging Face cache)")
 	c.registerWebhookFlags(fs)
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
@@ -174,6 +174,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	}
 	if s.models, err = src.served(cfg.models); err != nil {
 		return nil, err
+	}
+	for _, problem := range src.unavailable {
+		s.logger.Warn("model not found", "problem", problem)
 	}
 	policy, err := cfg.tenancy.policy()
 	if err != nil {

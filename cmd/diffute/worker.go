@@ -21,7 +21,7 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	c.state.register(fs, env)
 	fs.StringVar(&c.publicURL, "public-url", "", "the API nodes' base URL, under which they serve disk media (required with disk media)")
 	fs.IntVar(&c.workers, "concurrency", 1, "inference jobs run at once, across all models")
-	fs.StringVar(&c.models, "models", "", "comma-separated models this worker serves; it takes no job for any other (default: the tiny models and every ONNX model in the Hugging Face cache)")
+	fs.StringVar(&c.models, "models", "", "comma-separated models this worker serves, as serve --models; it takes no job for any other (default: the tiny models and every complete model in the Hugging Face cache)")
 	c.registerWebhookFlags(fs)
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs in webhooks stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish before they are handed back")
