@@ -9,24 +9,12 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/diffute/diffute/checkpoint"
 	og "github.com/diffute/diffute/onnxgraph"
 	"github.com/diffute/diffute/safetensors"
 	"github.com/diffute/diffute/sdgraph"
 	ort "github.com/yalue/onnxruntime_go"
 )
-
-// weight is one stored parameter under its diffusers name.
-type weight struct {
-	DType  safetensors.DType
-	Shape  []int64
-	Data   []byte // a view of the mapped checkpoint
-	Origin string // "<file>: <key>", for errors
-}
-
-// weightSet looks weights up by diffusers name.
-type weightSet interface {
-	Lookup(name string) (weight, bool)
-}
 
 // builtComponent is a graph Diffute built from a config.json, with the weights
 // it reads in place: views of the mapped checkpoint where the stored bytes are
@@ -53,10 +41,10 @@ func (s onnxSource) info(component string) (*modelInfo, error) {
 
 // supply resolves every Param of the graph against ws and prepares the tensors
 // ONNX Runtime will read. Errors name the weight, its origin and the shapes.
-func (bc *builtComponent) supply(ws weightSet) error {
+func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 	type job struct {
 		p   sdgraph.Param
-		w   weight
+		w   checkpoint.Weight
 		dst []byte
 	}
 	var jobs []job
@@ -113,7 +101,7 @@ func (bc *builtComponent) supply(ws weightSet) error {
 }
 
 // convertWeight writes w as float32 into dst in the graph's layout.
-func convertWeight(dst []byte, w weight, p sdgraph.Param) {
+func convertWeight(dst []byte, w checkpoint.Weight, p sdgraph.Param) {
 	out := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)/4)
 	if p.Layout != sdgraph.Transposed {
 		_ = safetensors.Float32Into(out, w.DType, w.Data)
@@ -180,48 +168,15 @@ func (bc *builtComponent) modelInfo() *modelInfo {
 	return &modelInfo{rel: bc.rel, path: bc.rel, inputs: conv(bc.graph.Inputs), outputs: conv(bc.graph.Outputs), built: bc}
 }
 
-// safetensorsWeights are a component's weights in a diffusers folder.
-type safetensorsWeights struct {
-	set *safetensors.Set
-}
-
-func (s safetensorsWeights) Lookup(name string) (weight, bool) {
-	f, t, ok := s.set.Lookup(name)
-	if !ok {
-		return weight{}, false
-	}
-	return weight{DType: t.DType, Shape: t.Shape, Data: f.Bytes(t), Origin: filepath.Base(f.Path()) + ": " + name}, true
-}
-
-// openComponentWeights opens dir/component's weights: the sharded index or the
-// single file, the fp16 variant first when the folder has one.
-func openComponentWeights(dir, component string, preferFP16 bool) (*safetensors.Set, error) {
-	base := "diffusion_pytorch_model"
-	if component == "text_encoder" || component == "text_encoder_2" {
-		base = "model"
-	}
-	cdir := filepath.Join(dir, component)
-	names := []string{base + ".fp16.safetensors", base + ".safetensors"}
-	if !preferFP16 {
-		names = names[1:]
-	}
-	for _, name := range names {
-		if idx := filepath.Join(cdir, name+".index.json"); exists(idx) {
-			return safetensors.OpenIndex(idx)
-		}
-		if p := filepath.Join(cdir, name); exists(p) {
-			return safetensors.OpenFiles(p)
-		}
-	}
-	return nil, fmt.Errorf("onnx: model folder %s: %s has no %s[.fp16].safetensors", dir, component, base)
-}
-
-// builtSource is a diffusers folder whose graphs Diffute builds.
+// builtSource is a checkpoint whose graphs Diffute builds: a diffusers folder
+// (configDir holds the configs and weights), or a single-file checkpoint (its
+// weights mapped to diffusers names, the configs in configDir).
 type builtSource struct {
-	dir     string
-	variant string // "" or "fp16": prefer *.fp16.safetensors; "fp32": the plain file
-	comps   map[string]*builtComponent
-	sets    []*safetensors.Set
+	configDir string
+	variant   string                     // diffusers folder: "" prefers fp16, "fp32" the plain file
+	single    *checkpoint.SingleFile     // single-file checkpoint, or nil
+	comps     map[string]*builtComponent // by pipeline component
+	opened    []*checkpoint.Component    // diffusers components, closed at release
 }
 
 func (s *builtSource) info(component string) (*modelInfo, error) {
@@ -229,64 +184,76 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 	if component == "vae_decoder" {
 		folder = "vae"
 	}
+	cfg, err := os.ReadFile(filepath.Join(s.configDir, folder, "config.json"))
+	if err != nil {
+		return nil, fmt.Errorf("onnx: model folder %s: missing %s/config.json", s.configDir, folder)
+	}
+	g, err := buildGraph(component, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("onnx: %s: %s: %w", s.configDir, folder, err)
+	}
+	var ws checkpoint.Weights
 	rel := folder
-	cfg, err := os.ReadFile(filepath.Join(s.dir, folder, "config.json"))
-	if err != nil {
-		return nil, fmt.Errorf("onnx: model folder %s: missing %s/config.json", s.dir, folder)
-	}
-	var g *sdgraph.Graph
-	switch component {
-	case "text_encoder", "text_encoder_2":
-		c, err := sdgraph.ParseTextConfig(cfg)
-		if err == nil {
-			g, err = sdgraph.TextEncoder(c)
+	if s.single != nil {
+		ws = s.single.Components[folder]
+		rel = filepath.Base(s.single.Path) + " (" + folder + ")"
+		if ws == nil {
+			return nil, fmt.Errorf("onnx: %s has no %s weights", s.single.Path, folder)
 		}
+	} else {
+		c, err := checkpoint.OpenComponent(filepath.Join(s.configDir, folder), checkpoint.ComponentOptions{Variant: s.variant})
 		if err != nil {
-			return nil, fmt.Errorf("onnx: %s: %s: %w", s.dir, rel, err)
+			return nil, fmt.Errorf("onnx: %w", err)
 		}
-	case "unet":
-		c, err := sdgraph.ParseUNetConfig(cfg)
-		if err == nil {
-			g, err = sdgraph.UNet(c)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("onnx: %s: %s: %w", s.dir, rel, err)
-		}
-	case "vae_decoder":
-		c, err := sdgraph.ParseVAEConfig(cfg)
-		if err == nil {
-			g, err = sdgraph.VAEDecoder(c)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("onnx: %s: %s: %w", s.dir, rel, err)
-		}
-	default:
-		return nil, fmt.Errorf("onnx: no graph builder for component %s", component)
+		s.opened = append(s.opened, c)
+		ws = c.Weights
 	}
-	set, err := openComponentWeights(s.dir, folder, s.variant != "fp32")
-	if err != nil {
-		return nil, err
-	}
-	s.sets = append(s.sets, set)
 	bc := &builtComponent{rel: rel, graph: g}
 	if s.comps == nil {
 		s.comps = map[string]*builtComponent{}
 	}
 	s.comps[component] = bc
-	if err := bc.supply(safetensorsWeights{set}); err != nil {
+	if err := bc.supply(ws); err != nil {
 		return nil, err
 	}
 	return bc.modelInfo(), nil
 }
 
-// release frees what the sessions no longer need once all are created is kept
-// simple: everything lives until the pipeline is destroyed.
+// buildGraph builds the graph of a pipeline component from its config.json.
+func buildGraph(component string, cfg []byte) (*sdgraph.Graph, error) {
+	switch component {
+	case "text_encoder", "text_encoder_2":
+		c, err := sdgraph.ParseTextConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return sdgraph.TextEncoder(c)
+	case "unet":
+		c, err := sdgraph.ParseUNetConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return sdgraph.UNet(c)
+	case "vae_decoder":
+		c, err := sdgraph.ParseVAEConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return sdgraph.VAEDecoder(c)
+	}
+	return nil, fmt.Errorf("no graph builder for component %s", component)
+}
+
+// release frees the weights once every session that borrowed them is gone.
 func (s *builtSource) release() {
 	for _, c := range s.comps {
 		c.release()
 	}
-	for _, set := range s.sets {
-		_ = set.Close()
+	for _, c := range s.opened {
+		_ = c.Close()
 	}
-	s.comps, s.sets = nil, nil
+	if s.single != nil {
+		_ = s.single.Close()
+	}
+	s.comps, s.opened, s.single = nil, nil, nil
 }

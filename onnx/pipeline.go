@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/diffute/diffute/checkpoint"
 	"github.com/diffute/diffute/clip"
 	"github.com/diffute/diffute/sched"
 	ort "github.com/yalue/onnxruntime_go"
@@ -54,6 +55,14 @@ type pipelineOptions struct {
 	library       string
 	maxBatchBytes int64
 	variant       string
+	layout        string
+}
+
+// WithLayout gives a single-file checkpoint the diffusers folder whose configs,
+// tokenizers and scheduler it uses (diffusers' from_single_file(config=…)),
+// instead of its family's embedded base layout.
+func WithLayout(dir string) Option {
+	return func(o *pipelineOptions) { o.layout = dir }
 }
 
 // WithVariant chooses the weights of a diffusers folder: "" (the default) takes
@@ -182,7 +191,7 @@ func exists(p string) bool {
 // model_index.json, scheduler/, tokenizer[_2]/, text_encoder[_2]/model.onnx,
 // unet/model.onnx, vae_decoder/model.onnx). It initialises the ONNX Runtime
 // environment if nothing did yet. Errors name the missing file or input.
-func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
+func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 	o := pipelineOptions{maxBatchBytes: DefaultMaxBatchBytes}
 	for _, opt := range opts {
 		opt(&o)
@@ -193,9 +202,37 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	if err := InitRuntime(o.library); err != nil {
 		return nil, err
 	}
+	// A single-file checkpoint brings only weights: the configs, tokenizers and
+	// scheduler come from its family's base layout (or WithLayout's folder).
+	dir := path
+	var single *checkpoint.SingleFile
+	if st, statErr := os.Stat(path); statErr == nil && st.Mode().IsRegular() {
+		if single, err = checkpoint.OpenSingleFile(path); err != nil {
+			return nil, fmt.Errorf("onnx: %w", err)
+		}
+		defer func() {
+			if err != nil && single != nil {
+				single.Close() // not yet owned by a pipeline
+			}
+		}()
+		if dir = o.layout; dir == "" {
+			tmp, err := os.MkdirTemp("", "diffute-layout-")
+			if err != nil {
+				return nil, fmt.Errorf("onnx: %w", err)
+			}
+			defer os.RemoveAll(tmp) // read whole at load
+			if err := checkpoint.WriteBaseLayout(single.Family, tmp); err != nil {
+				return nil, fmt.Errorf("onnx: %s: %w", path, err)
+			}
+			dir = tmp
+		}
+	}
 	family, err := DetectFamily(dir)
 	if err != nil {
 		return nil, err
+	}
+	if single != nil && (family == SDXL) != (single.Family == checkpoint.SDXL) {
+		return nil, fmt.Errorf("onnx: %s is an %s checkpoint but its layout %s is %v", path, single.Family, dir, family)
 	}
 	if family == SDXLRefiner {
 		return nil, fmt.Errorf("onnx: %s is an SDXL refiner (text_encoder_2 without text_encoder); refiner models are not supported", dir)
@@ -204,7 +241,7 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pipeline{dir: dir, family: family, maxBatchBytes: o.maxBatchBytes}
+	p := &Pipeline{dir: path, family: family, maxBatchBytes: o.maxBatchBytes}
 	ok := false
 	defer func() {
 		if !ok {
@@ -215,11 +252,15 @@ func LoadPipeline(dir string, opts ...Option) (*Pipeline, error) {
 	// and safetensors weights is a diffusers checkpoint whose graphs are built here.
 	var src componentSource = onnxSource{dir}
 	p.format = FormatONNX
-	if detectFormat(dir, idx) == FormatDiffusers {
+	if single != nil {
+		b := &builtSource{configDir: dir, single: single}
+		p.built, src, p.format = b, b, FormatSingleFile
+		single = nil // the pipeline closes it
+	} else if detectFormat(dir, idx) == FormatDiffusers {
 		if o.variant != "" && o.variant != "fp32" && o.variant != "fp16" {
 			return nil, fmt.Errorf("onnx: weights variant %q: want fp16 or fp32", o.variant)
 		}
-		b := &builtSource{dir: dir, variant: o.variant}
+		b := &builtSource{configDir: dir, variant: o.variant}
 		p.built, src, p.format = b, b, FormatDiffusers
 	}
 	for _, rel := range requiredFiles(family, p.format) {
