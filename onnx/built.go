@@ -188,7 +188,7 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnx: model folder %s: missing %s/config.json", s.configDir, folder)
 	}
-	g, err := buildGraph(component, cfg)
+	g, err := sdgraph.Build(component, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %s: %s: %w", s.configDir, folder, err)
 	}
@@ -217,31 +217,6 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 		return nil, err
 	}
 	return bc.modelInfo(), nil
-}
-
-// buildGraph builds the graph of a pipeline component from its config.json.
-func buildGraph(component string, cfg []byte) (*sdgraph.Graph, error) {
-	switch component {
-	case "text_encoder", "text_encoder_2":
-		c, err := sdgraph.ParseTextConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return sdgraph.TextEncoder(c)
-	case "unet":
-		c, err := sdgraph.ParseUNetConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return sdgraph.UNet(c)
-	case "vae_decoder":
-		c, err := sdgraph.ParseVAEConfig(cfg)
-		if err != nil {
-			return nil, err
-		}
-		return sdgraph.VAEDecoder(c)
-	}
-	return nil, fmt.Errorf("no graph builder for component %s", component)
 }
 
 // release frees the weights once every session that borrowed them is gone.

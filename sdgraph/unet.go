@@ -63,11 +63,21 @@ func ParseUNetConfig(data []byte) (UNetConfig, error) {
 	c.AttentionHeadDim = perBlock{set: true, one: 8}
 	c.TransformerLayersPerBlock = perBlock{set: true, one: 1}
 	c.CrossAttentionDim = perBlock{set: true, one: 1280}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return c, fmt.Errorf("unet config.json: %w", err)
+	}
+	for _, key := range []string{"layers_per_block", "attention_head_dim", "num_attention_heads", "transformer_layers_per_block", "cross_attention_dim"} {
+		var p perBlock
+		if v, ok := all[key]; ok {
+			if err := p.UnmarshalJSON(v); err != nil {
+				return c, fmt.Errorf("unet config.json: %s: %w", key, err)
+			}
+		}
+	}
 	if err := json.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("unet config.json: %w", err)
 	}
-	var all map[string]json.RawMessage
-	_ = json.Unmarshal(data, &all)
 	for key, want := range unetMustBe {
 		if v, ok := all[key]; ok && string(compactJSON(v)) != want {
 			return c, fmt.Errorf("unet config.json: %s = %s is not supported (only %s)", key, compactJSON(v), want)

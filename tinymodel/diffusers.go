@@ -121,27 +121,7 @@ func diffusersIndex(name string) map[string]any {
 // ComponentParams builds the graph of a diffusers component from its config and
 // returns the weights it needs: what a checkpoint of that architecture stores.
 func ComponentParams(component string, config []byte) ([]sdgraph.Param, error) {
-	var g *sdgraph.Graph
-	var err error
-	switch component {
-	case "text_encoder", "text_encoder_2":
-		var c sdgraph.TextConfig
-		if c, err = sdgraph.ParseTextConfig(config); err == nil {
-			g, err = sdgraph.TextEncoder(c)
-		}
-	case "unet":
-		var c sdgraph.UNetConfig
-		if c, err = sdgraph.ParseUNetConfig(config); err == nil {
-			g, err = sdgraph.UNet(c)
-		}
-	case "vae":
-		var c sdgraph.VAEConfig
-		if c, err = sdgraph.ParseVAEConfig(config); err == nil {
-			g, err = sdgraph.VAEDecoder(c)
-		}
-	default:
-		return nil, fmt.Errorf("tinymodel: no weights for component %q", component)
-	}
+	g, err := sdgraph.Build(component, config)
 	if err != nil {
 		return nil, fmt.Errorf("tinymodel: %s: %w", component, err)
 	}

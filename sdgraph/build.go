@@ -1,0 +1,30 @@
+package sdgraph
+
+import "fmt"
+
+// Build builds the graph of a diffusers component from its config.json:
+// "text_encoder" and "text_encoder_2" (CLIP), "unet", and "vae" (its decoder;
+// "vae_decoder" is accepted too).
+func Build(component string, config []byte) (*Graph, error) {
+	switch component {
+	case "text_encoder", "text_encoder_2":
+		c, err := ParseTextConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		return TextEncoder(c)
+	case "unet":
+		c, err := ParseUNetConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		return UNet(c)
+	case "vae", "vae_decoder":
+		c, err := ParseVAEConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		return VAEDecoder(c)
+	}
+	return nil, fmt.Errorf("no graph builder for component %q", component)
+}

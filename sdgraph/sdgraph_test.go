@@ -1,0 +1,116 @@
+package sdgraph
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/diffute/diffute/safetensors"
+)
+
+func fixtureCheckpoints(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join("..", "..", "shared", "fixtures", "checkpoints")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("fixtures missing at %s: %v", dir, err)
+		}
+		t.Skipf("fixtures missing at %s", dir)
+	}
+	return dir
+}
+
+// TestParamsAreTheCheckpointsTensors: for every component of the reference
+// checkpoints saved by diffusers/transformers, the weights the builder asks for
+// are exactly the tensors the checkpoint stores (names and shapes), but for
+// the VAE encoder, which the decoder graph does not use.
+func TestParamsAreTheCheckpointsTensors(t *testing.T) {
+	t.Parallel()
+	dir := fixtureCheckpoints(t)
+	for _, model := range []string{"sd15", "sd21v", "sdxl"} {
+		for _, c := range []string{"text_encoder", "text_encoder_2", "unet", "vae"} {
+			cfg, err := os.ReadFile(filepath.Join(dir, model, c, "config.json"))
+			if os.IsNotExist(err) {
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := Build(c, cfg)
+			if err != nil {
+				t.Fatalf("%s/%s: %v", model, c, err)
+			}
+			file := "diffusion_pytorch_model.safetensors"
+			if strings.HasPrefix(c, "text_encoder") {
+				file = "model.safetensors"
+			}
+			f, err := safetensors.Open(filepath.Join(dir, model, c, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, n := range f.Names() {
+				if n == "text_model.embeddings.position_ids" || strings.HasPrefix(n, "encoder.") || strings.HasPrefix(n, "quant_conv.") {
+					continue
+				}
+				want = append(want, n)
+			}
+			var got []string
+			for _, p := range g.Params {
+				got = append(got, p.Name)
+				ti, ok := f.Tensor(p.Name)
+				if ok && !slices.Equal(ti.Shape, p.Shape) {
+					t.Errorf("%s/%s: %s: builder wants %v, checkpoint has %v", model, c, p.Name, p.Shape, ti.Shape)
+				}
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				for _, n := range want {
+					if !slices.Contains(got, n) {
+						t.Errorf("%s/%s: checkpoint tensor %s unused by the builder", model, c, n)
+					}
+				}
+				for _, n := range got {
+					if !slices.Contains(want, n) {
+						t.Errorf("%s/%s: builder wants %s, which the checkpoint lacks", model, c, n)
+					}
+				}
+			}
+			f.Close()
+		}
+	}
+}
+
+// TestUnsupportedConfigsNameTheKey: a value the builder does not implement is
+// an error naming the key and the value.
+func TestUnsupportedConfigsNameTheKey(t *testing.T) {
+	t.Parallel()
+	unet := `{"block_out_channels":[32,64],"down_block_types":["CrossAttnDownBlock2D","DownBlock2D"],"up_block_types":["UpBlock2D","CrossAttnUpBlock2D"]`
+	cases := []struct {
+		component, config, want string
+	}{
+		{"unet", unet + `,"time_cond_proj_dim":256}`, "time_cond_proj_dim = 256 is not supported"},
+		{"unet", unet + `,"class_embed_type":"timestep"}`, `class_embed_type = "timestep" is not supported`},
+		{"unet", unet + `,"addition_embed_type":"text_image"}`, `addition_embed_type = "text_image"`},
+		{"unet", unet + `,"resnet_time_scale_shift":"scale_shift"}`, "resnet_time_scale_shift"},
+		{"unet", `{"block_out_channels":[32],"down_block_types":["SimpleCrossAttnDownBlock2D"],"up_block_types":["UpBlock2D"]}`, `down_block_types[0] = "SimpleCrossAttnDownBlock2D"`},
+		{"unet", unet + `,"attention_head_dim":[1,2,3]}`, "attention_head_dim has 3 values for 2 blocks"},
+		{"unet", unet + `,"norm_num_groups":7}`, "norm_num_groups 7"},
+		{"unet", unet + `,"transformer_layers_per_block":[[1],[2]]}`, "transformer_layers_per_block"},
+		{"vae", `{"block_out_channels":[32],"up_block_types":["UpBlock2D"]}`, `up_block_types[0] = "UpBlock2D"`},
+		{"vae", `{"block_out_channels":[32],"act_fn":"relu"}`, `act_fn = "relu"`},
+		{"text_encoder", `{"hidden_size":8,"intermediate_size":16,"num_attention_heads":3,"num_hidden_layers":1}`, "not a multiple of num_attention_heads"},
+		{"text_encoder", `{"hidden_size":8,"intermediate_size":16,"num_attention_heads":2,"num_hidden_layers":1,"hidden_act":"relu"}`, `hidden_act: activation "relu"`},
+		{"text_encoder", `{"hidden_size":8,"intermediate_size":16,"num_attention_heads":2,"num_hidden_layers":1,"max_position_embeddings":512}`, "max_position_embeddings = 512"},
+		{"text_encoder", `{"hidden_size":0}`, "hidden_size = 0"},
+		{"unet", `[`, "config.json"},
+	}
+	for _, c := range cases {
+		_, err := Build(c.component, []byte(c.config))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: err = %v, want it to contain %q", c.component, c.config, err, c.want)
+		}
+	}
+}
