@@ -48,6 +48,7 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 		dst []byte
 	}
 	var jobs []job
+	var arena int64 // bytes of the converted weights, each 64-byte aligned
 	for _, p := range bc.graph.Params {
 		w, ok := ws.Lookup(p.Name)
 		if !ok {
@@ -67,12 +68,22 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 			}
 			continue
 		}
-		buf, err := anonymous(int(4 * n))
+		jobs = append(jobs, job{p: p, w: w})
+		arena += (4*n + 63) &^ 63
+	}
+	// One mapping holds every converted weight of the component.
+	if arena > 0 {
+		buf, err := anonymous(int(arena))
 		if err != nil {
-			return fmt.Errorf("onnx: %s: weight %q: %w", bc.rel, p.Name, err)
+			return fmt.Errorf("onnx: %s: %d bytes for the converted weights: %w", bc.rel, arena, err)
 		}
 		bc.buffers = append(bc.buffers, buf)
-		jobs = append(jobs, job{p, w, buf})
+		var off int64
+		for i := range jobs {
+			n := 4 * numel(jobs[i].p.Shape)
+			jobs[i].dst = buf[off : off+n : off+n]
+			off += (n + 63) &^ 63
+		}
 	}
 	// Convert in parallel: fp16 → fp32 of a multi-gigabyte UNet is memory-bound.
 	var wg sync.WaitGroup
@@ -84,6 +95,7 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 			defer wg.Done()
 			for j := range next {
 				convertWeight(j.dst, j.w, j.p)
+				dropPages(j.w.Data)
 			}
 		}()
 	}
@@ -107,13 +119,20 @@ func convertWeight(dst []byte, w checkpoint.Weight, p sdgraph.Param) {
 		_ = safetensors.Float32Into(out, w.DType, w.Data)
 		return
 	}
-	rows, cols := int(p.Shape[0]), int(p.Shape[1]) // stored [out, in]
+	// Stored [out, in], read [in, out]: convert a band of rows at a time, then
+	// write it transposed, so both sides stay in cache.
+	rows, cols := int(p.Shape[0]), int(p.Shape[1])
 	size := w.DType.Size()
-	row := make([]float32, cols)
-	for r := range rows {
-		_ = safetensors.Float32Into(row, w.DType, w.Data[r*cols*size:(r+1)*cols*size])
-		for c, v := range row {
-			out[c*rows+r] = v
+	const band = 32
+	tmp := make([]float32, band*cols)
+	for r0 := 0; r0 < rows; r0 += band {
+		n := min(band, rows-r0)
+		_ = safetensors.Float32Into(tmp[:n*cols], w.DType, w.Data[r0*cols*size:(r0+n)*cols*size])
+		for c := range cols {
+			col := out[c*rows+r0 : c*rows+r0+n]
+			for r := range col {
+				col[r] = tmp[r*cols+c]
+			}
 		}
 	}
 }
@@ -138,10 +157,35 @@ func numel(shape []int64) int64 {
 	return n
 }
 
+// dropPages tells the kernel a converted source range of a mapped checkpoint is
+// not needed again: its pages leave the process's resident set (they stay in the
+// page cache), so converting an fp16 UNet to fp32 never holds both at once.
+func dropPages(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(os.Getpagesize())
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	first := (start + page - 1) &^ (page - 1)
+	last := (start + uintptr(len(b))) &^ (page - 1)
+	if last <= first {
+		return
+	}
+	// A weight the checkpoint package had to move (a transposed projection) is a
+	// dead Go buffer by now; dropping its pages only zeroes it.
+	_ = syscall.Madvise(b[first-start:last-start], syscall.MADV_DONTNEED)
+}
+
 // anonymous maps n zeroed bytes outside Go's heap (ONNX Runtime keeps pointers
 // to it, which cgo's rules forbid for Go memory); munmap returns it at once.
+// Large buffers ask for transparent huge pages: a multi-gigabyte UNet then
+// takes thousands of page faults instead of a million.
 func anonymous(n int) ([]byte, error) {
-	return syscall.Mmap(-1, 0, max(n, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	b, err := syscall.Mmap(-1, 0, max(n, 1), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
+	if err == nil && n >= 4<<20 {
+		_ = syscall.Madvise(b, 14) // MADV_HUGEPAGE; refused where THP is off, harmless
+	}
+	return b, err
 }
 
 func (bc *builtComponent) release() {

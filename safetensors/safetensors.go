@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
+	"unsafe"
 )
 
 // DType is a safetensors element type, spelled as in the header ("F16", "BF16", …).
@@ -258,8 +260,17 @@ func Float32Into(dst []float32, dtype DType, src []byte) error {
 			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
 	case F16:
+		lut := halfTable()
+		if littleEndian {
+			// The common case: read the halves in place, one table load each.
+			h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(src))), len(dst))
+			for i, v := range h {
+				dst[i] = lut[v]
+			}
+			break
+		}
 		for i := range dst {
-			dst[i] = halfToFloat(binary.LittleEndian.Uint16(src[2*i:]))
+			dst[i] = lut[binary.LittleEndian.Uint16(src[2*i:])]
 		}
 	case BF16:
 		for i := range dst {
@@ -272,6 +283,32 @@ func Float32Into(dst []float32, dtype DType, src []byte) error {
 	}
 	return nil
 }
+
+var (
+	halfOnce sync.Once
+	halfLUT  *[1 << 16]float32
+)
+
+// halfTable is every binary16 value as float32 (256 KiB): a table load converts
+// faster than the bit manipulation, which matters for multi-gigabyte UNets.
+func halfTable() *[1 << 16]float32 {
+	halfOnce.Do(func() {
+		halfLUT = new([1 << 16]float32)
+		for i := range halfLUT {
+			halfLUT[i] = halfToFloat(uint16(i))
+		}
+	})
+	return halfLUT
+}
+
+// HalfTable is the float32 value of every binary16 bit pattern.
+func HalfTable() *[1 << 16]float32 { return halfTable() }
+
+// littleEndian reports the host's byte order; the format is little-endian.
+var littleEndian = func() bool {
+	x := uint16(1)
+	return *(*byte)(unsafe.Pointer(&x)) == 1
+}()
 
 // halfToFloat converts IEEE binary16 bits to float32 exactly.
 func halfToFloat(h uint16) float32 {

@@ -220,7 +220,7 @@ func localModel(p string) (string, error) {
 }
 
 func runModels(ctx context.Context, env *environment, args []string) error {
-	const summary = "models list | pull NAME [--revision R] [--format safetensors|onnx] | make-tiny [--dir DIR]"
+	const summary = "models list | pull NAME [--revision R] [--format safetensors|onnx] | make-tiny [--dir DIR] | make-random --family sd15|sd21|sdxl --out DIR"
 	if len(args) == 0 {
 		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
 		return errUsage
@@ -297,6 +297,8 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		}
 		fmt.Fprintln(env.stdout, dir)
 		return nil
+	case "make-random":
+		return runMakeRandom(env, args[1:])
 	case "make-tiny":
 		fs := newFlagSet(env, "models make-tiny", "models make-tiny [--dir DIR]")
 		dir := fs.String("dir", src.tinyDir, "where to write the tiny models (one folder per name)")
