@@ -141,23 +141,36 @@ func sincos32(x float32) (sin, cos float32) {
 
 // fma32 returns a·b + c rounded once to float32, as vfmadd…ps does.
 //
-// a·b is exact in float64; the sum is rounded to float64 "to odd" (Boldo and
-// Melquiond), which makes the final rounding to float32 correct.
+// a·b is exact in float64, so s = a·b + c in float64 is rounded once; rounding
+// s again to float32 can differ from rounding the exact sum only when s lands
+// exactly on a midpoint between two float32 values. Only then is the rounding
+// error of s needed (TwoSum): it says on which side of the midpoint the exact
+// sum lies, and s is moved one float64 ulp that way before the final rounding.
 func fma32(a, b, c float32) float32 {
 	p := float64(a) * float64(b)
-	cc := float64(c)
-	s := p + cc
-	// TwoSum: err is exactly (p + cc) - s.
+	s := p + float64(c)
+	if math.Float64bits(s)&(1<<midBits-1) == 1<<(midBits-1) {
+		return fma32Tie(p, float64(c), s)
+	}
+	return float32(s)
+}
+
+// midBits is how many float64 mantissa bits lie below float32's.
+const midBits = 52 - 23
+
+// fma32Tie rounds p + c to float32 when s, their float64 sum, is a float32
+// midpoint.
+//go:noinline
+func fma32Tie(p, c, s float64) float32 {
+	bits := math.Float64bits(s)
 	bv := s - p
-	err := (p - (s - bv)) + (cc - bv)
-	if bits := math.Float64bits(s); err != 0 && bits&1 == 0 {
-		// Inexact and even: step to the odd neighbour on err's side.
-		if (err > 0) == (s > 0) {
-			bits++
-		} else {
-			bits--
-		}
-		s = math.Float64frombits(bits)
+	err := (p - (s - bv)) + (c - bv)
+	switch {
+	case err == 0:
+	case (err > 0) == (s > 0):
+		s = math.Float64frombits(bits + 1)
+	default:
+		s = math.Float64frombits(bits - 1)
 	}
 	return float32(s)
 }

@@ -26,7 +26,11 @@
 //     source (modules/rng_philox.py) reproduces it on the CPU: Philox 4x32-10
 //     keyed with the 64-bit seed, one counter per element, Box–Muller on the
 //     first two words in double precision, and an offset that advances by one per
-//     draw.
+//     draw. It matches rng_philox.py bit for bit; the GPU values that
+//     AUTOMATIC1111 documents differ from both by up to 3 float32 ulps (curand's
+//     float Box–Muller), and whether real CUDA torch advances its offset the
+//     same way between draws (ancestral step noise) is not verified here: no GPU
+//     reference data exists in this environment.
 //
 // # Seeds
 //

@@ -168,3 +168,39 @@ func itoa(i int) string {
 
 func fmtInt(i int64) string        { return strconvFormat(i) }
 func strconvFormat(i int64) string { return strconv.FormatInt(i, 10) }
+
+// The initial noise diffusers drew in each fixture pipeline run
+// (reference/*/run_*_initial_noise.bin: torch.randn((1,4,8,8),
+// generator=manual_seed(seed)), raw little-endian float32) is this package's
+// draw for that seed.
+func TestFixturePipelineInitialNoise(t *testing.T) {
+	t.Parallel()
+	loadFixture(t) // skips (or fails under CI) without the fixtures
+	n := 0
+	for _, model := range []string{"sd15", "sd21v", "sdxl"} {
+		for _, run := range []struct {
+			id   string
+			seed uint64
+		}{{"euler_seed0", 0}, {"euler_seed42", 42}, {"dpmsolver_seed0", 0}, {"dpmsolver_seed42", 42}} {
+			path := filepath.Join("..", "..", "shared", "fixtures", "reference", model, "run_"+run.id+"_initial_noise.bin")
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float32, len(raw)/4)
+			for i := range want {
+				want[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			}
+			if len(want) != 256 {
+				t.Fatalf("%s: %d values, want 1×4×8×8", path, len(want))
+			}
+			got := make([]float32, len(want))
+			NewCPU(run.seed).Randn(got)
+			assertBits(t, model+" "+run.id, got, want)
+			n++
+		}
+	}
+	if n != 12 {
+		t.Fatalf("checked %d runs", n)
+	}
+}
