@@ -160,6 +160,7 @@ const midBits = 52 - 23
 
 // fma32Tie rounds p + c to float32 when s, their float64 sum, is a float32
 // midpoint.
+//
 //go:noinline
 func fma32Tie(p, c, s float64) float32 {
 	bits := math.Float64bits(s)
