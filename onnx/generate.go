@@ -139,9 +139,13 @@ func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progres
 	}
 	// Build one scheduler up front so a bad scheduler name or step count fails
 	// before any model runs.
-	if _, err := sched.New(req.Scheduler, p.schedCfg, pr.steps); err != nil {
+	s0, err := sched.New(req.Scheduler, p.schedCfg, pr.steps)
+	if err != nil {
 		return res, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "scheduler", "%v", err)
 	}
+	// diffusers' trailing spacing can give one timestep more than asked (61
+	// steps: 62); progress counts the UNet calls that will run.
+	stepsRun := len(s0.Timesteps())
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -153,7 +157,7 @@ func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progres
 	lh, lw := req.Height/8, req.Width/8
 	perCall := p.imagesPerCall(lh, lw, pr.guided)
 	calls := (req.NumImages + perCall - 1) / perCall
-	prog := progressCounter{fn: progress, total: calls * pr.steps}
+	prog := progressCounter{fn: progress, total: calls * stepsRun}
 	for first := 0; first < req.NumImages; first += perCall {
 		n := min(perCall, req.NumImages-first)
 		latents, err := p.denoise(ctx, pr, pe, first, n, lh, lw, &prog, st)

@@ -84,3 +84,21 @@ func TestImageSeedsAreIndependent(t *testing.T) {
 		t.Error("image 1 of seed s differs from image 0 of seed s+1")
 	}
 }
+
+// With trailing spacing, diffusers' np.arange gives 62 timesteps for 61 steps;
+// the pipeline runs all of them and progress counts them.
+func TestTrailingSixtyOneSteps(t *testing.T) {
+	t.Parallel()
+	p := sharedPipeline(t, tinySDXLTurbo)
+	req := baseRequest()
+	req.NumImages = 1
+	req.Steps = 61
+	var last diffute.Progress
+	calls := 0
+	if _, err := p.Generate(t.Context(), req, func(pr diffute.Progress) { last = pr; calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 62 || last != (diffute.Progress{Step: 62, Steps: 62}) {
+		t.Errorf("%d progress calls, last %+v; want 62 of 62", calls, last)
+	}
+}
