@@ -23,6 +23,38 @@ func validRequest() diffute.InferenceRequest {
 	}
 }
 
+func TestValidateRNGAndSeed(t *testing.T) {
+	t.Parallel()
+	for _, rng := range []string{"", diffute.RNGTorch, diffute.RNGCUDA} {
+		r := validRequest()
+		r.Prompts[0].RNG = rng
+		seed := int64(diffute.MaxSeed)
+		r.Prompts[0].Seed = &seed
+		if err := r.Validate(diffute.DefaultLimits, nil); err != nil {
+			t.Errorf("rng %q, seed 2^53-1: %v", rng, err)
+		}
+	}
+	r := validRequest()
+	r.Prompts[0].RNG = "philox"
+	err := r.Validate(diffute.DefaultLimits, nil)
+	if msg := diffute.ErrorMessage(err); !strings.Contains(msg, "torch, cuda") || diffute.ErrorCode(err) != diffute.EUNPROCESSABLE {
+		t.Errorf("unknown rng: %v, want a 422 listing torch, cuda", err)
+	}
+	r = validRequest()
+	neg := int64(-1)
+	r.Prompts[0].Seed = &neg
+	if err := r.Validate(diffute.DefaultLimits, nil); diffute.ErrorField(err) != "prompts[0].seed" || !strings.Contains(diffute.ErrorMessage(err), "9007199254740991") {
+		t.Errorf("negative seed: %v, want prompts[0].seed with the range", err)
+	}
+	// An empty negative prompt is a value, not an absence.
+	r = validRequest()
+	empty := ""
+	r.Prompts[0].NegativePrompt = &empty
+	if err := r.Validate(diffute.DefaultLimits, nil); err != nil || r.Prompts[0].NegativePrompt == nil {
+		t.Errorf("negative_prompt \"\": %v", err)
+	}
+}
+
 func TestValidateNamesTheField(t *testing.T) {
 	t.Parallel()
 	seed, huge, neg := int64(1)<<53, 1e9, -1.0
@@ -60,6 +92,8 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"guidance huge", func(r *diffute.InferenceRequest) { r.Prompts[0].GuidanceScale = &huge }, "prompts[0].guidance_scale"},
 		{"guidance negative", func(r *diffute.InferenceRequest) { r.Prompts[0].GuidanceScale = &neg }, "prompts[0].guidance_scale"},
 		{"scheduler", func(r *diffute.InferenceRequest) { r.Prompts[0].Scheduler = "pndm" }, "prompts[0].scheduler"},
+		{"rng", func(r *diffute.InferenceRequest) { r.Prompts[0].RNG = "mps" }, "prompts[0].rng"},
+		{"rng case", func(r *diffute.InferenceRequest) { r.Prompts[0].RNG = "Torch" }, "prompts[0].rng"},
 		{"too many images", func(r *diffute.InferenceRequest) {
 			for i := range 8 {
 				p := r.Prompts[0]

@@ -22,17 +22,32 @@ type InferenceRequest struct {
 
 // PromptRequest is one named prompt of an InferenceRequest.
 type PromptRequest struct {
-	Name           string   `json:"name"`
-	Prompt         string   `json:"prompt"`
-	NumImages      int      `json:"num_images"`
-	Height         int      `json:"height"`
-	Width          int      `json:"width"`
-	Style          string   `json:"style,omitempty"`
-	NegativePrompt string   `json:"negative_prompt,omitempty"`
+	Name      string `json:"name"`
+	Prompt    string `json:"prompt"`
+	NumImages int    `json:"num_images"`
+	Height    int    `json:"height"`
+	Width     int    `json:"width"`
+	Style     string `json:"style,omitempty"`
+	// NegativePrompt is nil when the request has none (absent or null), which is
+	// not the same as "": as in diffusers, an absent negative prompt gives zero
+	// unconditional embeddings on models that ask for it (SDXL's
+	// force_zeros_for_empty_prompt), while "" is always encoded.
+	NegativePrompt *string  `json:"negative_prompt,omitempty"`
 	Seed           *int64   `json:"seed,omitempty"`
 	Steps          int      `json:"steps,omitempty"`
 	GuidanceScale  *float64 `json:"guidance_scale,omitempty"`
 	Scheduler      string   `json:"scheduler,omitempty"`
+	// RNG names the noise generator ("": the deployment's default): RNGTorch or
+	// RNGCUDA.
+	RNG string `json:"rng,omitempty"`
+}
+
+// NegativeText is the negative prompt, "" when there is none.
+func (p PromptRequest) NegativeText() string {
+	if p.NegativePrompt == nil {
+		return ""
+	}
+	return *p.NegativePrompt
 }
 
 // StyledPrompt applies the documented style rule: the style, when given, follows the
@@ -56,8 +71,25 @@ const (
 // Schedulers a request may name; "" means the model's own scheduler_config.json.
 var SchedulerNames = []string{"euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "lcm"}
 
+// Noise generators a request may name (PromptRequest.RNG).
+const (
+	// RNGTorch draws the starting noise (and ancestral step noise) as
+	// torch.randn with torch.Generator("cpu").manual_seed(seed) does, bit for
+	// bit: what diffusers gives on any machine with a CPU generator. torch seeds
+	// its CPU generator with the seed's low 32 bits, so seeds s and s + k·2^32
+	// give the same image.
+	RNGTorch = "torch"
+	// RNGCUDA draws as torch.randn on an NVIDIA GPU with a CUDA generator
+	// (Philox 4x32-10, as AUTOMATIC1111's "NV" source computes it on the CPU);
+	// all 64 bits of the seed count.
+	RNGCUDA = "cuda"
+)
+
+// RNGNames lists the accepted values of PromptRequest.RNG besides "".
+var RNGNames = []string{RNGTorch, RNGCUDA}
+
 // MaxSeed is the largest seed accepted: seeds travel as JSON numbers and must stay
-// exact in JavaScript clients.
+// exact in JavaScript clients. Image i of a prompt uses seed + i.
 const MaxSeed = 1<<53 - 1
 
 // Limits are the documented bounds of an inference request.
@@ -167,7 +199,7 @@ func (r *InferenceRequest) Validate(l Limits, models []string) error {
 		if err := checkText(f("style"), p.Style, l.MaxStyleLen, false); err != nil {
 			return err
 		}
-		if err := checkText(f("negative_prompt"), p.NegativePrompt, l.MaxPromptLen, false); err != nil {
+		if err := checkText(f("negative_prompt"), p.NegativeText(), l.MaxPromptLen, false); err != nil {
 			return err
 		}
 		if p.NumImages < 1 || p.NumImages > l.MaxImagesPerPrompt {
@@ -189,7 +221,10 @@ func (r *InferenceRequest) Validate(l Limits, models []string) error {
 			return FieldErrorf(EUNPROCESSABLE, f("width"), "width × height must be at most %d pixels", l.MaxPixels)
 		}
 		if p.Seed != nil && (*p.Seed < 0 || *p.Seed > MaxSeed) {
-			return FieldErrorf(EUNPROCESSABLE, f("seed"), "must be between 0 and 2^53-1")
+			return FieldErrorf(EUNPROCESSABLE, f("seed"), "must be an integer between 0 and 2^53-1 (%d)", int64(MaxSeed))
+		}
+		if p.RNG != "" && !contains(RNGNames, p.RNG) {
+			return FieldErrorf(EUNPROCESSABLE, f("rng"), "must be one of %s (got %q)", strings.Join(RNGNames, ", "), truncate(p.RNG, 40))
 		}
 		if p.Steps < 0 || p.Steps > l.MaxSteps {
 			return FieldErrorf(EUNPROCESSABLE, f("steps"), "must be between 1 and %d (0 or absent: the model's default)", l.MaxSteps)

@@ -472,3 +472,45 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		t.Errorf("%d request log lines, want 3:\n%s", lines, logs)
 	}
 }
+
+// A negative prompt sent as "" and an rng survive submission and show in the
+// status; an absent negative prompt stays absent (the engine treats the two
+// differently on SDXL).
+func TestNegativePromptAndRNGRoundTrip(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	req := exampleRequest()
+	prompt0(req)["negative_prompt"] = ""
+	prompt0(req)["rng"] = "cuda"
+	delete(req["prompts"].([]any)[1].(map[string]any), "negative_prompt")
+	resp, body := b.put(t, mustJSON(t, req))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("status %d, body %s", resp.StatusCode, body)
+	}
+	var acc struct {
+		JobID int64 `json:"job_id"`
+	}
+	if err := json.Unmarshal(body, &acc); err != nil {
+		t.Fatal(err)
+	}
+	job := b.mem.job(acc.JobID)
+	if p := job.Prompts[0]; p.NegativePrompt == nil || *p.NegativePrompt != "" || p.RNG != diffute.RNGCUDA {
+		t.Errorf("prompt 0 stored with negative %v, rng %q", p.NegativePrompt, p.RNG)
+	}
+	if p := job.Prompts[1]; p.NegativePrompt != nil || p.RNG != "" {
+		t.Errorf("prompt 1 stored with negative %v, rng %q; want none", p.NegativePrompt, p.RNG)
+	}
+	_, body = b.get(t, "/"+org+"/"+project+"/media/inference/"+strconv.FormatInt(acc.JobID, 10))
+	var st struct {
+		Prompts []map[string]any `json:"prompts"`
+	}
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if neg, ok := st.Prompts[0]["negative_prompt"]; !ok || neg != "" || st.Prompts[0]["rng"] != "cuda" {
+		t.Errorf("status prompt 0 = %v", st.Prompts[0])
+	}
+	if _, ok := st.Prompts[1]["negative_prompt"]; ok {
+		t.Errorf("status prompt 1 has a negative_prompt: %v", st.Prompts[1])
+	}
+}

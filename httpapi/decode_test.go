@@ -19,6 +19,21 @@ const exampleBody = `{
   "name": "Houston"
 }`
 
+// The decoder keeps an absent (or null) negative prompt apart from "", which
+// the engine treats differently (diffusers' force_zeros_for_empty_prompt).
+func TestDecodeNegativePromptPresence(t *testing.T) {
+	t.Parallel()
+	req, err := decodeInferenceRequest([]byte(`{"prompts": [{"negative_prompt": ""}, {}, {"negative_prompt": null}, {"negative_prompt": "blurry", "rng": "cuda"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := req.Prompts
+	if p[0].NegativePrompt == nil || *p[0].NegativePrompt != "" || p[1].NegativePrompt != nil || p[2].NegativePrompt != nil ||
+		p[3].NegativePrompt == nil || *p[3].NegativePrompt != "blurry" || p[3].RNG != "cuda" {
+		t.Errorf("decoded %+v", p)
+	}
+}
+
 func TestDecodeInferenceRequest(t *testing.T) {
 	t.Parallel()
 	req, err := decodeInferenceRequest([]byte(exampleBody))

@@ -199,8 +199,12 @@ type PromptStatus struct {
 	Steps         int      `json:"steps,omitempty"`
 	GuidanceScale *float64 `json:"guidance_scale,omitempty"`
 	Scheduler     string   `json:"scheduler,omitempty"`
-	Progress      float64  `json:"progress"`
-	Images        []string `json:"images,omitempty"` // URLs of finished images while the job runs
+	// NegativePrompt is absent when none was sent, "" when "" was (they differ
+	// on SDXL); RNG is absent when the request left it to the deployment.
+	NegativePrompt *string  `json:"negative_prompt,omitempty"`
+	RNG            string   `json:"rng,omitempty"`
+	Progress       float64  `json:"progress"`
+	Images         []string `json:"images,omitempty"` // URLs of finished images while the job runs
 }
 
 // WebhookStatus is the delivery state of a job's webhook. The URL is the one the
@@ -249,20 +253,22 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 	total, done := 0, 0
 	for i, p := range job.Prompts {
 		ps := PromptStatus{
-			Name:          p.Name,
-			Prompt:        p.Prompt,
-			Style:         p.Style,
-			NumImages:     p.NumImages,
-			ImagesDone:    p.ImagesDone,
-			StepsDone:     p.StepsDone,
-			StepsTotal:    p.StepsTotal,
-			Width:         p.Width,
-			Height:        p.Height,
-			Seed:          p.Seed,
-			Steps:         p.Steps,
-			GuidanceScale: p.GuidanceScale,
-			Scheduler:     p.Scheduler,
-			Progress:      promptProgress(p),
+			Name:           p.Name,
+			Prompt:         p.Prompt,
+			Style:          p.Style,
+			NumImages:      p.NumImages,
+			ImagesDone:     p.ImagesDone,
+			StepsDone:      p.StepsDone,
+			StepsTotal:     p.StepsTotal,
+			Width:          p.Width,
+			Height:         p.Height,
+			Seed:           p.Seed,
+			Steps:          p.Steps,
+			GuidanceScale:  p.GuidanceScale,
+			Scheduler:      p.Scheduler,
+			NegativePrompt: p.NegativePrompt,
+			RNG:            p.RNG,
+			Progress:       promptProgress(p),
 		}
 		if !job.Status.Terminal() && len(p.Images) > 0 {
 			if s.Media == nil {

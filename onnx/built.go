@@ -1,7 +1,9 @@
 package onnx
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -119,21 +121,36 @@ func convertWeight(dst []byte, w checkpoint.Weight, p sdgraph.Param) {
 		_ = safetensors.Float32Into(out, w.DType, w.Data)
 		return
 	}
-	// Stored [out, in], read [in, out]: convert a band of rows at a time, then
-	// write it transposed, so both sides stay in cache.
+	// Stored [out, in], read [in, out]: convert and transpose in 64×64 tiles,
+	// which keep both the rows read and the columns written in cache.
 	rows, cols := int(p.Shape[0]), int(p.Shape[1])
-	size := w.DType.Size()
-	const band = 32
-	tmp := make([]float32, band*cols)
-	for r0 := 0; r0 < rows; r0 += band {
-		n := min(band, rows-r0)
-		_ = safetensors.Float32Into(tmp[:n*cols], w.DType, w.Data[r0*cols*size:(r0+n)*cols*size])
-		for c := range cols {
-			col := out[c*rows+r0 : c*rows+r0+n]
-			for r := range col {
-				col[r] = tmp[r*cols+c]
+	value := elementReader(w.DType, w.Data)
+	const tile = 64
+	for r0 := 0; r0 < rows; r0 += tile {
+		for c0 := 0; c0 < cols; c0 += tile {
+			for r := r0; r < min(r0+tile, rows); r++ {
+				for c := c0; c < min(c0+tile, cols); c++ {
+					out[c*rows+r] = value(r*cols + c)
+				}
 			}
 		}
+	}
+}
+
+// elementReader returns element i of little-endian float data as float32.
+func elementReader(dtype safetensors.DType, data []byte) func(i int) float32 {
+	switch dtype {
+	case safetensors.F16:
+		lut := safetensors.HalfTable()
+		h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
+		return func(i int) float32 { return lut[h[i]] }
+	case safetensors.BF16:
+		h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
+		return func(i int) float32 { return math.Float32frombits(uint32(h[i]) << 16) }
+	case safetensors.F64:
+		return func(i int) float32 { return float32(math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:]))) }
+	default:
+		return func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:])) }
 	}
 }
 

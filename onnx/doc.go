@@ -9,12 +9,19 @@
 // output names, element types (int32/int64 ids, fp32/fp16 floats) and ranks (a rank-0
 // or [1] timestep), because exports of the same architecture differ.
 //
-// Determinism: image i of a request starts from latents drawn from its own
-// generator, math/rand/v2's PCG seeded with (Seed+i, NoiseStream), as standard
-// normal values (NormFloat64) in the latents' row-major order; ancestral schedulers
-// draw their per-step noise from the same generator, after the initial latents. The
-// same model, seed and parameters therefore give identical pixels on the same machine
-// whatever the batch size or the other images of the request.
+// Determinism: image i of a request has its own noise generator seeded with
+// Seed+i, as diffusers with a list of generators (package torchrng): with rng
+// "torch" (the default) torch.Generator("cpu").manual_seed(Seed+i), with "cuda"
+// the Philox generator torch uses on NVIDIA GPUs. Its initial latents are
+// randn(1, C, H/8, W/8) from that generator times the scheduler's
+// init_noise_sigma, bit for bit what diffusers' prepare_latents draws; ancestral
+// schedulers draw each step's noise from the same generator afterwards, one
+// randn(1, C, H/8, W/8) per step, in diffusers' order (the scheduler's step
+// calls randn_tensor with the pipeline's generator). The same model, seed and
+// parameters therefore give identical pixels whatever the batch size or the
+// other images of the request, and the starting noise of diffusers, ComfyUI or
+// AUTOMATIC1111 for that seed. Under "torch" only the low 32 bits of the seed
+// count (torch seeds mt19937 with them); under "cuda" all 64 do.
 //
 // The ONNX Runtime environment is process-wide: New (or InitRuntime) initialises it
 // once and it lives until the process exits.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/diffute/diffute"
@@ -33,6 +34,9 @@ type Config struct {
 	// Logger receives warnings of generations (truncated prompts) from Generate;
 	// nil discards them.
 	Logger *slog.Logger
+	// RNG is the noise generator of requests that name none: diffute.RNGTorch
+	// (the default) or diffute.RNGCUDA.
+	RNG string
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -52,6 +56,9 @@ func (c Config) WithDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.RNG == "" {
+		c.RNG = diffute.RNGTorch
+	}
 	return c
 }
 
@@ -62,6 +69,9 @@ func (c Config) Validate() error {
 	}
 	if c.IntraOpThreads < 0 || c.InterOpThreads < 0 {
 		return fmt.Errorf("onnx: thread counts must not be negative")
+	}
+	if _, err := newNoiseRNG(c.RNG, 0); err != nil {
+		return fmt.Errorf("onnx: rng %q: want one of %s", c.RNG, strings.Join(diffute.RNGNames, ", "))
 	}
 	return nil
 }
@@ -234,6 +244,9 @@ func (e *Engine) evictLocked() []*Pipeline {
 
 // Run generates with the model's pipeline and returns the warnings too.
 func (e *Engine) Run(ctx context.Context, req diffute.GenerateRequest, progress func(diffute.Progress)) (Result, error) {
+	if req.RNG == "" {
+		req.RNG = e.cfg.RNG
+	}
 	// A pipeline can be evicted between Load and its use; then load it again.
 	for attempt := 0; ; attempt++ {
 		p, err := e.Load(ctx, req.Model)

@@ -5,20 +5,16 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"math/rand/v2"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/clip"
 	"github.com/diffute/diffute/sched"
+	"github.com/diffute/diffute/torchrng"
 )
-
-// NoiseStream is the PCG stream constant of the per-image noise generator
-// (rand.NewPCG(uint64(Seed+i), NoiseStream)); it is part of what makes a seed
-// reproduce an image, so it never changes.
-const NoiseStream uint64 = 0x6469666675746531 // "diffute1"
 
 // MaxSide is the largest width or height the pipeline accepts, a guard against
 // allocations no machine can satisfy; deployments set tighter limits
@@ -92,6 +88,9 @@ func (p *Pipeline) params(req diffute.GenerateRequest) (params, error) {
 		pr.guidance = *g
 	}
 	pr.guided = pr.guidance > 1
+	if _, err := newNoiseRNG(req.RNG, 0); err != nil {
+		return pr, err
+	}
 	return pr, nil
 }
 
@@ -140,9 +139,13 @@ func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progres
 	}
 	// Build one scheduler up front so a bad scheduler name or step count fails
 	// before any model runs.
-	if _, err := sched.New(req.Scheduler, p.schedCfg, pr.steps); err != nil {
+	s0, err := sched.New(req.Scheduler, p.schedCfg, pr.steps)
+	if err != nil {
 		return res, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "scheduler", "%v", err)
 	}
+	// diffusers' trailing spacing can give one timestep more than asked (61
+	// steps: 62); progress counts the UNet calls that will run.
+	stepsRun := len(s0.Timesteps())
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -154,7 +157,7 @@ func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progres
 	lh, lw := req.Height/8, req.Width/8
 	perCall := p.imagesPerCall(lh, lw, pr.guided)
 	calls := (req.NumImages + perCall - 1) / perCall
-	prog := progressCounter{fn: progress, total: calls * pr.steps}
+	prog := progressCounter{fn: progress, total: calls * stepsRun}
 	for first := 0; first < req.NumImages; first += perCall {
 		n := min(perCall, req.NumImages-first)
 		latents, err := p.denoise(ctx, pr, pe, first, n, lh, lw, &prog, st)
@@ -227,15 +230,23 @@ func (p *Pipeline) imagesPerCall(lh, lw int, guided bool) int {
 	return int(n)
 }
 
-// newNoiseRNG returns the generator of image seed.
-func newNoiseRNG(seed int64) *rand.Rand {
-	return rand.New(rand.NewPCG(uint64(seed), NoiseStream))
+// noiseRNG is one image's noise generator; successive draws continue its
+// stream, as successive torch.randn calls on one torch.Generator do.
+type noiseRNG interface {
+	Randn(dst []float32)
 }
 
-func fillNormal(r *rand.Rand, dst []float32) {
-	for i := range dst {
-		dst[i] = float32(r.NormFloat64())
+// newNoiseRNG returns the generator of an image with seed seed: torch's CPU
+// generator (rng "torch", or "" for the default) or the CUDA one ("cuda"), as
+// torch.Generator(device).manual_seed(seed) makes them.
+func newNoiseRNG(rng string, seed uint64) (noiseRNG, error) {
+	switch rng {
+	case "", diffute.RNGTorch:
+		return torchrng.NewCPU(seed), nil
+	case diffute.RNGCUDA:
+		return torchrng.NewCUDA(seed), nil
 	}
+	return nil, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "rng", "must be one of %s (got %q)", strings.Join(diffute.RNGNames, ", "), rng)
 }
 
 // denoise runs the scheduler loop for images first..first+n-1 of the request and
@@ -249,12 +260,18 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 	per := p.unet.channels * lh * lw
 	total := n * per
 	latents := make([]float32, total)
-	rngs := make([]*rand.Rand, n)
+	// Image i has its own generator seeded with seed+i (diffusers with a list of
+	// generators): its latents are randn(1, C, lh, lw) × init_noise_sigma, and
+	// an ancestral scheduler's step noise continues the same stream, one
+	// randn(1, C, lh, lw) per image per step, in step order.
+	rngs := make([]noiseRNG, n)
 	sigma := float32(s.InitNoiseSigma())
 	for i := range rngs {
-		rngs[i] = newNoiseRNG(pr.req.Seed + int64(first+i))
+		if rngs[i], err = newNoiseRNG(pr.req.RNG, uint64(pr.req.Seed)+uint64(first+i)); err != nil {
+			return nil, err
+		}
 		img := latents[i*per : (i+1)*per]
-		fillNormal(rngs[i], img)
+		rngs[i].Randn(img)
 		for k := range img {
 			img[k] *= sigma
 		}
@@ -296,7 +313,7 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 			defer wg.Done()
 			for range noiseReq {
 				for k, r := range rngs {
-					fillNormal(r, noise[k*per:(k+1)*per])
+					r.Randn(noise[k*per : (k+1)*per])
 				}
 				noiseDone <- struct{}{}
 			}

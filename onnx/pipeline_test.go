@@ -157,7 +157,7 @@ func TestNegativePrompt(t *testing.T) {
 			req := baseRequest()
 			req.GuidanceScale = ptr(7.5)
 			plain := generate(t, p, req)
-			req.NegativePrompt = "blurry, low quality"
+			req.NegativePrompt = ptr("blurry, low quality")
 			neg := generate(t, p, req)
 			if samePixels(t, plain[0], neg[0]) {
 				t.Error("a negative prompt does not change the image")

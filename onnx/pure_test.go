@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/diffute/diffute"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -63,17 +64,48 @@ func TestImagesPerCall(t *testing.T) {
 
 func TestNoiseRNGIsStable(t *testing.T) {
 	t.Parallel()
-	a, b := newNoiseRNG(42), newNoiseRNG(42)
-	x, y := make([]float32, 16), make([]float32, 16)
-	fillNormal(a, x)
-	fillNormal(b, y)
-	for i := range x {
-		if x[i] != y[i] {
-			t.Fatal("same seed, different noise")
+	for _, rng := range []string{"", diffute.RNGTorch, diffute.RNGCUDA} {
+		a, err := newNoiseRNG(rng, 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := newNoiseRNG(rng, 42)
+		x, y := make([]float32, 16), make([]float32, 16)
+		a.Randn(x)
+		b.Randn(y)
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("%q: same seed, different noise", rng)
+			}
+		}
+		c, _ := newNoiseRNG(rng, 43)
+		c.Randn(y)
+		if x[0] == y[0] && x[1] == y[1] {
+			t.Errorf("%q: seeds 42 and 43 give the same noise", rng)
 		}
 	}
-	fillNormal(newNoiseRNG(43), y)
-	if x[0] == y[0] && x[1] == y[1] {
-		t.Error("seeds 42 and 43 give the same noise")
+	if _, err := newNoiseRNG("mt", 1); diffute.ErrorField(err) != "rng" {
+		t.Errorf("unknown rng: error %v, want one naming the field rng", err)
+	}
+}
+
+// The starting latents of seed 0 are torch.randn((1,4,8,8),
+// generator=torch.Generator("cpu").manual_seed(0)): the first values of the
+// fixture's torch.randn((1,4,64,64)) of seed 0 (a prefix, since both counts
+// are multiples of 16; torchrng's tests check the whole file).
+func TestNoiseRNGTorchValues(t *testing.T) {
+	t.Parallel()
+	r, err := newNoiseRNG(diffute.RNGTorch, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]float32, 256)
+	r.Randn(got)
+	want := []float32{-1.1258398294448853, -1.152360200881958, -0.2505785822868347, -0.4338788092136383,
+		0.8487103581428528, 0.6920091509819031, -0.31601276993751526, -2.1152193546295166}
+	for i, w := range want {
+		if got[i] != w {
+			t.Errorf("[%d] = %.8g, want %.8g", i, got[i], w)
+		}
 	}
 }

@@ -201,14 +201,20 @@ type promptEmbeds struct {
 }
 
 // encodePrompts encodes the prompt and, when guided, the negative prompt, in one
-// text encoder call per encoder.
-func (p *Pipeline) encodePrompts(prompt, negative string, guided bool) (promptEmbeds, error) {
+// text encoder call per encoder. As in diffusers, a negative prompt that was not
+// given (nil) is encoded as "" — except on SDXL with
+// force_zeros_for_empty_prompt, which conditions on zeros instead; a negative
+// prompt given as "" is always encoded.
+func (p *Pipeline) encodePrompts(prompt string, negative *string, guided bool) (promptEmbeds, error) {
 	var pe promptEmbeds
-	// SDXL with force_zeros_for_empty_prompt conditions on zeros, not on "".
-	zeroUncond := guided && p.family == SDXL && p.forceZeros && strings.TrimSpace(negative) == ""
+	zeroUncond := guided && p.family == SDXL && p.forceZeros && negative == nil
 	texts := []string{prompt}
 	if guided && !zeroUncond {
-		texts = []string{negative, prompt}
+		neg := ""
+		if negative != nil {
+			neg = *negative
+		}
+		texts = []string{neg, prompt}
 	}
 	tokenize := func(tok *clip.Tokenizer, name string) []int64 {
 		ids := make([]int64, 0, len(texts)*clip.MaxLength)

@@ -126,7 +126,7 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		Model: job.Model, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt,
 		NumImages: p.NumImages - first, Width: p.Width, Height: p.Height,
 		Steps: p.Steps, GuidanceScale: p.GuidanceScale, Scheduler: p.Scheduler,
-		Seed: *p.Seed + int64(first),
+		Seed: *p.Seed + int64(first), RNG: p.RNG,
 	}
 	var engineSteps atomic.Int64 // the steps the engine reports: the model's default when p.Steps is 0
 	progress := w.progress(ctx, cancel, job.ID, i)

@@ -221,8 +221,14 @@ func TestJobSucceedsAndWebhookArrives(t *testing.T) {
 
 	calls := b.engine.Calls()
 	if len(calls) != 3 || calls[0].Prompt != "Yosemite, photography" || calls[0].Seed != 1 || calls[0].NumImages != 3 ||
-		calls[0].Model != "tiny-sd" || calls[1].NegativePrompt != "blurry" || calls[1].Scheduler != "euler" {
+		calls[0].Model != "tiny-sd" || calls[1].NegativePrompt == nil || *calls[1].NegativePrompt != "blurry" || calls[1].Scheduler != "euler" {
 		t.Errorf("engine calls = %+v", calls)
+	}
+	// The queue carries the rng and tells an absent negative prompt from "".
+	if len(calls) == 3 && (calls[1].RNG != diffute.RNGCUDA || calls[0].RNG != "" || calls[0].NegativePrompt != nil ||
+		calls[2].NegativePrompt == nil || *calls[2].NegativePrompt != "") {
+		t.Errorf("engine calls: rng %q/%q, negative prompts %v/%v, want cuda/\"\", nil and \"\"",
+			calls[0].RNG, calls[1].RNG, calls[0].NegativePrompt, calls[2].NegativePrompt)
 	}
 	waitFor(t, "delivery recorded", 10*time.Second, func() bool {
 		s, n := b.deliveryStatus(t, job.ID)

@@ -10,12 +10,12 @@ import (
 // Config is the part of a diffusers scheduler_config.json that the schedulers in
 // this package use. The JSON key of each field is in its comment.
 //
-// ParseConfig fills the diffusers defaults for keys that are absent or null,
-// with two deliberate choices where diffusers' defaults differ per class:
-// TimestepSpacing defaults to "leading" for every scheduler (the spacing of the
-// PNDM/DDIM configs that SD 1.x ships without the key), and ClipSample defaults
-// to false, because clipping SD latents to [-1, 1] (DDIMScheduler's pixel-space
-// default) ruins them; every SD config that names the key sets it false anyway.
+// ParseConfig fills the diffusers defaults for keys that are absent or null.
+// TimestepSpacing stays "" when the key is absent: diffusers then uses the
+// default of the scheduler class that reads the config, which differs per class
+// (see Spacing). ClipSample defaults to false, a deliberate choice, because
+// clipping SD latents to [-1, 1] (DDIMScheduler's pixel-space default) ruins
+// them; every SD config that names the key sets it false anyway.
 type Config struct {
 	ClassName         string    // "_class_name"
 	NumTrainTimesteps int       // "num_train_timesteps", default 1000
@@ -23,7 +23,7 @@ type Config struct {
 	BetaEnd           float64   // "beta_end", default 0.012
 	BetaSchedule      string    // "beta_schedule": "scaled_linear" (default), "linear", "squaredcos_cap_v2"
 	TrainedBetas      []float64 // "trained_betas": when set, used instead of BetaSchedule
-	TimestepSpacing   string    // "timestep_spacing": "leading" (default), "trailing", "linspace"
+	TimestepSpacing   string    // "timestep_spacing": "leading", "trailing", "linspace", or "" when absent
 	StepsOffset       int       // "steps_offset", default 0
 	PredictionType    string    // "prediction_type": "epsilon" (default), "v_prediction", "sample"
 	UseKarrasSigmas   bool      // "use_karras_sigmas"
@@ -39,15 +39,15 @@ type Config struct {
 	TimestepScaling float64
 }
 
-// DefaultConfig returns the configuration diffusers would use for an empty
-// scheduler_config.json, with the package's choices described on Config.
+// DefaultConfig returns the configuration of an empty scheduler_config.json,
+// with the package's choices described on Config: the SD betas, and no
+// timestep_spacing (each scheduler's class default).
 func DefaultConfig() Config {
 	return Config{
 		NumTrainTimesteps:      1000,
 		BetaStart:              0.00085,
 		BetaEnd:                0.012,
 		BetaSchedule:           "scaled_linear",
-		TimestepSpacing:        "leading",
 		PredictionType:         "epsilon",
 		ClipSampleRange:        1,
 		SetAlphaToOne:          true,
@@ -166,7 +166,7 @@ func (c Config) Validate() error {
 		}
 	}
 	switch c.TimestepSpacing {
-	case "leading", "trailing", "linspace":
+	case "", "leading", "trailing", "linspace":
 	default:
 		return fmt.Errorf("sched: unsupported timestep_spacing %q (want leading, trailing or linspace)", c.TimestepSpacing)
 	}
@@ -190,21 +190,52 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// alphasCumprod returns ᾱ_t = ∏_{s≤t}(1-β_s) for t = 0..NumTrainTimesteps-1.
+// Spacing returns the timestep spacing the scheduler called name (one of
+// Names, or "" for the config's own class) uses with this config: the config's
+// timestep_spacing when it has one, else that diffusers class's own default —
+// "linspace" for EulerDiscreteScheduler, EulerAncestralDiscreteScheduler and
+// DPMSolverMultistepScheduler, "leading" for DDIMScheduler, LCMScheduler and
+// PNDMScheduler. This is what <Class>.from_config(config) does in diffusers:
+// SD 1.5's PNDM config has no timestep_spacing, so its own PNDM schedule is
+// leading while Euler made from it is linspace.
+func (c Config) Spacing(name string) string {
+	if c.TimestepSpacing != "" {
+		return c.TimestepSpacing
+	}
+	if name == "" {
+		switch c.ClassName {
+		case "DDIMScheduler", "LCMScheduler", "PNDMScheduler":
+			return "leading"
+		case "EulerDiscreteScheduler", "EulerAncestralDiscreteScheduler", "DPMSolverMultistepScheduler":
+			return "linspace"
+		}
+		name, _ = fromClassName(c)
+	}
+	switch name {
+	case NameDDIM, NameLCM:
+		return "leading"
+	}
+	return "linspace"
+}
+
+// alphasCumprod returns ᾱ_t = ∏_{s≤t}(1-β_s) for t = 0..NumTrainTimesteps-1 as
+// diffusers computes it: betas as a float32 tensor (torch.linspace in float32,
+// squared in float32 for scaled_linear; the cosine schedule in float64, then
+// cast), α = 1 − β in float32, and torch.cumprod, which accumulates in double
+// and stores float32. The values are float32 numbers held in float64.
 func (c Config) alphasCumprod() ([]float64, error) {
 	n := c.NumTrainTimesteps
-	betas := make([]float64, n)
+	betas := make([]float32, n)
 	switch {
 	case c.TrainedBetas != nil:
-		copy(betas, c.TrainedBetas)
-	case c.BetaSchedule == "linear":
-		for i := range betas {
-			betas[i] = lerpIndex(c.BetaStart, c.BetaEnd, i, n)
+		for i, b := range c.TrainedBetas {
+			betas[i] = float32(b)
 		}
+	case c.BetaSchedule == "linear":
+		betas = torchLinspace32(c.BetaStart, c.BetaEnd, n)
 	case c.BetaSchedule == "scaled_linear":
-		a, b := math.Sqrt(c.BetaStart), math.Sqrt(c.BetaEnd)
-		for i := range betas {
-			v := lerpIndex(a, b, i, n)
+		betas = torchLinspace32(math.Sqrt(c.BetaStart), math.Sqrt(c.BetaEnd), n)
+		for i, v := range betas {
 			betas[i] = v * v
 		}
 	case c.BetaSchedule == "squaredcos_cap_v2":
@@ -215,7 +246,7 @@ func (c Config) alphasCumprod() ([]float64, error) {
 		}
 		for i := range betas {
 			t1, t2 := float64(i)/float64(n), float64(i+1)/float64(n)
-			betas[i] = math.Min(1-alphaBar(t2)/alphaBar(t1), 0.999)
+			betas[i] = float32(math.Min(1-alphaBar(t2)/alphaBar(t1), 0.999))
 		}
 	default:
 		return nil, fmt.Errorf("sched: unsupported beta_schedule %q", c.BetaSchedule)
@@ -223,23 +254,11 @@ func (c Config) alphasCumprod() ([]float64, error) {
 	out := make([]float64, n)
 	p := 1.0
 	for i, b := range betas {
-		p *= 1 - b
-		out[i] = p
+		p *= float64(1 - b)
+		out[i] = f32(p)
 	}
 	if out[n-1] <= 0 {
 		return nil, fmt.Errorf("sched: beta schedule %q drives alpha_cumprod to 0", c.BetaSchedule)
 	}
 	return out, nil
-}
-
-// lerpIndex is the i-th of n evenly spaced values from a to b inclusive
-// (numpy.linspace).
-func lerpIndex(a, b float64, i, n int) float64 {
-	if n == 1 {
-		return a
-	}
-	if i == n-1 {
-		return b
-	}
-	return a + float64(i)*(b-a)/float64(n-1)
 }

@@ -23,7 +23,7 @@ func newDDIM(cfg Config, steps int, pred prediction) (*DDIM, error) {
 	if err != nil {
 		return nil, err
 	}
-	ts, err := spacedTimesteps(cfg, steps)
+	ts, err := spacedTimesteps(cfg, cfg.Spacing(NameDDIM), steps)
 	if err != nil {
 		return nil, err
 	}
@@ -31,8 +31,8 @@ func newDDIM(cfg Config, steps int, pred prediction) (*DDIM, error) {
 	if cfg.SetAlphaToOne {
 		final = 1
 	}
-	d := &DDIM{steps: steps, pred: pred, timesteps: ts, trainAlphas: ac,
-		alphas: make([]float64, steps), alphasPrev: make([]float64, steps)}
+	d := &DDIM{steps: len(ts), pred: pred, timesteps: ts, trainAlphas: ac,
+		alphas: make([]float64, len(ts)), alphasPrev: make([]float64, len(ts))}
 	if cfg.ClipSample {
 		d.clip = cfg.ClipSampleRange
 	}
@@ -42,7 +42,13 @@ func newDDIM(cfg Config, steps int, pred prediction) (*DDIM, error) {
 	for i := range ts {
 		ts[i] = math.RoundToEven(ts[i])
 		t := int(ts[i])
-		d.alphas[i] = ac[t]
+		if t >= 0 {
+			d.alphas[i] = ac[t]
+		} else {
+			// Trailing spacing at 61 steps ends at timestep -1, and torch's
+			// alphas_cumprod[-1] is the last training step.
+			d.alphas[i] = ac[len(ac)+t]
+		}
 		d.alphasPrev[i] = final
 		if p := t - back; p >= 0 {
 			d.alphasPrev[i] = ac[p]
@@ -140,8 +146,8 @@ func newLCM(cfg Config, steps int, pred prediction) (*LCM, error) {
 	// inference schedule takes evenly spaced (floored) indices into it from the top.
 	k := cfg.NumTrainTimesteps / orig
 	ts := make([]int, steps)
-	for i := range ts {
-		idx := int(math.Floor(float64(i) * float64(orig) / float64(steps)))
+	for i, x := range npLinspace(0, float64(orig), steps, false) {
+		idx := int(math.Floor(x))
 		ts[i] = (orig-idx)*k - 1
 	}
 	l := &LCM{steps: steps, pred: pred, timesteps: make([]float64, steps),

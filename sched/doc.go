@@ -7,8 +7,12 @@
 // EulerAncestralDiscreteScheduler, DPMSolverMultistepScheduler as DPM++ 2M with
 // the midpoint solver, DDIMScheduler with eta 0, LCMScheduler) so that a model
 // sampled here sees the same timesteps and noise levels it would in diffusers.
-// Schedules are computed in float64; tensors are float32 and are updated in place
-// without allocating per step.
+// The schedule is computed with the same operations, order and precision as
+// diffusers' torch float32 and numpy float64 code (see schedule.go), so that
+// values that diffusers rounds (np.round, casts to float32) round the same way
+// for every step count; a key absent from scheduler_config.json takes the
+// default of the class that reads it (Config.Spacing). Tensors are float32 and
+// are updated in place without allocating per step.
 //
 // The package is pure Go and knows nothing about ONNX Runtime or the UNet; the
 // engine asks it for Timesteps, InitNoiseSigma and ScaleModelInput, runs the

@@ -31,39 +31,49 @@ func newDPMPP2M(cfg Config, steps int, karras bool, pred prediction) (*DPMPP2M, 
 	}
 	train := trainSigmas(ac)
 	n := cfg.NumTrainTimesteps
-	ts := make([]float64, steps)
 	// DPM-Solver spaces steps+1 points and drops the one at t≈0, so its
 	// leading and linspace schedules differ from Euler's and DDIM's.
-	switch cfg.TimestepSpacing {
+	// (lambda_min_clipped is -inf, so diffusers' last_timestep is n.)
+	var ts []float64
+	switch spacing := cfg.Spacing(NameDPMPP2M); spacing {
 	case "linspace":
+		all := npLinspace(0, float64(n-1), steps+1, true)
+		ts = make([]float64, steps)
 		for i := range ts {
-			ts[i] = math.RoundToEven(lerpIndex(0, float64(n-1), steps-i, steps+1))
+			ts[i] = math.RoundToEven(all[steps-i])
 		}
 	case "leading":
 		ratio := n / (steps + 1)
+		ts = make([]float64, steps)
 		for i := range ts {
 			ts[i] = float64((steps-i)*ratio + cfg.StepsOffset)
 		}
 	default:
-		if ts, err = spacedTimesteps(cfg, steps); err != nil {
+		if ts, err = spacedTimesteps(cfg, spacing, steps); err != nil {
 			return nil, err
 		}
 	}
-	sig := make([]float64, steps, steps+1)
+	var sig []float64
 	if karras {
 		// The ramp spans the full training range and the timesteps are the
 		// nearest integer to each sigma's place on the training grid.
 		sig = karrasSigmas(train[n-1], train[0], steps)
-		ls := logs(train)
+		ls := logSigmas(train)
+		ts = make([]float64, steps)
 		for i, s := range sig {
 			ts[i] = math.RoundToEven(sigmaToT(s, ls))
 		}
 	} else {
+		sig = make([]float64, len(ts))
 		for i, t := range ts {
 			sig[i] = interpGrid(t, train)
 		}
 	}
 	sig = append(sig, 0)
+	for i := range sig {
+		sig[i] = f32(sig[i])
+	}
+	steps = len(ts)
 	return &DPMPP2M{steps: steps, karras: karras, pred: pred, timesteps: ts, sigmas: sig}, nil
 }
 

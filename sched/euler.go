@@ -17,38 +17,49 @@ type eulerSchedule struct {
 	pred      prediction
 }
 
-func newEulerSchedule(cfg Config, steps int, karras bool, pred prediction) (eulerSchedule, error) {
+func newEulerSchedule(cfg Config, spacing string, steps int, karras bool, pred prediction) (eulerSchedule, error) {
 	ac, err := cfg.alphasCumprod()
 	if err != nil {
 		return eulerSchedule{}, err
 	}
 	train := trainSigmas(ac)
-	ts, err := spacedTimesteps(cfg, steps)
+	ts, err := spacedTimesteps(cfg, spacing, steps)
 	if err != nil {
 		return eulerSchedule{}, err
 	}
-	sig := make([]float64, steps, steps+1)
+	// diffusers builds the timesteps as a float32 array (np.linspace(...,
+	// dtype=np.float32) or .astype(np.float32)) and interpolates the sigmas at
+	// those float32 values.
+	for i := range ts {
+		ts[i] = f32(ts[i])
+	}
+	n := len(ts) // steps, or steps+1 where numpy's arange gives one more
+	sig := make([]float64, n, n+1)
 	for i, t := range ts {
 		sig[i] = interpGrid(t, train)
 	}
 	if karras {
 		// The ramp spans the spaced schedule's own range, and each Karras sigma
 		// is mapped back to the fractional timestep the model is evaluated at.
-		sig = karrasSigmas(sig[0], sig[steps-1], steps)
-		ls := logs(train)
+		sig = karrasSigmas(sig[0], sig[n-1], n)
+		ls := logSigmas(train)
 		for i, s := range sig {
-			ts[i] = sigmaToT(s, ls)
+			ts[i] = f32(sigmaToT(s, ls))
 		}
 	}
 	sig = append(sig, 0)
-	maxSigma := slices.Max(sig)
-	init := maxSigma
-	if cfg.TimestepSpacing == "leading" {
-		// Leading spacing never starts at the last training step, so diffusers
-		// scales the initial noise to the variance of x0 + σ·ε with unit x0.
-		init = math.Sqrt(maxSigma*maxSigma + 1)
+	for i := range sig {
+		sig[i] = f32(sig[i])
 	}
-	return eulerSchedule{steps: steps, timesteps: ts, sigmas: sig, initSigma: init, pred: pred}, nil
+	// init_noise_sigma on the float32 sigma tensor: σ_max, or
+	// (σ_max² + 1) ** 0.5 with leading spacing, which never starts at the last
+	// training step.
+	maxSigma := float32(slices.Max(sig))
+	init := float64(maxSigma)
+	if spacing == "leading" {
+		init = f32(math.Sqrt(float64(maxSigma*maxSigma + 1)))
+	}
+	return eulerSchedule{steps: n, timesteps: ts, sigmas: sig, initSigma: init, pred: pred}, nil
 }
 
 // Timesteps returns the model timesteps (fractional with Karras sigmas or
@@ -98,7 +109,7 @@ type Euler struct {
 }
 
 func newEuler(cfg Config, steps int, karras bool, pred prediction) (*Euler, error) {
-	s, err := newEulerSchedule(cfg, steps, karras, pred)
+	s, err := newEulerSchedule(cfg, cfg.Spacing(NameEuler), steps, karras, pred)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +168,7 @@ type EulerAncestral struct {
 }
 
 func newEulerAncestral(cfg Config, steps int, pred prediction) (*EulerAncestral, error) {
-	s, err := newEulerSchedule(cfg, steps, false, pred)
+	s, err := newEulerSchedule(cfg, cfg.Spacing(NameEulerAncestral), steps, false, pred)
 	if err != nil {
 		return nil, err
 	}

@@ -82,6 +82,9 @@ func New(name string, cfg Config, steps int) (Scheduler, error) {
 	if steps > cfg.NumTrainTimesteps {
 		return nil, fmt.Errorf("sched: steps must be at most num_train_timesteps=%d, got %d", cfg.NumTrainTimesteps, steps)
 	}
+	// The spacing is resolved before the name: with name "" an absent
+	// timestep_spacing takes the default of the config's own class.
+	cfg.TimestepSpacing = cfg.Spacing(name)
 	karras := false
 	if name == "" {
 		name, karras = fromClassName(cfg)

@@ -57,6 +57,7 @@ func ctxT(t *testing.T) context.Context {
 func NewJob(org, project string) *diffute.Job {
 	g := 7.5
 	seed := func(v int64) *int64 { return &v }
+	text := func(s string) *string { return &s }
 	return &diffute.Job{
 		ID: diffute.NewJobID(), Org: org, Project: project, Name: "Houston",
 		Model: "tiny-sd", Webhook: "https://example.com/hook", Secret: "s3cret",
@@ -66,9 +67,11 @@ func NewJob(org, project string) *diffute.Job {
 			{Index: 0, PromptRequest: diffute.PromptRequest{Name: "Ansel_Adams", Prompt: "Yosemite", NumImages: 3,
 				Height: 64, Width: 64, Style: "photography", Seed: seed(1), Steps: 2, GuidanceScale: &g}},
 			{Index: 1, PromptRequest: diffute.PromptRequest{Name: "Henri_Rousseau", Prompt: "jungle", NumImages: 2,
-				Height: 64, Width: 128, Style: "painting", NegativePrompt: "blurry", Seed: seed(diffute.MaxSeed), Scheduler: "euler"}},
+				Height: 64, Width: 128, Style: "painting", NegativePrompt: text("blurry"), Seed: seed(diffute.MaxSeed), Scheduler: "euler",
+				RNG: diffute.RNGCUDA}},
+			// An explicit empty negative prompt differs from none (prompt 0).
 			{Index: 2, PromptRequest: diffute.PromptRequest{Name: "Rachel_Ruysch", Prompt: "flowers", NumImages: 1,
-				Height: 128, Width: 64, Seed: seed(0)}},
+				Height: 128, Width: 64, Seed: seed(0), NegativePrompt: text("")}},
 		},
 	}
 }
@@ -109,7 +112,8 @@ func testCreateAndGet(t *testing.T, h *Harness) {
 	for i, p := range got.Prompts {
 		w := want.Prompts[i]
 		if p.Index != i || p.Name != w.Name || p.Prompt != w.Prompt || p.Style != w.Style || p.NumImages != w.NumImages ||
-			p.Width != w.Width || p.Height != w.Height || p.NegativePrompt != w.NegativePrompt || p.Steps != w.Steps ||
+			p.Width != w.Width || p.Height != w.Height || (p.NegativePrompt == nil) != (w.NegativePrompt == nil) ||
+			p.NegativeText() != w.NegativeText() || p.RNG != w.RNG || p.Steps != w.Steps ||
 			p.Scheduler != w.Scheduler || p.Seed == nil || *p.Seed != *w.Seed || p.ImagesDone != 0 || len(p.Images) != 0 {
 			t.Errorf("prompt %d = %+v, want %+v", i, p, w)
 		}

@@ -20,11 +20,11 @@ func TestGenerate(t *testing.T) {
 	lib := ortLib(t)
 	getenv := testEnv(t, lib, nil)
 	dir := t.TempDir()
-	gen := func(name string, seed string) []byte {
+	gen := func(name string, seed string, extra ...string) []byte {
 		out := filepath.Join(dir, name)
 		var stdout, stderr bytes.Buffer
-		args := []string{"generate", "--model", "diffute/tiny-sd", "--prompt", "a red fox", "--seed", seed,
-			"--steps", "3", "--width", "64", "--height", "72", "--out", out}
+		args := append([]string{"generate", "--model", "diffute/tiny-sd", "--prompt", "a red fox", "--seed", seed,
+			"--steps", "3", "--width", "64", "--height", "72", "--out", out}, extra...)
 		if err := run(context.Background(), args, getenv, &stdout, &stderr); err != nil {
 			t.Fatalf("generate: %v\n%s", err, stderr.String())
 		}
@@ -43,6 +43,17 @@ func TestGenerate(t *testing.T) {
 	}
 	if bytes.Equal(a, c) {
 		t.Error("different seeds, same image")
+	}
+	// --rng torch is the default; cuda draws other noise; seed+2^32 is seed
+	// under torch (low 32 bits).
+	if torch := gen("t.png", "7", "--rng", "torch"); !bytes.Equal(a, torch) {
+		t.Error("--rng torch differs from the default")
+	}
+	if cuda := gen("u.png", "7", "--rng", "cuda"); bytes.Equal(a, cuda) {
+		t.Error("--rng cuda gives the torch image")
+	}
+	if high := gen("h.png", "4294967303"); !bytes.Equal(a, high) {
+		t.Error("seed 7+2^32 differs from seed 7 under --rng torch")
 	}
 	img, err := png.Decode(bytes.NewReader(a))
 	if err != nil || img.Bounds().Dx() != 64 || img.Bounds().Dy() != 72 {
@@ -68,6 +79,8 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{[]string{"keys", "revoke", "--data-dir", dataDir}, "name the key's ID"},
 		{[]string{"serve", "--data-dir", dataDir, "--database-url", "mysql://x"}, "want sqlite:PATH"},
 		{[]string{"models", "pull"}, "name a model"},
+		{[]string{"generate", "--prompt", "x", "--out", filepath.Join(dataDir, "z.png"), "--rng", "mt"}, `--rng "mt": want one of torch, cuda`},
+		{[]string{"serve", "--data-dir", dataDir, "--rng", "gpu"}, `--rng "gpu": want one of torch, cuda`},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

@@ -4,7 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 
+	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/onnx"
 )
 
@@ -16,6 +19,7 @@ type engineFlags struct {
 	interOpThreads  int
 	maxLoadedModels int
 	maxBatchBytes   int64
+	rng             string
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -25,10 +29,23 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.interOpThreads, "inter-op-threads", 0, "ONNX Runtime threads across operators (0: its default)")
 	fs.IntVar(&f.maxLoadedModels, "max-loaded-models", 2, "how many pipelines stay loaded (least recently used is unloaded)")
 	fs.Int64Var(&f.maxBatchBytes, "max-batch-bytes", onnx.DefaultMaxBatchBytes, "memory budget of one UNet call; images of a prompt beyond it run in further calls")
+	fs.StringVar(&f.rng, "rng", diffute.RNGTorch, "noise generator of requests that name none: "+
+		"torch (torch.randn with a CPU generator, bit for bit) or cuda (torch.randn on an NVIDIA GPU)")
+}
+
+// checkRNG rejects an unknown --rng before anything starts.
+func (f *engineFlags) checkRNG() error {
+	if !slices.Contains(diffute.RNGNames, f.rng) {
+		return fmt.Errorf("--rng %q: want one of %s", f.rng, strings.Join(diffute.RNGNames, ", "))
+	}
+	return nil
 }
 
 // open finds the ONNX Runtime library and starts the engine over models from src.
 func (f *engineFlags) open(src *modelSource, logger *slog.Logger) (*onnx.Engine, error) {
+	if err := f.checkRNG(); err != nil {
+		return nil, err
+	}
 	lib, err := onnx.FindLibrary(f.ortLib, src.getenv)
 	if err != nil {
 		return nil, err
@@ -42,6 +59,7 @@ func (f *engineFlags) open(src *modelSource, logger *slog.Logger) (*onnx.Engine,
 		MaxBatchBytes:   f.maxBatchBytes,
 		Resolve:         src.Resolve,
 		Logger:          logger,
+		RNG:             f.rng,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,7 +22,7 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	ef.register(fs)
 	model := fs.String("model", "diffute/tiny-sd", "model: a Hugging Face repo in the cache, a tiny test model, a local model folder or a .safetensors checkpoint")
 	prompt := fs.String("prompt", "", "what to draw")
-	negative := fs.String("negative-prompt", "", "what to avoid")
+	negative := fs.String("negative-prompt", "", "what to avoid (not given: none, which SDXL turns into zero conditioning; an explicit \"\" is encoded)")
 	seed := fs.Int64("seed", -1, "random seed (default: random)")
 	steps := fs.Int("steps", 0, "denoising steps (0: the model's default)")
 	width := fs.Int("width", 512, "image width in pixels, a multiple of 8")
@@ -39,12 +40,18 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	if err != nil {
 		return fmt.Errorf("generate: --out %s: %w (use .png, .jpg or .webp)", *out, err)
 	}
+	var neg *string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "negative-prompt" {
+			neg = negative
+		}
+	})
 	req := diffute.InferenceRequest{
 		Name:                "generate",
 		PretrainedModelName: *model,
 		OutputFormat:        string(format),
 		Prompts: []diffute.PromptRequest{{
-			Name: "image", Prompt: *prompt, NegativePrompt: *negative, NumImages: 1,
+			Name: "image", Prompt: *prompt, NegativePrompt: neg, NumImages: 1,
 			Width: *width, Height: *height, Steps: *steps, Scheduler: *scheduler,
 		}},
 	}
@@ -91,7 +98,7 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	images, err := eng.Generate(ctx, diffute.GenerateRequest{
 		Model: req.PretrainedModelName, Prompt: p.StyledPrompt(), NegativePrompt: p.NegativePrompt, NumImages: 1,
 		Width: p.Width, Height: p.Height, Steps: p.Steps, GuidanceScale: p.GuidanceScale,
-		Scheduler: p.Scheduler, Seed: s,
+		Scheduler: p.Scheduler, Seed: s, RNG: ef.rng,
 	}, bar)
 	if bar != nil {
 		fmt.Fprintln(env.stderr)

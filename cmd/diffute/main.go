@@ -39,6 +39,7 @@ Usage:
   diffute models   list|pull|make-tiny   manage models (Hugging Face cache, tiny test models)
   diffute generate --model M --prompt P --out FILE   generate one image
   diffute tokenize --model M [--json] PROMPT…   show the token ids each tokenizer gives
+  diffute schedule --model M --steps N [--scheduler S] [--json]   print a schedule's timesteps and sigmas
   diffute demo                           run the product page's example offline on a tiny model
   diffute submit   FILE.json --url URL --key KEY [--wait] [--download DIR]
                                          send a request to a server and follow it
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runGenerate(ctx, env, rest)
 	case "tokenize":
 		return runTokenize(ctx, env, rest)
+	case "schedule":
+		return runSchedule(ctx, env, rest)
 	case "demo":
 		return runDemo(ctx, env, rest)
 	case "submit":

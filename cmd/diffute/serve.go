@@ -91,6 +91,9 @@ func (c *serveConfig) check(env *environment, fs *flag.FlagSet) (*serveConfig, e
 	if c.workers < 0 {
 		return nil, errors.New("serve: --workers must be 0 or more")
 	}
+	if err := c.engine.checkRNG(); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return nil, errors.New("serve: --log-format must be json or text")
 	}

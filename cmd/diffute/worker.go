@@ -36,6 +36,9 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	if err := c.tenancy.validate(); err != nil {
 		return nil, err
 	}
+	if err := c.engine.checkRNG(); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))

@@ -22,6 +22,7 @@ func TestWorkerFlagErrors(t *testing.T) {
 		{"sqlite database", []string{"worker", "--database-url", "sqlite:/tmp/x.db"}, nil, "--database-url postgres://… is required"},
 		{"disk media without public URL", []string{"worker", "--database-url", pg}, nil, "--public-url is required"},
 		{"zero concurrency", []string{"worker", "--database-url", pg, "--concurrency", "0"}, nil, "--concurrency must be 1 or more"},
+		{"unknown rng", []string{"worker", "--database-url", pg, "--rng", "mt"}, nil, `--rng "mt": want one of torch, cuda`},
 		{"bad signing key", []string{"worker", "--database-url", pg, "--public-url", "http://api.test"},
 			map[string]string{"DIFFUTE_URL_SIGNING_KEY": "short-secret"}, "openssl rand -base64 32"},
 		{"bad media URL", []string{"worker", "--database-url", pg, "--media-url", "s3://b/p?endpoint=127.0.0.1:1&secure=nope"},

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes reference.json: scheduler tables and single-step values for package sched.
 
-This is a plain-Python (no numpy, no torch) transcription of the diffusers
+Needs only Python 3's standard library. This is a plain-Python (no numpy, no torch) transcription of the diffusers
 scheduler formulas (scheduling_euler_discrete.py, scheduling_euler_ancestral_discrete.py,
 scheduling_dpmsolver_multistep.py, scheduling_ddim.py, scheduling_lcm.py), written
 separately from the Go code so the Go tests compare two independent implementations.
@@ -13,24 +13,50 @@ Run from the repository root:  python3 sched/testdata/gen_reference.py
 import json
 import math
 import os
+import struct
 
-# ---------------------------------------------------------------- numpy stand-ins
+# ---------------------------------------------------------------- numpy and torch stand-ins
+#
+# diffusers keeps betas, alphas_cumprod and the training sigmas in torch float32
+# tensors and builds timesteps with numpy float64 arrays; where a value is later
+# rounded, the last bit matters. These functions redo those operations in the
+# same order and precision with the standard library: f32() rounds a double to
+# float32 (struct), and one float32 operation is done as the double operation
+# rounded to float32, which is exact for + - * / and sqrt.
+
+
+def f32(x):
+    return struct.unpack("<f", struct.pack("<f", x))[0]
 
 
 def linspace(a, b, n, endpoint=True):
-    if n == 1:
-        return [float(a)]
+    """numpy.linspace in float64 (numpy 1.24): i*step + start, last = stop."""
     div = (n - 1) if endpoint else n
-    step = (b - a) / div
-    out = [a + i * step for i in range(n)]
-    if endpoint:
+    delta = b - a
+    if div <= 0:
+        return [i * delta + a for i in range(n)]
+    step = delta / div
+    if step == 0:
+        out = [(i / div) * delta + a for i in range(n)]
+    else:
+        out = [i * step + a for i in range(n)]
+    if endpoint and n > 1:
         out[-1] = float(b)
     return out
 
 
 def arange_float(start, stop, step):
+    """numpy.arange with a float step: ceil((stop-start)/step) values filled as
+    start + i*delta, delta = (start + step) - start (numpy's DOUBLE_fill)."""
     n = math.ceil((stop - start) / step)
-    return [start + i * step for i in range(max(n, 0))]
+    if n <= 0:
+        return []
+    out = [float(start)]
+    if n > 1:
+        out.append(start + step)
+        delta = out[1] - start
+        out += [start + i * delta for i in range(2, n)]
+    return out
 
 
 def np_round(x):
@@ -38,37 +64,61 @@ def np_round(x):
     return float(round(x))
 
 
-def interp(x, xp, fp):
-    if x <= xp[0]:
+def interp(x, fp):
+    """np.interp(x, arange(len(fp)), fp): slope*(x - j) + fp[j]."""
+    if x != x:
+        return x
+    if x <= 0:
         return fp[0]
-    if x >= xp[-1]:
+    if x >= len(fp) - 1:
         return fp[-1]
-    i = int(math.floor(x))
-    # xp is 0..N-1 so the bracketing index is floor(x).
-    w = (x - xp[i]) / (xp[i + 1] - xp[i])
-    return fp[i] + w * (fp[i + 1] - fp[i])
+    j = int(math.floor(x))
+    if j == x:
+        return fp[j]
+    slope = fp[j + 1] - fp[j]
+    return slope * (x - j) + fp[j]
+
+
+def torch_linspace_f32(a, b, n):
+    """torch.linspace(a, b, n, dtype=torch.float32) on the CPU (torch >= 2.1):
+    float32 start, end and step; first half from start, second half from end."""
+    a, b = f32(a), f32(b)
+    if n == 1:
+        return [a]
+    step = f32((b - a) / (n - 1))
+    half = n // 2
+    return [f32(a + f32(step * i)) if i < half else f32(b - f32(step * (n - i - 1))) for i in range(n)]
 
 
 # ---------------------------------------------------------------- schedules
 
 
 def alphas_cumprod(cfg):
+    """torch float32 betas, alphas = 1 - betas in float32, torch.cumprod
+    (double accumulator, float32 results)."""
     n = cfg["num_train_timesteps"]
     if cfg["beta_schedule"] == "linear":
-        betas = linspace(cfg["beta_start"], cfg["beta_end"], n)
+        betas = torch_linspace_f32(cfg["beta_start"], cfg["beta_end"], n)
     elif cfg["beta_schedule"] == "scaled_linear":
-        betas = [b * b for b in linspace(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, n)]
+        betas = [f32(b * b) for b in torch_linspace_f32(cfg["beta_start"] ** 0.5, cfg["beta_end"] ** 0.5, n)]
     else:
         raise ValueError(cfg["beta_schedule"])
     out, p = [], 1.0
     for b in betas:
-        p *= 1.0 - b
-        out.append(p)
+        p *= f32(1.0 - b)
+        out.append(f32(p))
     return out
 
 
 def train_sigmas(ac):
-    return [((1 - a) / a) ** 0.5 for a in ac]
+    """((1 - ac) / ac) ** 0.5 on the float32 tensor."""
+    return [f32(math.sqrt(f32(f32(1 - a) / a))) for a in ac]
+
+
+def log_sigmas_f32(ts):
+    """np.log of a float32 array is float32. (This rounds correctly; numpy's
+    SIMD float32 log can be an ulp off, see README.)"""
+    return [f32(math.log(s)) for s in ts]
 
 
 def karras(sigma_max, sigma_min, steps, rho=7.0):
@@ -78,48 +128,52 @@ def karras(sigma_max, sigma_min, steps, rho=7.0):
 
 
 def sigma_to_t(sigma, log_sigmas):
-    ls = math.log(max(sigma, 1e-10))
-    # index of the last log_sigma that is <= ls, clipped to N-2
+    """_sigma_to_t with numpy 1.x casting: the float64 scalar log sigma is cast
+    to float32 against the float32 log_sigmas (distances, weight in float32);
+    the blend with the int64 indices is float64."""
+    ls = f32(math.log(max(sigma, 1e-10)))
     low = 0
     for i, v in enumerate(log_sigmas):
-        if ls - v >= 0:
+        if f32(ls - v) >= 0:
             low = i
     low = min(low, len(log_sigmas) - 2)
     lo, hi = log_sigmas[low], log_sigmas[low + 1]
-    w = (lo - ls) / (lo - hi)
+    w = f32(f32(lo - ls) / f32(lo - hi))
     w = min(max(w, 0.0), 1.0)
-    return (1 - w) * low + w * (low + 1)
+    return f32(1 - w) * low + w * (low + 1)
 
 
 def euler_timesteps(cfg, steps):
     n = cfg["num_train_timesteps"]
     sp = cfg["timestep_spacing"]
     if sp == "linspace":
-        return linspace(0, n - 1, steps)[::-1]
-    if sp == "leading":
+        ts = linspace(0, n - 1, steps)[::-1]
+    elif sp == "leading":
         r = n // steps
-        return [float(i * r + cfg["steps_offset"]) for i in range(steps)][::-1]
-    if sp == "trailing":
+        ts = [float(i * r + cfg["steps_offset"]) for i in range(steps)][::-1]
+    elif sp == "trailing":
         r = n / steps
-        return [np_round(t) - 1 for t in arange_float(n, 0, -r)]
-    raise ValueError(sp)
+        ts = [np_round(t) - 1 for t in arange_float(n, 0, -r)]
+    else:
+        raise ValueError(sp)
+    return [f32(t) for t in ts]  # .astype(np.float32)
 
 
 def euler_schedule(cfg, steps, use_karras):
     ac = alphas_cumprod(cfg)
     ts = train_sigmas(ac)
     t = euler_timesteps(cfg, steps)
-    sig = [interp(x, list(range(len(ts))), ts) for x in t]
+    sig = [interp(x, ts) for x in t]
     if use_karras:
-        log_s = [math.log(s) for s in ts]
-        sig = karras(sig[0], sig[-1], steps)
-        t = [sigma_to_t(s, log_s) for s in sig]
-    sig = sig + [0.0]
+        log_s = log_sigmas_f32(ts)
+        sig = karras(sig[0], sig[-1], len(sig))
+        t = [f32(sigma_to_t(s, log_s)) for s in sig]
+    sig = [f32(s) for s in sig + [0.0]]
     smax = max(sig)
     if cfg["timestep_spacing"] in ("linspace", "trailing"):
         init = smax
     else:
-        init = (smax * smax + 1) ** 0.5
+        init = f32(math.sqrt(f32(f32(smax * smax) + 1)))
     return t, sig, init
 
 
@@ -141,12 +195,12 @@ def dpm_schedule(cfg, steps, use_karras):
     ac = alphas_cumprod(cfg)
     ts = train_sigmas(ac)
     if use_karras:
-        log_s = [math.log(s) for s in ts]
+        log_s = log_sigmas_f32(ts)
         sig = karras(ts[-1], ts[0], steps)
         t = [np_round(sigma_to_t(s, log_s)) for s in sig]
     else:
-        sig = [interp(x, list(range(len(ts))), ts) for x in t]
-    return t, sig + [0.0]
+        sig = [interp(x, ts) for x in t]
+    return t, [f32(s) for s in sig + [0.0]]
 
 
 def ddim_timesteps(cfg, steps):
@@ -169,7 +223,7 @@ def ddim_alphas(cfg, steps):
     out_t, out_prev = [], []
     for t in ddim_timesteps(cfg, steps):
         prev = int(t) - cfg["num_train_timesteps"] // steps
-        out_t.append(ac[int(t)])
+        out_t.append(ac[int(t)])  # alphas_cumprod[-1] is the last (torch indexing)
         out_prev.append(ac[prev] if prev >= 0 else final)
     return out_t, out_prev
 
@@ -413,11 +467,57 @@ def steps_cases():
     return out
 
 
+SD = dict(BASE, steps_offset=1)  # the SD 1.x / SDXL configs
+
+
+def short32(xs):
+    """Nine significant digits: enough to give back the same float32."""
+    return [float("%.9g" % x) for x in xs]
+
+
+def sweep():
+    """Every step count 1-100 (LCM: 1-50, its original_inference_steps) for each
+    scheduler and spacing, on the SD betas with steps_offset 1."""
+    out = []
+    for sched, karras in (("euler", False), ("euler_karras", True), ("euler_a", False)):
+        for sp in ("linspace", "leading", "trailing"):
+            c = dict(SD, timestep_spacing=sp)
+            rows = []
+            for n in range(1, 101):
+                t, s, init = euler_schedule(c, n, karras)
+                rows.append({"steps": n, "timesteps": short32(t), "sigmas": short32(s),
+                             "init_noise_sigma": short32([init])[0]})
+            out.append({"scheduler": sched, "config": c, "rows": rows})
+    for sched, karras in (("dpmpp_2m", False), ("dpmpp_2m_karras", True)):
+        for sp in ("linspace", "leading", "trailing"):
+            c = dict(SD, timestep_spacing=sp)
+            rows = []
+            for n in range(1, 101):
+                t, s = dpm_schedule(c, n, karras)
+                rows.append({"steps": n, "timesteps": t, "sigmas": short32(s), "init_noise_sigma": 1.0})
+            out.append({"scheduler": sched, "config": c, "rows": rows})
+    for sp in ("linspace", "leading", "trailing"):
+        c = dict(SD, timestep_spacing=sp)
+        rows = []
+        for n in range(1, 101):
+            a, ap = ddim_alphas(c, n)
+            rows.append({"steps": n, "timesteps": ddim_timesteps(c, n), "alphas_cumprod": short32(a),
+                         "alphas_cumprod_prev": short32(ap), "init_noise_sigma": 1.0})
+        out.append({"scheduler": "ddim", "config": c, "rows": rows})
+    rows = [{"steps": n, "timesteps": lcm_timesteps(SD, n), "init_noise_sigma": 1.0} for n in range(1, 51)]
+    out.append({"scheduler": "lcm", "config": SD, "rows": rows})
+    return out
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     doc = {"generator": "sched/testdata/gen_reference.py", "tables": tables(), "steps": steps_cases()}
     with open(os.path.join(here, "reference.json"), "w") as f:
         json.dump(doc, f, indent=1)
+        f.write("\n")
+    doc = {"generator": "sched/testdata/gen_reference.py", "sweep": sweep()}
+    with open(os.path.join(here, "reference_sweep.json"), "w") as f:
+        json.dump(doc, f, separators=(",", ":"))
         f.write("\n")
 
 
