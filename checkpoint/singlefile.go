@@ -45,6 +45,12 @@ type SingleFile struct {
 	Components map[string]Weights // "unet", "vae", "text_encoder", "text_encoder_2"
 	Precision  safetensors.DType  // of most weights (by bytes)
 	Bytes      int64              // bytes of the mapped weights
+	// PredictionType is what the file's own metadata says the UNet predicts
+	// ("epsilon" or "v_prediction"), or "" when it says nothing; then the base
+	// layout's scheduler applies (SD 2.x: v_prediction, as the 768 model and
+	// diffusers' from_single_file assume; the 512-base model is epsilon and has
+	// the same keys, so only metadata can tell them apart).
+	PredictionType string
 
 	file *safetensors.File
 }
@@ -161,7 +167,7 @@ func mapSingleFile(path string, f *safetensors.File) (*SingleFile, error) {
 		prefixes[TextEncoder] = ldmXLCLIP
 		prefixes[TextEncoder2] = ldmXLBigG
 	}
-	s := &SingleFile{Path: path, Family: family, Components: map[string]Weights{}, file: f}
+	s := &SingleFile{Path: path, Family: family, Components: map[string]Weights{}, PredictionType: predictionType(f.Metadata()), file: f}
 	all := newWeightMap() // for the summary
 	for _, comp := range []string{UNet, VAE, TextEncoder, TextEncoder2} {
 		prefix, ok := prefixes[comp]
@@ -262,4 +268,23 @@ func materialize(o mapped, t safetensors.Tensor, data []byte, origin string) (We
 		w.Data, w.Shape = out, []int64{c, r}
 	}
 	return w, nil
+}
+
+// predictionType reads the prediction type trainers record in a checkpoint's
+// __metadata__: Stability's model spec ("modelspec.prediction_type": "v" or
+// "epsilon") or kohya's sd-scripts ("ss_v_parameterization": "True"/"False").
+func predictionType(meta map[string]string) string {
+	switch strings.ToLower(meta["modelspec.prediction_type"]) {
+	case "v", "v_prediction", "v-prediction":
+		return "v_prediction"
+	case "epsilon", "eps":
+		return "epsilon"
+	}
+	switch strings.ToLower(meta["ss_v_parameterization"]) {
+	case "true":
+		return "v_prediction"
+	case "false":
+		return "epsilon"
+	}
+	return ""
 }
