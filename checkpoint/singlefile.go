@@ -219,6 +219,9 @@ func mapSingleFile(path string, f *safetensors.File) (*SingleFile, error) {
 				if err != nil {
 					return nil, err
 				}
+				if !o.transpose { // a view: where it lies in the file
+					w.File, w.Offset = path, f.DataOffset()+t.Begin+w.Offset
+				}
 				if err := ws.add(w); err != nil {
 					return nil, err
 				}
@@ -245,6 +248,7 @@ func materialize(o mapped, t safetensors.Tensor, data []byte, origin string) (We
 			row *= d
 		}
 		w.Data = data[o.rows[0]*row : o.rows[1]*row : o.rows[1]*row]
+		w.Offset = o.rows[0] * row // within the tensor; the caller adds where the tensor starts
 		w.Shape = append([]int64{o.rows[1] - o.rows[0]}, t.Shape[1:]...)
 	case o.shape != nil: // a 1x1 convolution read as a linear layer
 		switch {
