@@ -53,7 +53,9 @@ type PipelineOptions struct {
 
 // OpenPipeline opens path: a folder in the diffusers layout, or a single-file
 // .safetensors checkpoint. A folder without safetensors UNet weights is
-// ErrNoSafetensors.
+// ErrNoSafetensors. A single file whose structural shapes (input and output
+// channels, widths, text encoder depth) disagree with its layout's configs is
+// refused with the weight, the config key and both values named.
 func OpenPipeline(path string, opts PipelineOptions) (*Pipeline, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -78,6 +80,10 @@ func openSingleFilePipeline(path string, opts PipelineOptions) (*Pipeline, error
 			return nil, fmt.Errorf("checkpoint: layout folder for %s: %w", path, err)
 		}
 		p.Layout = os.DirFS(opts.LayoutDir)
+	}
+	if err := checkShapes(path, p.Layout, p.Components); err != nil {
+		sf.Close()
+		return nil, err
 	}
 	return p, nil
 }

@@ -2,12 +2,15 @@ package checkpoint
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/diffute/diffute/safetensors"
 )
 
 // TestOpenPipelineSameFromEverySource opens each fixture pipeline as a
@@ -55,8 +58,43 @@ func TestOpenPipelineSameFromEverySource(t *testing.T) {
 			}
 		}
 	}
-	// Without LayoutDir a single file takes the published base layout.
-	p, err := OpenPipeline(filepath.Join(root, "sd15.safetensors"), PipelineOptions{})
+	// Without LayoutDir a single file takes the published base layout, which
+	// does not describe the tiny checkpoint: refused, naming the key.
+	_, err := OpenPipeline(filepath.Join(root, "sd15.safetensors"), PipelineOptions{})
+	oneLine(t, err, "sd15.safetensors", "conv_in.weight", "block_out_channels[0] 320")
+}
+
+// sd1Shaped is a key set with SD 1.5's structural shapes where the checks
+// look (conv_in, the token embedding, 12 text encoder layers); inChannels and
+// layers vary it.
+func sd1Shaped(inChannels int64, layers int) []safetensors.WriteTensor {
+	ts := []safetensors.WriteTensor{
+		{Name: "model.diffusion_model.input_blocks.0.0.weight", DType: safetensors.F16, Shape: []int64{320, inChannels, 3, 3}},
+		{Name: "model.diffusion_model.input_blocks.1.0.in_layers.0.weight", DType: safetensors.F16, Shape: []int64{320}},
+		{Name: "model.diffusion_model.output_blocks.0.0.in_layers.0.weight", DType: safetensors.F16, Shape: []int64{640}},
+		{Name: "model.diffusion_model.output_blocks.1.0.in_layers.0.weight", DType: safetensors.F16, Shape: []int64{640}},
+		{Name: "model.diffusion_model.out.2.weight", DType: safetensors.F16, Shape: []int64{4, 320, 3, 3}},
+		{Name: "first_stage_model.decoder.conv_in.weight", DType: safetensors.F16, Shape: []int64{512, 4, 3, 3}},
+		{Name: "first_stage_model.decoder.up.0.block.0.conv1.weight", DType: safetensors.F16, Shape: []int64{1}},
+		{Name: "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight", DType: safetensors.F16, Shape: []int64{49408, 768}},
+	}
+	for l := range layers {
+		ts = append(ts, safetensors.WriteTensor{Name: fmt.Sprintf("cond_stage_model.transformer.text_model.encoder.layers.%d.layer_norm1.weight", l), DType: safetensors.F16, Shape: []int64{768}})
+	}
+	return ts
+}
+
+func TestOpenPipelineChecksShapesAgainstLayout(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name string, ts []safetensors.WriteTensor) string {
+		p := filepath.Join(dir, name)
+		if err := safetensors.WriteFile(p, nil, ts); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p, err := OpenPipeline(write("sd15-shaped.safetensors", sd1Shaped(4, 12)), PipelineOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,6 +102,10 @@ func TestOpenPipelineSameFromEverySource(t *testing.T) {
 	if b, err := fs.ReadFile(p.Layout, "unet/config.json"); err != nil || !strings.Contains(string(b), `"cross_attention_dim": 768`) {
 		t.Errorf("base layout not used: %v", err)
 	}
+	_, err = OpenPipeline(write("inpaint.safetensors", sd1Shaped(9, 12)), PipelineOptions{})
+	oneLine(t, err, "inpaint.safetensors", "conv_in.weight", "in_channels 4", "inpainting")
+	_, err = OpenPipeline(write("short.safetensors", sd1Shaped(4, 11)), PipelineOptions{})
+	oneLine(t, err, "short.safetensors", "11 layers", "num_hidden_layers 12")
 }
 
 func TestOpenPipelineBadInput(t *testing.T) {
