@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,4 +187,37 @@ func TestComponentBadInput(t *testing.T) {
 	os.WriteFile(filepath.Join(badIndex, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": "model-00001-of-00002.safetensors"}}`), 0o644)
 	_, err = OpenComponent(badIndex, ComponentOptions{})
 	oneLine(t, err, "model-00001-of-00002.safetensors")
+}
+
+func TestSingleFilePredictionType(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for i, c := range []struct {
+		meta map[string]string
+		want string
+	}{
+		{nil, ""},
+		{map[string]string{"modelspec.prediction_type": "v"}, "v_prediction"},
+		{map[string]string{"modelspec.prediction_type": "epsilon"}, "epsilon"},
+		{map[string]string{"ss_v_parameterization": "False"}, "epsilon"},
+		{map[string]string{"ss_v_parameterization": "True", "format": "pt"}, "v_prediction"},
+	} {
+		var ts []safetensors.WriteTensor
+		for name, w := range minimalSD1() {
+			w.Name = name
+			ts = append(ts, w)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("m%d.safetensors", i))
+		if err := safetensors.WriteFile(p, c.meta, ts); err != nil {
+			t.Fatal(err)
+		}
+		s, err := OpenSingleFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.PredictionType != c.want {
+			t.Errorf("%v: prediction type %q, want %q", c.meta, s.PredictionType, c.want)
+		}
+		s.Close()
+	}
 }

@@ -88,7 +88,7 @@ func OpenComponent(dir string, opts ComponentOptions) (*Component, error) {
 			set.Close()
 			return nil, dtypeError(origin, t.DType)
 		}
-		if err := ws.add(Weight{Name: name, DType: t.DType, Shape: t.Shape, Data: f.Bytes(t), Origin: origin}); err != nil {
+		if err := ws.add(Weight{Name: name, DType: t.DType, Shape: t.Shape, Data: f.Bytes(t), Origin: origin, File: f.Path(), Offset: f.DataOffset() + t.Begin}); err != nil {
 			set.Close()
 			return nil, err
 		}

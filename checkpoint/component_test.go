@@ -46,6 +46,7 @@ func TestOpenComponentPrefersFP16(t *testing.T) {
 		if cfg, _ := os.ReadFile(filepath.Join(dir, "config.json")); len(cfg) == 0 || !bytes.Equal(half.Config, cfg) {
 			t.Errorf("%s: config.json not read: %.60q", c.comp, half.Config)
 		}
+		checkFileOffsets(t, map[string]Weights{c.comp: half.Weights, c.comp + "/fp32": full.Weights})
 		if !slices.Equal(half.Weights.Names(), full.Weights.Names()) {
 			t.Fatalf("%s: the variants name different tensors", c.comp)
 		}
@@ -105,6 +106,7 @@ func TestOpenComponentSharded(t *testing.T) {
 	if len(c.Files) != 2 || c.Index != filepath.Join(dir, "diffusion_pytorch_model.safetensors.index.json") {
 		t.Errorf("files %v, index %q: want both shards and the index", c.Files, c.Index)
 	}
+	checkFileOffsets(t, map[string]Weights{"sharded": c.Weights})
 	if !slices.Equal(c.Weights.Names(), names) || c.Bytes != ref.Bytes {
 		t.Fatalf("%d tensors, %d bytes; want %d, %d", len(c.Weights.Names()), c.Bytes, len(names), ref.Bytes)
 	}

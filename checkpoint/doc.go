@@ -17,6 +17,11 @@
 //     lacks (model_index.json, scheduler, tokenizers, component configs) is the
 //     published base layout of its family, embedded in the binary: BaseLayout.
 //
+// OpenPipeline is the one entry point over both: a folder or a .safetensors
+// file in, the layout files (an fs.FS with the diffusers paths) and every
+// component's weights out. A folder without safetensors weights (an ONNX
+// export) is ErrNoSafetensors, for a loader that reads that layout itself.
+//
 // Weight data are views of the memory-mapped safetensors files wherever the
 // bytes need not move (a q/k/v slice of an OpenCLIP in_proj, a 1x1 conv kernel
 // read as a linear weight); only a transposed text_projection gets a fresh,

@@ -170,6 +170,7 @@ func TestSingleFileMatchesDiffusersFolder(t *testing.T) {
 				}
 				total += len(folder.Weights.Names())
 			}
+			checkFileOffsets(t, sf.Components)
 			if total < 900 {
 				t.Fatalf("only %d tensors compared", total)
 			}
@@ -215,5 +216,36 @@ func TestMappedDataAreViews(t *testing.T) {
 	}
 	if !strings.Contains(k.Origin, "sdxl.safetensors: conditioner.embedders.1.model.transformer.resblocks.0.attn.in_proj_weight") {
 		t.Errorf("origin %q does not name the file and key", k.Origin)
+	}
+}
+
+// checkFileOffsets reads each weight's bytes back from its file at its
+// offset: what ONNX external data pointing into the checkpoint will read.
+func checkFileOffsets(t *testing.T, comps map[string]Weights) {
+	t.Helper()
+	files := map[string][]byte{}
+	copies := 0
+	for comp, ws := range comps {
+		for _, n := range ws.Names() {
+			w, _ := ws.Lookup(n)
+			if w.File == "" {
+				copies++
+				continue
+			}
+			raw, ok := files[w.File]
+			if !ok {
+				var err error
+				if raw, err = os.ReadFile(w.File); err != nil {
+					t.Fatal(err)
+				}
+				files[w.File] = raw
+			}
+			if w.Offset < 0 || w.Offset+int64(len(w.Data)) > int64(len(raw)) || !bytes.Equal(raw[w.Offset:w.Offset+int64(len(w.Data))], w.Data) {
+				t.Errorf("%s %s: bytes at %s offset %d are not its data", comp, n, w.File, w.Offset)
+			}
+		}
+	}
+	if copies > 1 {
+		t.Errorf("%d weights are copies; only text_projection should be", copies)
 	}
 }

@@ -45,6 +45,12 @@ type SingleFile struct {
 	Components map[string]Weights // "unet", "vae", "text_encoder", "text_encoder_2"
 	Precision  safetensors.DType  // of most weights (by bytes)
 	Bytes      int64              // bytes of the mapped weights
+	// PredictionType is what the file's own metadata says the UNet predicts
+	// ("epsilon" or "v_prediction"), or "" when it says nothing; then the base
+	// layout's scheduler applies (SD 2.x: v_prediction, as the 768 model and
+	// diffusers' from_single_file assume; the 512-base model is epsilon and has
+	// the same keys, so only metadata can tell them apart).
+	PredictionType string
 
 	file *safetensors.File
 }
@@ -161,7 +167,7 @@ func mapSingleFile(path string, f *safetensors.File) (*SingleFile, error) {
 		prefixes[TextEncoder] = ldmXLCLIP
 		prefixes[TextEncoder2] = ldmXLBigG
 	}
-	s := &SingleFile{Path: path, Family: family, Components: map[string]Weights{}, file: f}
+	s := &SingleFile{Path: path, Family: family, Components: map[string]Weights{}, PredictionType: predictionType(f.Metadata()), file: f}
 	all := newWeightMap() // for the summary
 	for _, comp := range []string{UNet, VAE, TextEncoder, TextEncoder2} {
 		prefix, ok := prefixes[comp]
@@ -213,6 +219,9 @@ func mapSingleFile(path string, f *safetensors.File) (*SingleFile, error) {
 				if err != nil {
 					return nil, err
 				}
+				if !o.transpose { // a view: where it lies in the file
+					w.File, w.Offset = path, f.DataOffset()+t.Begin+w.Offset
+				}
 				if err := ws.add(w); err != nil {
 					return nil, err
 				}
@@ -239,6 +248,7 @@ func materialize(o mapped, t safetensors.Tensor, data []byte, origin string) (We
 			row *= d
 		}
 		w.Data = data[o.rows[0]*row : o.rows[1]*row : o.rows[1]*row]
+		w.Offset = o.rows[0] * row // within the tensor; the caller adds where the tensor starts
 		w.Shape = append([]int64{o.rows[1] - o.rows[0]}, t.Shape[1:]...)
 	case o.shape != nil: // a 1x1 convolution read as a linear layer
 		switch {
@@ -262,4 +272,23 @@ func materialize(o mapped, t safetensors.Tensor, data []byte, origin string) (We
 		w.Data, w.Shape = out, []int64{c, r}
 	}
 	return w, nil
+}
+
+// predictionType reads the prediction type trainers record in a checkpoint's
+// __metadata__: Stability's model spec ("modelspec.prediction_type": "v" or
+// "epsilon") or kohya's sd-scripts ("ss_v_parameterization": "True"/"False").
+func predictionType(meta map[string]string) string {
+	switch strings.ToLower(meta["modelspec.prediction_type"]) {
+	case "v", "v_prediction", "v-prediction":
+		return "v_prediction"
+	case "epsilon", "eps":
+		return "epsilon"
+	}
+	switch strings.ToLower(meta["ss_v_parameterization"]) {
+	case "true":
+		return "v_prediction"
+	case "false":
+		return "epsilon"
+	}
+	return ""
 }

@@ -19,6 +19,12 @@ type Weight struct {
 	// bytes must move (a transposed text_projection).
 	Data   []byte
 	Origin string // "<file>: <tensor key in that file>" for error messages
+	// File and Offset say where Data lies in a file on disk (the byte offset
+	// from the file's start), so a graph can name the checkpoint's own bytes as
+	// ONNX external data instead of copying them. File is "" when Data is a
+	// fresh buffer (a transposed text_projection).
+	File   string
+	Offset int64
 }
 
 // NumElements is the product of the shape (1 for a scalar).

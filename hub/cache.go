@@ -41,7 +41,8 @@ var requiredFiles = []string{
 }
 
 // NeededFile reports whether the ONNX pipeline needs the repository file at
-// path (slash-separated, relative to the repository root).
+// path (slash-separated, relative to the repository root). The diffusers
+// layout's needs depend on which variants the revision has: see Pull.
 func NeededFile(p string) bool {
 	switch p {
 	case "model_index.json", "scheduler/scheduler_config.json":

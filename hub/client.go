@@ -34,8 +34,9 @@ var (
 	ErrCorrupt = errors.New("hub: downloaded content does not match its checksum")
 )
 
-// Client downloads Stable Diffusion pipelines (diffusers safetensors or ONNX layout) from a Hugging Face Hub into a cache shared
-// with Python's huggingface_hub. The zero value is not usable: set CacheDir at
+// Client downloads Stable Diffusion pipelines (diffusers safetensors or ONNX
+// layout) from a Hugging Face Hub into a cache shared with Python's
+// huggingface_hub. The zero value is not usable: set CacheDir at
 // least, or build one with FromEnv. A Client is safe for concurrent use.
 type Client struct {
 	// Endpoint is the Hub base URL, without a trailing slash. Empty means

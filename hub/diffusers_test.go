@@ -245,3 +245,29 @@ func TestPullDiffusersSharded(t *testing.T) {
 		t.Errorf("index with a missing shard: %v", err)
 	}
 }
+
+// TestPullDiffusersResumesAndVerifies: the weights of the diffusers layout go
+// through the same resume and sha256 checks as ONNX files.
+func TestPullDiffusersResumesAndVerifies(t *testing.T) {
+	t.Parallel()
+	const unet = "unet/diffusion_pytorch_model.fp16.safetensors"
+	b := setup(t, map[string]hubtest.Repo{sd21Repo: fixtureRepo(t, "sd21v")})
+	b.hub.CutOnce(sd21Repo, unet, 50_000)
+	dir := b.pull(t, sd21Repo, "main")
+	ranged := countRequests(b.hub.Requests(), func(r hubtest.Request) bool {
+		return r.Server == "cdn" && r.Range == "bytes=50000-"
+	})
+	if ranged != 1 {
+		t.Errorf("%d ranged requests after the cut, want 1 resuming at byte 50000", ranged)
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, filepath.FromSlash(unet)))
+	if want := b.files[sd21Repo][unet].Content; string(got) != string(want) {
+		t.Errorf("resumed UNet differs: %d bytes, want %d", len(got), len(want))
+	}
+
+	c := setup(t, map[string]hubtest.Repo{sd21Repo: fixtureRepo(t, "sd21v")})
+	c.hub.Corrupt(sd21Repo, unet, true)
+	if _, err := c.client.Pull(context.Background(), sd21Repo, hub.PullOptions{}); !errors.Is(err, hub.ErrCorrupt) || !strings.Contains(err.Error(), unet) {
+		t.Errorf("corrupt fp16 UNet: %v, want ErrCorrupt naming it", err)
+	}
+}

@@ -98,6 +98,9 @@ func (c *Client) Pull(ctx context.Context, repo string, opts PullOptions) (strin
 		err = c.pullDiffusers(repo, revision, commit, dir, has, fetch)
 	} else {
 		err = pullONNX(repo, revision, commit, present, fetch)
+		if errors.Is(err, ErrNoONNX) && opts.Format == FormatAuto {
+			err = fmt.Errorf("%w; nor does it hold the diffusers layout with safetensors weights (model_index.json, unet/ and vae/ with config.json and *.safetensors)", err)
+		}
 	}
 	if err != nil {
 		return "", err

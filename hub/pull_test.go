@@ -394,6 +394,9 @@ func TestNoONNXLayout(t *testing.T) {
 	if !errors.Is(err, hub.ErrNoONNX) || !strings.Contains(err.Error(), "unet/model.onnx") || !strings.Contains(err.Error(), "vae_decoder/model.onnx") {
 		t.Fatalf("pull of a PyTorch-only repo: %v, want ErrNoONNX naming unet/model.onnx and vae_decoder/model.onnx", err)
 	}
+	if !strings.Contains(err.Error(), "nor does it hold the diffusers layout") {
+		t.Errorf("pull of a repo with neither layout does not say the safetensors layout is missing too: %v", err)
+	}
 	if n := countRequests(b.hub.Requests(), func(r hubtest.Request) bool { return strings.Contains(r.Path, "/resolve/") || r.Server == "cdn" }); n != 0 {
 		t.Errorf("%d file requests for a repo without ONNX layout", n)
 	}

@@ -72,13 +72,14 @@ func (t Tensor) NumElements() int64 {
 
 // File is an open safetensors file, mapped read-only into memory.
 type File struct {
-	path     string
-	mapped   []byte // the whole file
-	unmap    func([]byte) error
-	data     []byte // the data section, a view of mapped
-	tensors  map[string]Tensor
-	names    []string
-	metadata map[string]string
+	path       string
+	mapped     []byte // the whole file
+	unmap      func([]byte) error
+	data       []byte // the data section, a view of mapped
+	tensors    map[string]Tensor
+	names      []string
+	metadata   map[string]string
+	dataOffset int64 // of the data section in the file
 }
 
 // Open maps path and validates its header.
@@ -137,6 +138,7 @@ func parse(path string, b []byte) (*File, error) {
 		return nil, bad("header is not a JSON object: %v", err)
 	}
 	f := &File{path: path, mapped: b, unmap: func([]byte) error { return nil }, data: b[8+n:], tensors: map[string]Tensor{}}
+	f.dataOffset = 8 + int64(n)
 	for name, msg := range raw {
 		if name == "__metadata__" {
 			if err := json.Unmarshal(msg, &f.metadata); err != nil {
@@ -230,6 +232,11 @@ func (f *File) Tensor(name string) (Tensor, bool) {
 // Bytes is the tensor's raw little-endian data: a view of the mapping, valid
 // until Close.
 func (f *File) Bytes(t Tensor) []byte { return f.data[t.Begin:t.End:t.End] }
+
+// DataOffset is where the data section starts in the file (8 + the header
+// length): a tensor's bytes lie at DataOffset() + Begin, which is what ONNX
+// external data needs to point into the file itself.
+func (f *File) DataOffset() int64 { return f.dataOffset }
 
 // DataBytes is the size of the data section.
 func (f *File) DataBytes() int64 { return int64(len(f.data)) }

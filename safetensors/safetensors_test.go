@@ -113,6 +113,13 @@ func TestWriteRoundTrip(t *testing.T) {
 				t.Errorf("%s[%d] = %g, want %g", name, i, got[i], w[i])
 			}
 		}
+		// DataOffset + Begin addresses the tensor in the file itself.
+		if off := f.DataOffset() + ti.Begin; string(raw[off:off+ti.End-ti.Begin]) != string(f.Bytes(ti)) {
+			t.Errorf("%s: bytes at DataOffset()+Begin (%d) are not the tensor's", name, off)
+		}
+	}
+	if n := binary.LittleEndian.Uint64(raw); f.DataOffset() != 8+int64(n) {
+		t.Errorf("DataOffset %d, want 8 + %d", f.DataOffset(), n)
 	}
 }
 

@@ -18,6 +18,7 @@ targets=(
   "./clip FuzzSplit"                     # tokenizer's pre-split pattern
   ". FuzzCheckWebhookURL"                # webhook URL check at submission
   "./webhook FuzzCheckAddr"              # webhook dial-time address guard
+  "./checkpoint FuzzSingleFileKeys"      # single-file checkpoint key mapping
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"

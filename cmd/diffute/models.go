@@ -220,7 +220,7 @@ func localModel(p string) (string, error) {
 }
 
 func runModels(ctx context.Context, env *environment, args []string) error {
-	const summary = "models list | pull NAME [--revision R] [--format safetensors|onnx] | make-tiny [--dir DIR] | make-random --family sd15|sd21|sdxl --out DIR"
+	const summary = "models list [--models LIST] | pull NAME [--revision R] [--format safetensors|onnx] | make-tiny [--dir DIR] | make-random --family sd15|sd21|sdxl --out DIR"
 	if len(args) == 0 {
 		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
 		return errUsage
@@ -231,12 +231,28 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 	}
 	switch args[0] {
 	case "list":
-		fs := newFlagSet(env, "models list", "models list")
+		fs := newFlagSet(env, "models list", "models list [--models LIST]")
+		served := fs.String("models", "", "describe the models a deployment with this --models value serves (default: the tiny models and the Hugging Face cache)")
 		if err := parseFlags(fs, env, args[1:]); err != nil {
 			return err
 		}
 		w := tabwriter.NewWriter(env.stdout, 2, 8, 2, ' ', 0)
 		fmt.Fprintln(w, "MODEL\tFAMILY\tFORMAT\tPRECISION\tSIZE\tSOURCE")
+		if strings.TrimSpace(*served) != "" {
+			names, err := src.served(*served)
+			if err != nil {
+				return err
+			}
+			for _, name := range names {
+				p, err := src.Resolve(ctx, name)
+				if err != nil {
+					fmt.Fprintf(w, "%s\t-\t-\t-\t-\tunavailable: %v\n", name, err)
+					continue
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\n", name, describeModel(p), p)
+			}
+			return w.Flush()
+		}
 		for _, name := range tinymodel.Names() {
 			dir := filepath.Join(src.tinyDir, filepath.FromSlash(name))
 			if _, err := os.Stat(filepath.Join(dir, "model_index.json")); err != nil {

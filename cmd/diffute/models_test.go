@@ -203,3 +203,34 @@ func TestServeAliasAndUnlistedPath(t *testing.T) {
 		t.Errorf("webhook for the aliased model: %s", hook.body)
 	}
 }
+
+// TestModelsListServed describes what a --models value serves, single files
+// and aliases included.
+func TestModelsListServed(t *testing.T) {
+	t.Parallel()
+	fx := fixturesDir(t)
+	single := filepath.Join(fx, "checkpoints", "sd15.safetensors")
+	folder := filepath.Join(fx, "checkpoints", "sdxl")
+	var stdout, stderr bytes.Buffer
+	args := []string{"models", "list", "--models", "dream=" + single + "," + folder + ",acme/absent"}
+	if err := run(context.Background(), args, testEnv(t, "", nil), &stdout, &stderr); err != nil {
+		t.Fatalf("models list: %v\n%s", err, stderr.String())
+	}
+	want := map[string]string{
+		"dream":       "dream sd1 single-file F16 3.7 MB " + single,
+		folder:        folder + " sdxl diffusers F32 6.9 MB " + folder,
+		"acme/absent": "acme/absent - - - - unavailable: model acme/absent is not in the Hugging Face cache",
+	}
+	lines := strings.Split(stdout.String(), "\n")
+	for name, w := range want {
+		found := false
+		for _, l := range lines {
+			if got := strings.Join(strings.Fields(l), " "); strings.HasPrefix(l, name+" ") && strings.HasPrefix(got, w) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no line starting %q in:\n%s", w, stdout.String())
+		}
+	}
+}
