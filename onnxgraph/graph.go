@@ -91,6 +91,7 @@ type tensor struct {
 }
 
 type node struct {
+	domain  string // "" for the default (ai.onnx) domain
 	op      string
 	inputs  []string
 	outputs []string
@@ -154,6 +155,16 @@ func (g *Graph) SuppliedInitializer(name string, dtype DType, dims []int64) {
 		return
 	}
 	g.inits = append(g.inits, tensor{name: name, dtype: dtype, dims: append([]int64(nil), dims...), supplied: true})
+}
+
+// ContribDomain is ONNX Runtime's operator domain (FusedMatMul, …), version 1.
+const ContribDomain = "com.microsoft"
+
+// NodeIn is Node for an operator of another domain (ContribDomain); the model
+// imports each domain its nodes use.
+func (g *Graph) NodeIn(domain, op string, inputs, outputs []string, attrs ...Attr) {
+	g.Node(op, inputs, outputs, attrs...)
+	g.nodes[len(g.nodes)-1].domain = domain
 }
 
 // Node appends a node running op (a default-domain operator) on inputs, writing

@@ -86,6 +86,18 @@ func (m *Model) marshal(dataFile string) (model, data []byte, err error) {
 	opset = protowire.AppendTag(opset, 2, protowire.VarintType)
 	opset = protowire.AppendVarint(opset, uint64(m.Opset))
 	b = appendMessage(b, 8, opset)
+	seen := map[string]bool{}
+	for _, n := range m.Graph.nodes {
+		if n.domain == "" || seen[n.domain] {
+			continue
+		}
+		seen[n.domain] = true
+		var imp []byte
+		imp = appendString(imp, 1, n.domain) // OperatorSetIdProto.domain
+		imp = protowire.AppendTag(imp, 2, protowire.VarintType)
+		imp = protowire.AppendVarint(imp, 1)
+		b = appendMessage(b, 8, imp)
+	}
 	return b, data, nil
 }
 
@@ -236,6 +248,9 @@ func encodeNode(n node) ([]byte, error) {
 		b = appendString(b, 3, n.op+"_"+n.outputs[0])
 	}
 	b = appendString(b, 4, n.op)
+	if n.domain != "" {
+		b = appendString(b, 7, n.domain) // NodeProto.domain
+	}
 	for _, a := range n.attrs {
 		enc, err := encodeAttr(a)
 		if err != nil {

@@ -270,9 +270,15 @@ func Float32Into(dst []float32, dtype DType, src []byte) error {
 		lut := halfTable()
 		if littleEndian {
 			// The common case: read the halves in place, one table load each.
+			// Normal numbers (nearly every weight) are a shift and a rebias;
+			// zeros, subnormals, infinities and NaNs go through the table.
 			h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(src))), len(dst))
 			for i, v := range h {
-				dst[i] = lut[v]
+				if e := v & 0x7c00; e != 0 && e != 0x7c00 {
+					dst[i] = math.Float32frombits(uint32(v&0x8000)<<16 | (uint32(v&0x7fff)<<13 + 112<<23))
+				} else {
+					dst[i] = lut[v]
+				}
 			}
 			break
 		}

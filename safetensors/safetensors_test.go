@@ -219,3 +219,33 @@ func TestOpenIndex(t *testing.T) {
 		t.Fatalf("escaping shard: %v", err)
 	}
 }
+
+func TestFloat32IntoEveryHalf(t *testing.T) {
+	t.Parallel()
+	src := make([]byte, 2<<16)
+	for i := range 1 << 16 {
+		binary.LittleEndian.PutUint16(src[2*i:], uint16(i))
+	}
+	dst := make([]float32, 1<<16)
+	if err := Float32Into(dst, F16, src); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range dst {
+		want := halfToFloat(uint16(i))
+		if math.Float32bits(v) != math.Float32bits(want) {
+			t.Fatalf("half %#04x = %g (%#08x), want %g", i, v, math.Float32bits(v), want)
+		}
+	}
+}
+
+func BenchmarkFloat32IntoF16(b *testing.B) {
+	src := make([]byte, 2<<20)
+	for i := range 1 << 20 {
+		binary.LittleEndian.PutUint16(src[2*i:], uint16(0x3000+i%0x1000))
+	}
+	dst := make([]float32, 1<<20)
+	b.SetBytes(2 << 20)
+	for b.Loop() {
+		_ = Float32Into(dst, F16, src)
+	}
+}

@@ -188,10 +188,13 @@ func (b *builder) floats(dims []int64, v []float32) string {
 	return name
 }
 
-// linear is torch.nn.Linear: x[..., in] · Wᵀ + b, the weight stored [out, in].
+// linear is torch.nn.Linear: x[..., in] · Wᵀ + b, the weight read as stored
+// [out, in] by ONNX Runtime's FusedMatMul with transB, so no weight is ever
+// transposed at load.
 func (b *builder) linear(x, prefix string, in, out int64, bias bool) string {
-	w := b.param(Param{Name: prefix + ".weight", Shape: []int64{out, in}, Layout: Transposed, GraphShape: []int64{in, out}})
-	y := b.op("MatMul", []string{x, w})
+	w := b.weight(prefix+".weight", out, in)
+	y := b.tmp()
+	b.g.NodeIn(og.ContribDomain, "FusedMatMul", []string{x, w}, []string{y}, og.AttrInt("transB", 1), og.AttrFloat("alpha", 1))
 	if bias {
 		y = b.op("Add", []string{y, b.weight(prefix+".bias", out)})
 	}
