@@ -1,15 +1,19 @@
 package onnx
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"image/color"
+	"image/png"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/diffute/diffute"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -307,4 +311,78 @@ func TestSingleFileAgainstTheWrongConfig(t *testing.T) {
 		t.Fatalf("err = %v, want a shape mismatch naming the weight and the file", err)
 	}
 	t.Log(err)
+}
+
+// TestFixturePipelineImages generates each reference pipeline run (64×64, 4
+// steps, Euler and DPM++ 2M, seeds 0 and 42, torch's CPU noise) from the
+// reference checkpoints and compares the picture with the one diffusers saved:
+// every 8-bit channel within 2 levels.
+func TestFixturePipelineImages(t *testing.T) {
+	requireORT(t)
+	schedulers := map[string]string{"EulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpmpp_2m"}
+	for _, name := range []string{"sd15", "sd21v", "sdxl"} {
+		t.Run(name, func(t *testing.T) {
+			r := loadReference(t, name)
+			raw, err := os.ReadFile(filepath.Join(r.dir, "index.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idx struct {
+				Runs []struct {
+					ID             string  `json:"id"`
+					Prompt         string  `json:"prompt"`
+					NegativePrompt string  `json:"negative_prompt"`
+					Seed           int64   `json:"seed"`
+					Steps          int     `json:"num_inference_steps"`
+					Guidance       float64 `json:"guidance_scale"`
+					Height, Width  int
+					Scheduler      string `json:"scheduler_class"`
+					PNG            string `json:"png"`
+				} `json:"pipeline_runs"`
+			}
+			if err := json.Unmarshal(raw, &idx); err != nil {
+				t.Fatal(err)
+			}
+			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", name), WithVariant("fp32"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			for _, run := range idx.Runs {
+				neg, g := run.NegativePrompt, run.Guidance
+				req := diffute.GenerateRequest{
+					Prompt: run.Prompt, NegativePrompt: &neg, NumImages: 1, Width: run.Width, Height: run.Height,
+					Steps: run.Steps, GuidanceScale: &g, Scheduler: schedulers[run.Scheduler], Seed: run.Seed, RNG: diffute.RNGTorch,
+				}
+				imgs, err := p.Generate(context.Background(), req, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				f, err := os.Open(filepath.Join(r.dir, run.PNG))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := png.Decode(f)
+				f.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				worst := 0
+				for y := range run.Height {
+					for x := range run.Width {
+						a := color.NRGBAModel.Convert(imgs[0].At(x, y)).(color.NRGBA)
+						b := color.NRGBAModel.Convert(want.At(x, y)).(color.NRGBA)
+						for _, d := range []int{int(a.R) - int(b.R), int(a.G) - int(b.G), int(a.B) - int(b.B)} {
+							worst = max(worst, d, -d)
+						}
+					}
+				}
+				if worst > 2 {
+					t.Errorf("%s: a channel differs by %d levels from diffusers' image, want at most 2", run.ID, worst)
+				} else {
+					t.Logf("%s: largest channel difference %d levels", run.ID, worst)
+				}
+			}
+		})
+	}
 }
