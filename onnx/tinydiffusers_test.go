@@ -35,6 +35,12 @@ func TestTinyDiffusersModels(t *testing.T) {
 			if !samePixels(t, imgs[0], again[0]) || samePixels(t, imgs[0], imgs[1]) {
 				t.Error("same seed must give the same pixels, image 1 other pixels than image 0")
 			}
+			// A latent side that does not halve evenly down the UNet (72/8 = 9):
+			// the up path upsamples to each skip's size, as diffusers does.
+			odd := diffute.GenerateRequest{Prompt: "a lighthouse", Width: 72, Height: 88, Steps: 1, Seed: 1, NumImages: 1}
+			if imgs, err := p.Generate(context.Background(), odd, nil); err != nil || imgs[0].Bounds().Dx() != 72 || imgs[0].Bounds().Dy() != 88 {
+				t.Errorf("72x88: %v", err)
+			}
 		})
 	}
 }

@@ -233,7 +233,15 @@ func UNet(c UNetConfig) (*Graph, error) {
 			}
 		}
 		if i < n-1 {
-			x = u.op("Resize", []string{x, "", u.floats([]int64{4}, []float32{1, 1, 2, 2})}, og.AttrString("mode", "nearest"), og.AttrString("coordinate_transformation_mode", "asymmetric"), og.AttrString("nearest_mode", "floor"))
+			// Upsample to the next skip's size, not blindly 2x: a latent side
+			// that is not a multiple of 2^(levels-1) rounds up on the way down
+			// (diffusers' forward_upsample_size).
+			next := skips[len(skips)-1].value
+			size := u.op("Concat", []string{
+				u.op("Slice", []string{u.op("Shape", []string{x}), u.ints(0), u.ints(2)}),
+				u.op("Slice", []string{u.op("Shape", []string{next}), u.ints(2), u.ints(4)}),
+			}, og.AttrInt("axis", 0))
+			x = u.op("Resize", []string{x, "", "", size}, og.AttrString("mode", "nearest"), og.AttrString("coordinate_transformation_mode", "asymmetric"), og.AttrString("nearest_mode", "floor"))
 			x = u.conv(x, p+".upsamplers.0.conv", ch, ch, 3, 1, 1)
 		}
 	}

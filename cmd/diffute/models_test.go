@@ -202,6 +202,24 @@ func TestServeAliasAndUnlistedPath(t *testing.T) {
 	if !strings.Contains(string(hook.body), `"images"`) || !strings.Contains(string(hook.body), "Ansel_Adams") {
 		t.Errorf("webhook for the aliased model: %s", hook.body)
 	}
+
+	// The served file is not a checkpoint: its job fails with the loader's
+	// message naming it, and the server goes on serving.
+	resp, body = doJSON(t, "PUT", path, key, smallRequest(recv.URL, listed))
+	if resp.StatusCode != 202 {
+		t.Fatalf("listed file: %d %s", resp.StatusCode, body)
+	}
+	hook = recv.wait(t, 60*time.Second)
+	if !strings.Contains(string(hook.body), `"failed"`) || !strings.Contains(string(hook.body), "listed.safetensors") {
+		t.Errorf("webhook for the corrupt checkpoint: %s; want status failed and the file named", hook.body)
+	}
+	resp, body = doJSON(t, "PUT", path, key, smallRequest(recv.URL, "fast"))
+	if resp.StatusCode != 202 {
+		t.Fatalf("after the failed load: %d %s", resp.StatusCode, body)
+	}
+	if hook = recv.wait(t, 60*time.Second); !strings.Contains(string(hook.body), `"succeeded"`) {
+		t.Errorf("a job after the failed load: %s", hook.body)
+	}
 }
 
 // TestModelsListServed describes what a --models value serves, single files
