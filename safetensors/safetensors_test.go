@@ -249,3 +249,27 @@ func BenchmarkFloat32IntoF16(b *testing.B) {
 		_ = Float32Into(dst, F16, src)
 	}
 }
+
+// FuzzParse: any bytes are a file Parse accepts or refuses with an error naming
+// it, never a panic; an accepted file's views stay inside it.
+func FuzzParse(f *testing.F) {
+	f.Add(build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, 8))
+	f.Add(build(`{"__metadata__":{"format":"pt"},"a":{"dtype":"F16","shape":[1,2],"data_offsets":[0,4]},"b":{"dtype":"BF16","shape":[],"data_offsets":[4,6]}}`, 6))
+	f.Add(build(`{"a":{"dtype":"F32","shape":[9223372036854775807,2],"data_offsets":[0,8]}}`, 8))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		file, err := Parse("fuzz.safetensors", b)
+		if err != nil {
+			if !strings.Contains(err.Error(), "fuzz.safetensors") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, n := range file.Names() {
+			ti, _ := file.Tensor(n)
+			if got := int64(len(file.Bytes(ti))); got != ti.NumElements()*int64(ti.DType.Size()) {
+				t.Fatalf("%s: %d bytes for %v %s", n, got, ti.Shape, ti.DType)
+			}
+		}
+	})
+}

@@ -19,6 +19,7 @@ targets=(
   ". FuzzCheckWebhookURL"                # webhook URL check at submission
   "./webhook FuzzCheckAddr"              # webhook dial-time address guard
   "./checkpoint FuzzSingleFileKeys"      # single-file checkpoint key mapping
+  "./safetensors FuzzParse"              # safetensors header validation
 )
 for t in "${targets[@]}"; do
   read -r pkg name <<<"$t"
