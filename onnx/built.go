@@ -1,9 +1,7 @@
 package onnx
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -63,7 +61,7 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 			return fmt.Errorf("onnx: %s: weight %q (%s) is %s, want a float type", bc.rel, p.Name, w.Origin, w.DType)
 		}
 		n := numel(p.Shape)
-		inPlace := w.DType == safetensors.F32 && p.Layout != sdgraph.Transposed && uintptr(unsafe.Pointer(unsafe.SliceData(w.Data)))%4 == 0
+		inPlace := w.DType == safetensors.F32 && uintptr(unsafe.Pointer(unsafe.SliceData(w.Data)))%4 == 0
 		if inPlace {
 			if err := bc.supplied.add(p.Name, w.Data, ortFloat, p.GraphShape); err != nil {
 				return err
@@ -96,7 +94,7 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				convertWeight(j.dst, j.w, j.p)
+				convertWeight(j.dst, j.w)
 				dropPages(j.w.Data)
 			}
 		}()
@@ -114,44 +112,10 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 	return nil
 }
 
-// convertWeight writes w as float32 into dst in the graph's layout.
-func convertWeight(dst []byte, w checkpoint.Weight, p sdgraph.Param) {
+// convertWeight writes w as float32 into dst.
+func convertWeight(dst []byte, w checkpoint.Weight) {
 	out := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)/4)
-	if p.Layout != sdgraph.Transposed {
-		_ = safetensors.Float32Into(out, w.DType, w.Data)
-		return
-	}
-	// Stored [out, in], read [in, out]: convert and transpose in 64×64 tiles,
-	// which keep both the rows read and the columns written in cache.
-	rows, cols := int(p.Shape[0]), int(p.Shape[1])
-	value := elementReader(w.DType, w.Data)
-	const tile = 64
-	for r0 := 0; r0 < rows; r0 += tile {
-		for c0 := 0; c0 < cols; c0 += tile {
-			for r := r0; r < min(r0+tile, rows); r++ {
-				for c := c0; c < min(c0+tile, cols); c++ {
-					out[c*rows+r] = value(r*cols + c)
-				}
-			}
-		}
-	}
-}
-
-// elementReader returns element i of little-endian float data as float32.
-func elementReader(dtype safetensors.DType, data []byte) func(i int) float32 {
-	switch dtype {
-	case safetensors.F16:
-		lut := safetensors.HalfTable()
-		h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
-		return func(i int) float32 { return lut[h[i]] }
-	case safetensors.BF16:
-		h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
-		return func(i int) float32 { return math.Float32frombits(uint32(h[i]) << 16) }
-	case safetensors.F64:
-		return func(i int) float32 { return float32(math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:]))) }
-	default:
-		return func(i int) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(data[4*i:])) }
-	}
+	_ = safetensors.Float32Into(out, w.DType, w.Data)
 }
 
 func sameShape(a, b []int64) bool {

@@ -8,14 +8,14 @@ import (
 	og "github.com/diffute/diffute/onnxgraph"
 )
 
-// Layout says how the graph uses a stored weight.
+// Layout says how the graph uses a stored weight. No layout moves bytes: the
+// loader can always hand ONNX Runtime the checkpoint's own data (converted to
+// the compute type where it differs).
 type Layout int
 
 const (
 	// AsStored: the graph reads the weight with the checkpoint's shape.
 	AsStored Layout = iota
-	// Transposed: a 2-D [out, in] Linear weight, read as [in, out] (MatMul).
-	Transposed
 	// Reshaped: the same elements in another shape (GraphShape), e.g. a norm
 	// scale [C] read as [C, 1, 1]; the bytes do not move.
 	Reshaped
