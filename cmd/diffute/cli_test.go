@@ -101,7 +101,8 @@ func TestModelsPullThenGenerate(t *testing.T) {
 	t.Parallel()
 	lib := ortLib(t)
 	src := t.TempDir()
-	if err := tinymodel.Write(src, tinymodel.NameSDXL); err != nil {
+	// The ONNX layout: pulling and serving an Optimum export keeps working.
+	if err := tinymodel.WriteWith(src, tinymodel.NameSDXL, tinymodel.WriteOptions{ONNX: true}); err != nil {
 		t.Fatal(err)
 	}
 	repo, err := hubtest.RepoFromDir(src)
