@@ -130,7 +130,7 @@ func TestJobStatus(t *testing.T) {
 	if st.Prompts[1].Progress != 0 || len(st.Prompts[1].Images) != 0 {
 		t.Errorf("second prompt %+v", st.Prompts[1])
 	}
-	if st.Webhook != (httpapi.WebhookStatus{URL: job.Webhook, State: httpapi.WebhookPending}) {
+	if st.Webhook != (httpapi.WebhookStatus{URL: job.Webhook, State: diffute.DeliveryPending}) {
 		t.Errorf("webhook %+v", st.Webhook)
 	}
 	// The partial image URL opens without an API key.
@@ -157,7 +157,7 @@ func TestJobStatus(t *testing.T) {
 	_, body = b.get(t, path)
 	st = httpapi.JobStatus{}
 	json.Unmarshal(body, &st)
-	if st.Webhook.State != httpapi.WebhookFailed || st.Webhook.Attempts != 1 || st.Webhook.LastStatusCode != 500 {
+	if st.Webhook.State != diffute.DeliveryFailed || st.Webhook.Attempts != 1 || st.Webhook.LastStatusCode != 500 {
 		t.Errorf("webhook after a failed attempt: %+v", st.Webhook)
 	}
 	b.mem.mu.Lock()
@@ -166,7 +166,7 @@ func TestJobStatus(t *testing.T) {
 	_, body = b.get(t, path)
 	st = httpapi.JobStatus{}
 	json.Unmarshal(body, &st)
-	if st.Webhook.State != httpapi.WebhookDelivered || st.Webhook.Attempts != 2 || st.Webhook.LastStatusCode != 204 {
+	if st.Webhook.State != diffute.DeliveryDelivered || st.Webhook.Attempts != 2 || st.Webhook.LastStatusCode != 204 {
 		t.Errorf("webhook after a delivery: %+v", st.Webhook)
 	}
 	if st.Manifest == nil || st.Manifest.JobID != job.ID || st.Manifest.Status != diffute.StatusSucceeded ||

@@ -153,14 +153,6 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// Webhook delivery states in the status response.
-const (
-	WebhookNone      = "none"      // the request named no webhook
-	WebhookPending   = "pending"   // not attempted yet
-	WebhookDelivered = "delivered" // an attempt got a 2xx answer
-	WebhookFailed    = "failed"    // the latest attempt failed; a retry may still follow
-)
-
 // JobStatus is the body of GET, and DELETE, /{org}/{project}/media/inference/{job_id}.
 // It never contains the webhook secret.
 type JobStatus struct {
@@ -206,10 +198,10 @@ type PromptStatus struct {
 // WebhookStatus is the delivery state of a job's webhook. The URL is the one the
 // client sent; the secret is never shown.
 type WebhookStatus struct {
-	URL            string `json:"url,omitempty"`
-	State          string `json:"state"`
-	Attempts       int    `json:"attempts"`
-	LastStatusCode int    `json:"last_status_code,omitempty"`
+	URL            string                `json:"url,omitempty"`
+	State          diffute.DeliveryState `json:"state"`
+	Attempts       int                   `json:"attempts"`
+	LastStatusCode int                   `json:"last_status_code,omitempty"`
 	// Log is the delivery log, as at …/deliveries; set when the server has a
 	// WebhookStore. A pointer keeps WebhookStatus comparable.
 	Log *DeliveryLog `json:"log,omitempty"`
@@ -292,11 +284,10 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 		if s.Media == nil {
 			return nil, &jobError{jobID: job.ID, err: errNoMedia}
 		}
-		m, err := diffute.NewManifest(ctx, job, s.Media, s.mediaTTL())
+		m, err := diffute.Manifests{Media: s.Media, TTL: s.mediaTTL(), Retention: s.mediaRetention()}.For(ctx, job, "", "")
 		if err != nil {
 			return nil, &jobError{jobID: job.ID, err: fmt.Errorf("manifest: %w", err)}
 		}
-		m.ExpiresAt = v.ExpiresAt
 		v.Manifest = m
 	}
 	wh, err := s.webhookStatus(ctx, job)
@@ -309,9 +300,9 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 
 func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookStatus, error) {
 	if job.Webhook == "" {
-		return WebhookStatus{State: WebhookNone}, nil
+		return WebhookStatus{State: diffute.DeliveryNone}, nil
 	}
-	wh := WebhookStatus{URL: job.Webhook, State: WebhookPending}
+	wh := WebhookStatus{URL: job.Webhook, State: diffute.DeliveryPending}
 	attempts, err := s.Store.Deliveries(ctx, job.ID)
 	if err != nil {
 		return wh, fmt.Errorf("list deliveries: %w", err)
@@ -320,9 +311,9 @@ func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookSt
 	for _, a := range attempts {
 		wh.LastStatusCode = a.StatusCode
 		if a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300 {
-			wh.State = WebhookDelivered
-		} else if wh.State != WebhookDelivered {
-			wh.State = WebhookFailed
+			wh.State = diffute.DeliveryDelivered
+		} else if wh.State != diffute.DeliveryDelivered {
+			wh.State = diffute.DeliveryFailed
 		}
 	}
 	if s.Webhooks != nil {
@@ -333,7 +324,7 @@ func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookSt
 		if err != nil {
 			return wh, fmt.Errorf("list webhook messages: %w", err)
 		}
-		wh.State = WebhookPending
+		wh.State = diffute.DeliveryPending
 		for _, m := range msgs {
 			if m.Event == diffute.EventCompleted {
 				wh.State = m.State // pending, delivered or failed (gave up)

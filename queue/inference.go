@@ -15,7 +15,7 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/imageenc"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 )
 
 // progressInterval throttles progress writes: the engine may report a step every
@@ -202,13 +202,9 @@ func (w *inferenceWorker) progress(ctx context.Context, cancel context.CancelCau
 }
 
 // finish ends job id with status and writes its webhook delivery (see
-// sqlite.Store.FinishJob). A job cancelled meanwhile is left as it is.
+// store.Store.FinishJob). A job cancelled meanwhile is left as it is.
 func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, msg string) error {
-	job, err := q.store.FinishJob(ctx, sqlite.FinishParams{
-		JobID: id, Status: status, Error: msg,
-		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
-		Manifest:            q.manifest,
-	})
+	job, err := q.store.FinishJob(ctx, store.FinishParams{JobID: id, Status: status, Error: msg})
 	if diffute.ErrorCode(err) == diffute.ECONFLICT {
 		return nil
 	}
@@ -221,18 +217,4 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
 		slog.String("org", job.Org), slog.String("project", job.Project), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
 	return nil
-}
-
-// manifest builds job's manifest with media URLs valid for the configured TTL.
-func (q *Queue) manifest(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-	if q.cfg.Media == nil {
-		// An API-only process without media: the manifest lists no URLs.
-		return &diffute.Manifest{Name: j.Name, Images: map[string][]string{}, JobID: j.ID, Status: j.Status, Error: j.Error}, nil
-	}
-	m, err := diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
-	if err == nil && !j.FinishedAt.IsZero() {
-		exp := j.FinishedAt.Add(q.cfg.MediaRetention).UTC()
-		m.ExpiresAt = &exp
-	}
-	return m, err
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/webhook"
 )
 
@@ -41,21 +41,20 @@ const (
 
 // Config configures the queue.
 type Config struct {
-	Engine   diffute.Engine
-	Media    diffute.MediaStore
-	MediaTTL time.Duration // lifetime of manifest URLs; default diffute.DefaultMediaTTL
+	Engine diffute.Engine
+	Media  diffute.MediaStore
 	// Concurrency is the number of inference workers; 0 means this process only
 	// inserts jobs and works none (neither inference nor webhooks).
 	Concurrency int
 	// Models are the models whose inference queues this process works (see
-	// sqlite.InferenceQueue); required with Concurrency > 0. A worker never
+	// store.InferenceQueue); required with Concurrency > 0. A worker never
 	// fetches a job for a model it does not serve.
 	Models       []string
 	Webhook      webhook.Config
 	Logger       *slog.Logger
 	PollInterval time.Duration // River FetchPollInterval; default by dialect (DefaultPollInterval, DefaultPostgresPollInterval)
 	// LeaseTTL is the worker lease on PostgreSQL (default DefaultLeaseTTL); see
-	// sqlite.DB.RescueOrphanedJobs.
+	// store.DB.RescueOrphanedJobs.
 	LeaseTTL time.Duration
 	// ClientID names this process's River client, in River's attempted_by and in
 	// the lease table; default a random one.
@@ -72,9 +71,6 @@ type Config struct {
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	if c.MediaTTL == 0 {
-		c.MediaTTL = diffute.DefaultMediaTTL
-	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
@@ -103,8 +99,8 @@ func (c Config) Validate() error {
 	if c.Concurrency > 0 && len(c.Models) == 0 {
 		errs = append(errs, errors.New("queue: workers need the Models they serve"))
 	}
-	if c.MediaTTL < 0 || c.PollInterval < 0 || c.LeaseTTL < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
-		errs = append(errs, errors.New("queue: MediaTTL, PollInterval, LeaseTTL, MediaRetention and RetentionInterval must not be negative"))
+	if c.PollInterval < 0 || c.LeaseTTL < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
+		errs = append(errs, errors.New("queue: PollInterval, LeaseTTL, MediaRetention and RetentionInterval must not be negative"))
 	}
 	errs = append(errs, c.Webhook.Validate())
 	return errors.Join(errs...)
@@ -112,8 +108,8 @@ func (c Config) Validate() error {
 
 // Queue is the River client with Diffute's workers.
 type Queue struct {
-	db     *sqlite.DB
-	store  *sqlite.Store
+	db     *store.DB
+	store  *store.Store
 	cfg    Config
 	client *river.Client[*sql.Tx]
 	sender *webhook.Sender
@@ -128,11 +124,11 @@ type Queue struct {
 }
 
 // New builds the queue on db. Nothing runs until Start.
-func New(db *sqlite.DB, cfg Config) (*Queue, error) {
+func New(db *store.DB, cfg Config) (*Queue, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
-		if db.Dialect() == sqlite.Postgres {
+		if db.Dialect() == store.Postgres {
 			cfg.PollInterval = DefaultPostgresPollInterval
 		}
 	}
@@ -144,10 +140,6 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook),
 		slots: make(chan struct{}, max(1, cfg.Concurrency))}
-	// The store writes some webhook messages in its own transactions (started,
-	// prompt.completed, a cancelled job's terminal message); they need the same
-	// manifests and attempt count as the ones this queue's workers write.
-	db.SetWebhookHooks(sqlite.WebhookHooks{Manifest: q.manifest, MaxAttempts: cfg.Webhook.MaxAttempts()})
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -175,7 +167,7 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			sqlite.DeliveryQueue: {
+			store.DeliveryQueue: {
 				MaxWorkers: deliveryWorkers,
 				// SQLite has no LISTEN/NOTIFY: a new message waits for the next
 				// poll. Polling this queue more often keeps completion-to-first-
@@ -215,7 +207,7 @@ func (q *Queue) Start(ctx context.Context) error {
 	if q.started {
 		return errors.New("queue: already started")
 	}
-	if q.db.Dialect() == sqlite.SQLite {
+	if q.db.Dialect() == store.SQLite {
 		n, err := q.db.RequeueRunningJobs(ctx)
 		if err != nil {
 			return fmt.Errorf("queue: %w", err)
@@ -279,8 +271,8 @@ func (q *Queue) Stop(ctx context.Context) error {
 // jobs a second whatever the engine's speed; on PostgreSQL, where fetches run on a
 // pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
 // interval's pace: every fetch there takes the one write connection.
-func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
-	if db.Dialect() == sqlite.Postgres {
+func fetchCooldown(db *store.DB, poll time.Duration) time.Duration {
+	if db.Dialect() == store.Postgres {
 		return min(10*time.Millisecond, poll)
 	}
 	return min(river.FetchCooldownDefault, poll)
@@ -289,8 +281,8 @@ func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
 // deliveryPoll is the delivery queue's fetch poll interval: short on SQLite,
 // where polling is how a new message is found; on PostgreSQL NOTIFY wakes the
 // workers and polling is only the fallback, so it stays at poll.
-func deliveryPoll(db *sqlite.DB, poll time.Duration) time.Duration {
-	if db.Dialect() == sqlite.Postgres {
+func deliveryPoll(db *store.DB, poll time.Duration) time.Duration {
+	if db.Dialect() == store.Postgres {
 		return poll
 	}
 	return min(deliveryPollInterval, poll)

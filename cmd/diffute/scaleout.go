@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -14,45 +12,10 @@ import (
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/media"
 	"github.com/diffute/diffute/s3"
-	"github.com/diffute/diffute/sqlite"
 )
 
-// This file holds what scale-out adds to the commands: PostgreSQL for
-// --database-url, S3 media for --media-url, and a URL signing key that every API
-// node shares.
-
-func isPostgresURL(u string) bool {
-	return strings.HasPrefix(u, "postgres://") || strings.HasPrefix(u, "postgresql://")
-}
-
-// openPostgres opens the PostgreSQL database of the state flags.
-func openPostgres(ctx context.Context, state *stateFlags) (*sqlite.DB, error) {
-	db, err := sqlite.OpenPostgres(ctx, state.databaseURL)
-	if err != nil {
-		// The URL itself is not repeated: it may hold a password.
-		return nil, fmt.Errorf("open database (--database-url): %w", err)
-	}
-	return db, nil
-}
-
-// usePostgresSecretKey gives a PostgreSQL db the key that seals projects'
-// webhook signing secrets. On SQLite that key is webhook-secrets.key in the data
-// directory (see setSecretKey); API nodes and workers share no data directory,
-// so on PostgreSQL it is derived from the secret key they all share
-// (DIFFUTE_SECRET_KEY), with a label of its own so that one key never serves
-// two purposes.
-func usePostgresSecretKey(db *sqlite.DB, t *tenancyFlags, dataDir string) error {
-	if db.Dialect() != sqlite.Postgres {
-		return nil
-	}
-	key, err := t.secretKeyBytes(dataDir)
-	if err != nil {
-		return err
-	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte("diffute: webhook signing secrets"))
-	return db.SetSecretKey(mac.Sum(nil))
-}
+// This file holds the media flags: S3 media for --media-url, disk media under the
+// data directory, and a URL signing key that every API node shares.
 
 // closableMedia is a media store that holds resources until closed.
 type closableMedia interface {

@@ -17,7 +17,7 @@ import (
 	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/webhook"
 	"github.com/diffute/diffute/webui"
 )
@@ -134,7 +134,7 @@ type server struct {
 	listen  string // where this process listens (url may be the balancer's)
 	cfg     *serveConfig
 	logger  *slog.Logger
-	db      *sqlite.DB
+	db      *store.DB
 	engine  *onnx.Engine
 	media   closableMedia
 	queue   *queue.Queue
@@ -179,46 +179,43 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err != nil {
 		return nil, err
 	}
-	box, err := cfg.tenancy.secretBox(cfg.state.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	if s.db, err = openDB(ctx, &cfg.state); err != nil {
-		return nil, err
-	}
-	if err := s.db.UseSecretBox(ctx, box); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
-	if err := usePostgresSecretKey(s.db, &cfg.tenancy, cfg.state.dataDir); err != nil {
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)
 	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
 	s.listen = "http://" + ln.Addr().String()
 	s.url = cfg.publicURL
 	if s.url == "" {
 		s.url = "http://" + ln.Addr().String()
 	}
 	s.url = strings.TrimRight(s.url, "/")
-
-	if cfg.media.mediaURL == "" { // disk media under the data directory
-		if err := ensureDir(cfg.state.dataDir); err != nil {
-			ln.Close()
-			return nil, err
-		}
+	webhookCfg := webhook.Config{
+		AllowPrivate:  cfg.webhookAllowPrivate,
+		AllowCIDRs:    allowCIDRs,
+		Timeout:       cfg.webhookTimeout,
+		RetrySchedule: retries,
 	}
-	disk, signer, err := cfg.media.open(ctx, env, cfg.state.dataDir, s.url)
+	o, err := openState(ctx, env, openSpec{
+		state: &cfg.state, secrets: &cfg.tenancy, media: &cfg.media, baseURL: s.url,
+		mediaTTL: cfg.mediaTTL, mediaRetention: cfg.tenancy.mediaRetention,
+		deliveryMaxAttempts: webhookCfg.WithDefaults().MaxAttempts(),
+	})
 	if err != nil {
-		ln.Close()
+		if errors.Is(err, store.ErrSecretKeyMismatch) {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 		return nil, err
 	}
-	s.media = disk
+	s.db, s.media = o.db, o.media
+	disk, signer := o.media, o.signer
 	var eng diffute.Engine
 	if cfg.workers > 0 {
 		if s.engine, err = cfg.engine.open(src, s.logger); err != nil {
-			ln.Close()
 			return nil, err
 		}
 		eng = s.engine
@@ -230,28 +227,20 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	s.queue, err = queue.New(s.db, queue.Config{
 		Engine:      eng,
 		Media:       disk,
-		MediaTTL:    cfg.mediaTTL,
 		Concurrency: cfg.workers,
 		Models:      s.models,
 		LeaseTTL:    cfg.leaseTTL,
 		// Retention runs where workers run; an API-only node deletes nothing.
 		MediaRetention:    cfg.tenancy.mediaRetention,
 		RetentionInterval: cfg.tenancy.retentionInterval,
-		Webhook: webhook.Config{
-			AllowPrivate:  cfg.webhookAllowPrivate,
-			AllowCIDRs:    allowCIDRs,
-			Timeout:       cfg.webhookTimeout,
-			RetrySchedule: retries,
-		},
-		Logger:   s.logger,
-		OnFinish: observeJob(mets),
+		Webhook:           webhookCfg,
+		Logger:            s.logger,
+		OnFinish:          observeJob(mets),
 	})
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	if err := s.queue.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
 		return nil, err
 	}
 	api := &httpapi.Server{

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"strings"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/media"
-	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/webhook"
 	"github.com/diffute/diffute/webhookverify"
 )
@@ -30,7 +27,7 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	org := fs.String("org", "", "organization of the project")
 	project := fs.String("project", "", "project whose signing secret to print")
 	rotate := fs.Bool("rotate", false, "make a new secret; the old one keeps signing for 24h")
-	var tenancy tenancyFlags // the secret key, which seals secrets on PostgreSQL
+	var tenancy tenancyFlags // the secret key, which seals the signing secrets
 	registerTenancyFlags(fs, env, &tenancy, "secret-key", "secret-key-file")
 	if err := parseFlags(fs, env, args[1:]); err != nil {
 		return err
@@ -41,14 +38,12 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	if !diffute.ValidPromptName(*org, 64) || !diffute.ValidPromptName(*project, 64) {
 		return errors.New("webhooks secret: --org and --project are required: 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
 	}
-	db, err := openDB(ctx, &state)
+	o, err := openState(ctx, env, openSpec{state: &state, secrets: &tenancy})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := usePostgresSecretKey(db, &tenancy, state.dataDir); err != nil {
-		return fmt.Errorf("webhooks secret: %w", err)
-	}
+	defer o.close()
+	db := o.db
 	var secrets []diffute.WebhookSecret
 	if *rotate {
 		secrets, err = db.Store().RotateWebhookSecret(ctx, *org, *project, webhook.SignatureOverlap)
@@ -97,14 +92,4 @@ func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
 		return fmt.Errorf("demo: the webhook does not verify: %w", err)
 	}
 	return nil
-}
-
-// setSecretKey gives db the key that encrypts webhook signing secrets at rest,
-// kept beside url-signing.key in the data directory (made on first use).
-func setSecretKey(db *sqlite.DB, dataDir string) error {
-	key, err := media.LoadOrCreateKey(filepath.Join(dataDir, "webhook-secrets.key"))
-	if err != nil {
-		return fmt.Errorf("webhook secrets key: %w", err)
-	}
-	return db.SetSecretKey(key)
 }

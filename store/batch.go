@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -134,7 +134,7 @@ type tenant struct{ org, project string }
 func (s *Store) insertBatch(ctx context.Context, batch []*pendingJob) error {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: create job: %w", err)
+		return fmt.Errorf("store: create job: %w", err)
 	}
 	defer tx.Rollback()
 
@@ -169,7 +169,7 @@ func (s *Store) insertBatch(ctx context.Context, batch []*pendingJob) error {
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: create job: commit: %w", err)
+		return fmt.Errorf("store: create job: commit: %w", err)
 	}
 	for _, p := range accepted {
 		p.res = submitResult{jobID: p.job.ID}
@@ -202,7 +202,7 @@ func (s *Store) lockQuotas(ctx context.Context, tx *tx, batch []*pendingJob) err
 	slices.Sort(keys)
 	for _, k := range keys {
 		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended(?, 0))`, k); err != nil {
-			return fmt.Errorf("sqlite: submit job: quota lock: %w", err)
+			return fmt.Errorf("store: submit job: quota lock: %w", err)
 		}
 	}
 	return nil
@@ -212,16 +212,16 @@ func (s *Store) lockQuotas(ctx context.Context, tx *tx, batch []*pendingJob) err
 // savepoint, rolled back when the job is not to be stored.
 func (s *Store) checkSubmission(ctx context.Context, tx *tx, p *pendingJob, activeAdded, imagesAdded int) (int64, bool, error) {
 	if _, err := tx.ExecContext(ctx, `SAVEPOINT submission`); err != nil {
-		return 0, false, fmt.Errorf("sqlite: submit job: %w", err)
+		return 0, false, fmt.Errorf("store: submit job: %w", err)
 	}
 	id, replayed, err := s.claimAndCheck(ctx, tx, p, activeAdded, imagesAdded)
 	if err != nil || replayed {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT submission`); rerr != nil {
-			return 0, false, fmt.Errorf("sqlite: submit job: %w", rerr)
+			return 0, false, fmt.Errorf("store: submit job: %w", rerr)
 		}
 	}
 	if _, rerr := tx.ExecContext(ctx, `RELEASE SAVEPOINT submission`); rerr != nil {
-		return 0, false, fmt.Errorf("sqlite: submit job: %w", rerr)
+		return 0, false, fmt.Errorf("store: submit job: %w", rerr)
 	}
 	return id, replayed, err
 }
@@ -236,7 +236,7 @@ func (s *Store) insertJobs(ctx context.Context, tx *tx, jobs []*pendingJob) erro
 	}
 	res, err := s.db.river.InsertManyTx(ctx, tx.Tx, params)
 	if err != nil {
-		return fmt.Errorf("sqlite: create job: enqueue: %w", err)
+		return fmt.Errorf("store: create job: enqueue: %w", err)
 	}
 	stmt := tx.StmtContext(ctx, s.db.insertJob)
 	var b strings.Builder
@@ -248,7 +248,7 @@ func (s *Store) insertJobs(ctx context.Context, tx *tx, jobs []*pendingJob) erro
 			job.ID, job.Org, job.Project, job.Name, job.Model, job.Webhook, p.ins.secret,
 			outputFormat(job.OutputFormat), string(job.Status), res[i].Job.ID, job.CreatedAt.UTC(), p.ins.numImages,
 			diffute.JoinEvents(job.WebhookEvents)); err != nil {
-			return fmt.Errorf("sqlite: create job: %w", err)
+			return fmt.Errorf("store: create job: %w", err)
 		}
 		for k, req := range p.ins.prompts {
 			if len(args) > 0 {
@@ -259,7 +259,7 @@ func (s *Store) insertJobs(ctx context.Context, tx *tx, jobs []*pendingJob) erro
 		}
 	}
 	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-		return fmt.Errorf("sqlite: create job: prompts: %w", err)
+		return fmt.Errorf("store: create job: prompts: %w", err)
 	}
 	return nil
 }

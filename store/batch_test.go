@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -12,9 +12,8 @@ import (
 // TestCreateJobConcurrentBatches sends many CreateJob calls at once: they share
 // transactions, yet each job has its prompts and its River job, and a job that
 // cannot be stored (a repeated ID) fails alone without taking its batch with it.
-func TestCreateJobConcurrentBatches(t *testing.T) {
-	t.Parallel()
-	db := openTest(t)
+func (ds suite) TestCreateJobConcurrentBatches(t *testing.T) {
+	db := ds.open(t)
 	s := db.Store()
 	ctx := context.Background()
 	dup := storetest.NewJob("org", "proj")

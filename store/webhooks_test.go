@@ -1,23 +1,22 @@
-package sqlite
+package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"path/filepath"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/secretbox"
 	"github.com/diffute/diffute/storetest"
 )
 
-func TestWebhookSecretsCreateOnceAndRotate(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestWebhookSecretsCreateOnceAndRotate(t *testing.T) {
 	ctx := t.Context()
-	s := openTest(t).Store()
+	s := ds.open(t).Store()
 	// Concurrent first reads agree on one secret.
 	var (
 		wg   sync.WaitGroup
@@ -77,18 +76,10 @@ func TestWebhookSecretsCreateOnceAndRotate(t *testing.T) {
 	}
 }
 
-func TestEventMessagesWrittenOnce(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestEventMessagesWrittenOnce(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
+	db := ds.openWith(t, func(o *Options) { o.DeliveryMaxAttempts = 3; o.Manifests.Media = keyMedia{} })
 	s := db.Store()
-	db.SetWebhookHooks(WebhookHooks{MaxAttempts: 3, Manifest: func(_ context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-		m := &diffute.Manifest{Name: j.Name, JobID: j.ID, Status: j.Status, Images: map[string][]string{}}
-		for _, p := range j.Prompts {
-			m.Images[p.Name] = append([]string{}, p.Images...)
-		}
-		return m, nil
-	}})
 	job := storetest.NewJob("org", "proj")
 	job.WebhookEvents = []string{diffute.EventStarted, diffute.EventPromptCompleted, diffute.EventCompleted}
 	if err := s.CreateJob(ctx, job); err != nil {
@@ -135,7 +126,7 @@ func TestEventMessagesWrittenOnce(t *testing.T) {
 		t.Fatalf("WebhookMessages = %+v, %v; want started and one prompt.completed", msgs, err)
 	}
 	if msgs[0].Event != diffute.EventStarted || msgs[1].Event != diffute.EventPromptCompleted || msgs[1].Subject != "Rachel_Ruysch" ||
-		msgs[0].State != DeliveryPending || msgs[0].MessageID == msgs[1].MessageID {
+		msgs[0].State != diffute.DeliveryPending || msgs[0].MessageID == msgs[1].MessageID {
 		t.Errorf("messages %+v", msgs)
 	}
 	d, err := s.Delivery(ctx, msgs[1].DeliveryID)
@@ -157,10 +148,9 @@ func TestEventMessagesWrittenOnce(t *testing.T) {
 	}
 }
 
-func TestRedeliver(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestRedeliver(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
+	db := ds.open(t)
 	s := db.Store()
 	job := storetest.NewJob("org", "proj")
 	if err := s.CreateJob(ctx, job); err != nil {
@@ -180,11 +170,11 @@ func TestRedeliver(t *testing.T) {
 		t.Fatalf("messages %+v", msgs)
 	}
 	if err := s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: msgs[0].DeliveryID, Attempt: 2, At: time.Now(),
-		StatusCode: 410, Status: DeliveryFailed}); err != nil {
+		StatusCode: 410, Status: diffute.DeliveryFailed}); err != nil {
 		t.Fatal(err)
 	}
 	m, err := s.Redeliver(ctx, "org", "proj", job.ID)
-	if err != nil || m.MessageID != msgs[0].MessageID || m.State != DeliveryPending {
+	if err != nil || m.MessageID != msgs[0].MessageID || m.State != diffute.DeliveryPending {
 		t.Fatalf("Redeliver = %+v, %v", m, err)
 	}
 	var args string
@@ -198,24 +188,20 @@ func TestRedeliver(t *testing.T) {
 	}
 }
 
-func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "d.db")
-	key := bytes.Repeat([]byte{7}, 32)
-	open := func(key []byte) *DB {
-		db, err := Open(ctx, path)
+	url := ds.url(t)
+	open := func(key []byte) (*DB, error) {
+		box, err := secretbox.New(key)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if key != nil {
-			if err := db.SetSecretKey(key); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return db
+		return Open(ctx, url, Options{Secrets: box})
 	}
-	db := open(key)
+	db, err := open(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	secrets, err := db.Store().WebhookSecrets(ctx, "org", "proj")
 	if err != nil || len(secrets) != 1 || !strings.HasPrefix(secrets[0].Secret, "whsec_") {
 		t.Fatalf("WebhookSecrets = %+v, %v", secrets, err)
@@ -224,7 +210,7 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	if err := db.read.QueryRowContext(ctx, `SELECT secret FROM webhook_secrets`).Scan(&raw); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(raw, sealedPrefix) || strings.Contains(raw, strings.TrimPrefix(secrets[0].Secret, "whsec_")) {
+	if !secretbox.IsSealed(raw) || strings.Contains(raw, strings.TrimPrefix(secrets[0].Secret, "whsec_")) {
 		t.Errorf("stored secret %q is not sealed", raw)
 	}
 	// Moving the sealed value to another project does not decrypt there.
@@ -235,22 +221,64 @@ func TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 	if _, err := db.Store().WebhookSecrets(ctx, "org", "other"); err == nil {
 		t.Error("a sealed secret copied to another project decrypted")
 	}
-	db.Close()
-
-	for name, k := range map[string][]byte{"no key": nil, "wrong key": bytes.Repeat([]byte{8}, 32)} {
-		db := open(k)
-		if _, err := db.Store().WebhookSecrets(ctx, "org", "proj"); err == nil {
-			t.Errorf("%s: secrets read", name)
-		}
-		db.Close()
+	if _, err := db.write.ExecContext(ctx, `DELETE FROM webhook_secrets WHERE project = 'other'`); err != nil {
+		t.Fatal(err)
 	}
-	db = open(key)
+	db.Close()
+	// Another key is refused at open, on either database.
+	if db, err := open(bytes.Repeat([]byte{8}, 32)); !errors.Is(err, ErrSecretKeyMismatch) {
+		if err == nil {
+			db.Close()
+		}
+		t.Errorf("open with another key = %v, want ErrSecretKeyMismatch", err)
+	}
+	db, err = open(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer db.Close()
 	again, err := db.Store().WebhookSecrets(ctx, "org", "proj")
 	if err != nil || again[0].Secret != secrets[0].Secret {
 		t.Errorf("reopened: %+v, %v", again, err)
 	}
-	if err := db.SetSecretKey([]byte("short")); err == nil {
-		t.Error("a short key was accepted")
+}
+
+// TestSigningSecretsResealedFromOldScheme writes signing secrets as earlier
+// versions left them (one sealed under the old key of its own, one in the
+// plain) and checks that Open re-seals both with the one secret box, and that
+// without the old key it refuses rather than losing the secret.
+func (ds suite) TestSigningSecretsResealedFromOldScheme(t *testing.T) {
+	ctx := t.Context()
+	url := ds.url(t)
+	legacyKey := bytes.Repeat([]byte{9}, 32)
+	db := openURL(t, url, testOptions())
+	old, err := sealLegacy(legacyKey, "org", "proj", "whsec_oldsealed")
+	if err != nil {
+		t.Fatal(err)
 	}
+	now := time.Now().UTC()
+	for _, row := range [][]string{{"proj", old}, {"plain", "whsec_oldplain"}} {
+		if _, err := db.write.ExecContext(ctx, `INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES ('org', ?, ?, ?)`,
+			row[0], row[1], now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := Open(ctx, url, testOptions()); err == nil || !strings.Contains(err.Error(), "key was not given") {
+		t.Fatalf("Open without the legacy key = %v, want a refusal naming the missing key", err)
+	}
+	opts := testOptions()
+	opts.LegacySigningKey = legacyKey
+	db2 := openURL(t, url, opts)
+	for project, want := range map[string]string{"proj": "whsec_oldsealed", "plain": "whsec_oldplain"} {
+		got, err := db2.Store().WebhookSecrets(ctx, "org", project)
+		if err != nil || len(got) != 1 || got[0].Secret != want {
+			t.Errorf("%s: WebhookSecrets = %+v, %v; want %s", project, got, err, want)
+		}
+	}
+	var unsealed int
+	if err := db2.read.QueryRowContext(ctx, `SELECT count(*) FROM webhook_secrets WHERE secret NOT LIKE 'enc:v1:%'`).Scan(&unsealed); err != nil || unsealed != 0 {
+		t.Errorf("%d signing secrets left outside the box (%v)", unsealed, err)
+	}
+	// Re-sealed rows need the old key no more.
+	openURL(t, url, testOptions())
 }

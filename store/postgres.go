@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -26,12 +26,12 @@ var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]*$`)
 // ASCII), so that nodes starting together migrate one at a time.
 const migrationLockID = 0x64696666757465
 
-// OpenPostgres opens the PostgreSQL database at url (postgres://…, any pgx
+// openPostgres opens the PostgreSQL database at url (postgres://…, any pgx
 // connection string) and brings its schema up to date. A search_path parameter
 // in the URL (…?search_path=diffute) names the schema that holds Diffute's and
 // River's tables; it is created if missing. Several processes may open the same
 // database: that is the scale-out deployment.
-func OpenPostgres(ctx context.Context, url string) (*DB, error) {
+func openPostgres(ctx context.Context, url string) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's message can quote the URL, password included.

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"testing"
@@ -15,10 +15,9 @@ func newListJob(org string, id int64, at time.Time) *diffute.Job {
 	}
 }
 
-func TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
+	db := ds.open(t)
 	st := db.Store()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// Two jobs share a creation time so that the id tie-break is exercised.
@@ -78,7 +77,7 @@ func TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
 // the console's job list costs the database per refresh.
 func BenchmarkListJobs(b *testing.B) {
 	ctx := b.Context()
-	db := openTest(b)
+	db := openSQLiteTest(b)
 	st := db.Store()
 	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i := range 200 {
@@ -101,7 +100,7 @@ func BenchmarkListJobs(b *testing.B) {
 // BenchmarkJobRead measures the read an events stream makes per poll.
 func BenchmarkJobRead(b *testing.B) {
 	ctx := b.Context()
-	db := openTest(b)
+	db := openSQLiteTest(b)
 	st := db.Store()
 	if err := st.CreateJob(ctx, newListJob("acme", 4242, time.Now())); err != nil {
 		b.Fatal(err)

@@ -1,14 +1,18 @@
-// Package sqlite is Diffute's SQL store: jobs, prompts, images, API keys and
+// Package store is Diffute's SQL store: jobs, prompts, images, API keys and
 // webhook deliveries, with River's queue tables beside them, on SQLite (the
 // embedded default, one file) or PostgreSQL (scale-out: many API nodes and
-// workers share one database). The package keeps its first name so that the
-// embedded path, which most deployments use, reads as it always did.
+// workers share one database). Open(ctx, url, Options{…}) opens either; the URL
+// chooses, and everything the store needs (the secret box, how webhook
+// manifests are shaped, delivery attempts) is given there, once.
 //
 // One store, two dialects. The store is written once against database/sql, in the
 // SQL both databases share (ON CONFLICT, RETURNING, coalesce, CASE) with ?
 // placeholders; the Dialect seam (dialect.go) rewrites placeholders for
-// PostgreSQL and picks the migration folder (migrations/ or migrations_postgres/,
-// twins with the same numbers). Both pass the same suite (package storetest).
+// PostgreSQL and picks the migration folder (migrations/sqlite/ or
+// migrations/postgres/, twins with the same numbers). What only one database
+// does lives in its own file: sqlite.go (the file, its two pools, pragmas) and
+// postgres.go (the pgx pool, schema, migration lock). Every test body is written
+// once and run on both (suite_test.go; package storetest for the interfaces).
 //
 // Why database/sql on PostgreSQL too, and not riverpgxv5: the store and River must
 // share one transaction type, so that a job row and its River job are written in
@@ -43,4 +47,4 @@
 // each working River client holds a lease that it renews every few seconds
 // (lease.go); a running job whose client's lease has expired is made available
 // again by any live worker, within seconds rather than River's hour-long rescue.
-package sqlite
+package store

@@ -1,7 +1,6 @@
-package sqlite
+package store
 
 import (
-	"context"
 	"io/fs"
 	"regexp"
 	"strings"
@@ -13,33 +12,6 @@ import (
 	"github.com/diffute/diffute/pgtest"
 	"github.com/diffute/diffute/storetest"
 )
-
-func openPostgresTest(t testing.TB) *DB {
-	t.Helper()
-	url := pgtest.URL(t)
-	db, err := OpenPostgres(context.Background(), url)
-	if err != nil {
-		t.Fatalf("OpenPostgres: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return db
-}
-
-func TestStorePostgres(t *testing.T) {
-	t.Parallel()
-	storetest.Run(t, func(t *testing.T) *storetest.Harness {
-		db := openPostgresTest(t)
-		return &storetest.Harness{
-			Store: db.Store(), Keys: db.Store(),
-			StartJob:   db.Store().StartJob,
-			QueueState: db.riverState,
-		}
-	})
-}
 
 // TestMigrationsHaveBothDialects keeps the two migration folders in step: a new
 // SQLite migration without its PostgreSQL twin would leave scale-out deployments
@@ -60,15 +32,15 @@ func TestMigrationsHaveBothDialects(t *testing.T) {
 	}
 	for num := range names[SQLite] {
 		if !names[Postgres][num] {
-			t.Errorf("migrations/%s_*.sql has no twin in migrations_postgres/", num)
+			t.Errorf("migrations/sqlite/%s_*.sql has no twin in migrations/postgres/", num)
 		}
 	}
 	for num := range names[Postgres] {
 		if !names[SQLite][num] {
-			t.Errorf("migrations_postgres/%s_*.sql has no twin in migrations/", num)
+			t.Errorf("migrations/postgres/%s_*.sql has no twin in migrations/sqlite/", num)
 		}
 	}
-	if _, err := fs.ReadDir(migrationFS, "migrations_postgres"); err != nil {
+	if _, err := fs.ReadDir(migrationFS, "migrations/postgres"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -95,32 +67,6 @@ func TestInferenceQueueNames(t *testing.T) {
 // queueName is River's rule for queue names (river.validateQueueName).
 var queueName = regexp.MustCompile(`^(?:[a-z0-9])+(?:[_|\-]?[a-z0-9]+)*$`)
 
-// onPostgres is the name of TestOnPostgres; openTest opens PostgreSQL under it.
-const onPostgres = "TestOnPostgres"
-
-// TestOnPostgres runs the store's dialect-independent tests again on PostgreSQL:
-// the tenancy suite, webhook events and secrets, group commit, listing and
-// retention. Each opens its database through openTest, which picks PostgreSQL
-// under this test.
-func TestOnPostgres(t *testing.T) {
-	t.Parallel()
-	for name, test := range map[string]func(*testing.T){
-		"Tenancy":                              TestTenancy,
-		"SecretsEncryptedAtRest":               TestSecretsEncryptedAtRest,
-		"RetentionQueries":                     TestRetentionQueries,
-		"WorkerPathWritesImagesAndDelivery":    TestWorkerPathWritesImagesAndDelivery,
-		"FinishJobAfterCancelConflicts":        TestFinishJobAfterCancelConflicts,
-		"WebhookSecretsCreateOnceAndRotate":    TestWebhookSecretsCreateOnceAndRotate,
-		"EventMessagesWrittenOnce":             TestEventMessagesWrittenOnce,
-		"Redeliver":                            TestRedeliver,
-		"WebhookSecretsEncryptedAtRest":        TestWebhookSecretsEncryptedAtRest,
-		"CreateJobConcurrentBatches":           TestCreateJobConcurrentBatches,
-		"ListJobsPagesNewestFirstWithinTenant": TestListJobsPagesNewestFirstWithinTenant,
-	} {
-		t.Run(name, test)
-	}
-}
-
 // TestQuotaAcrossNodesPostgres submits at once through several DB handles on one
 // PostgreSQL schema, as several API nodes would: their transactions run in
 // parallel, so without the per-project advisory lock two of them could both count
@@ -132,7 +78,7 @@ func TestQuotaAcrossNodesPostgres(t *testing.T) {
 	const nodes, perNode, limit = 4, 12, 5
 	var dbs []*DB
 	for range nodes {
-		db, err := OpenPostgres(ctx, url)
+		db, err := Open(ctx, url, testOptions())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,7 +129,7 @@ func TestIdempotencyAcrossNodesPostgres(t *testing.T) {
 	const nodes, perNode = 4, 10
 	var dbs []*DB
 	for range nodes {
-		db, err := OpenPostgres(ctx, url)
+		db, err := Open(ctx, url, testOptions())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -19,35 +19,35 @@ func (s *Store) ExpiredMedia(ctx context.Context, cutoff time.Time, limit int) (
 		WHERE finished_at IS NOT NULL AND finished_at < ? AND media_deleted_at IS NULL
 		ORDER BY finished_at LIMIT ?`, cutoff.UTC(), limit)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: expired media: %w", err)
+		return nil, fmt.Errorf("store: expired media: %w", err)
 	}
 	var out []ExpiredMedia
 	for rows.Next() {
 		var e ExpiredMedia
 		if err := rows.Scan(&e.JobID); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: expired media: %w", err)
+			return nil, fmt.Errorf("store: expired media: %w", err)
 		}
 		out = append(out, e)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: expired media: %w", err)
+		return nil, fmt.Errorf("store: expired media: %w", err)
 	}
 	for i := range out {
 		rows, err := s.db.read.QueryContext(ctx, `SELECT media_key FROM images WHERE job_id = ? ORDER BY prompt_idx, image_idx`, out[i].JobID)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: expired media: %w", err)
+			return nil, fmt.Errorf("store: expired media: %w", err)
 		}
 		for rows.Next() {
 			var k string
 			if err := rows.Scan(&k); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("sqlite: expired media: %w", err)
+				return nil, fmt.Errorf("store: expired media: %w", err)
 			}
 			out[i].Keys = append(out[i].Keys, k)
 		}
 		if err := closeRows(rows); err != nil {
-			return nil, fmt.Errorf("sqlite: expired media: %w", err)
+			return nil, fmt.Errorf("store: expired media: %w", err)
 		}
 	}
 	return out, nil
@@ -58,7 +58,7 @@ func (s *Store) ExpiredMedia(ctx context.Context, cutoff time.Time, limit int) (
 func (s *Store) MarkMediaDeleted(ctx context.Context, id int64, at time.Time) error {
 	if _, err := s.db.write.ExecContext(ctx, `UPDATE jobs SET media_deleted_at = ? WHERE id = ? AND media_deleted_at IS NULL`,
 		at.UTC(), id); err != nil {
-		return fmt.Errorf("sqlite: mark media deleted: %w", err)
+		return fmt.Errorf("store: mark media deleted: %w", err)
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ func (s *Store) MarkMediaDeleted(ctx context.Context, id int64, at time.Time) er
 func (s *Store) DeleteExpiredIdempotencyKeys(ctx context.Context, cutoff time.Time) (int64, error) {
 	res, err := s.db.write.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at < ?`, cutoff.UTC())
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete idempotency keys: %w", err)
+		return 0, fmt.Errorf("store: delete idempotency keys: %w", err)
 	}
 	return res.RowsAffected()
 }

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -15,18 +15,18 @@ import (
 func (s *Store) RecordUsage(ctx context.Context, id int64, u diffute.Usage, at time.Time) error {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: record usage: %w", err)
+		return fmt.Errorf("store: record usage: %w", err)
 	}
 	defer tx.Rollback()
 	var org, project string
 	if err := tx.QueryRowContext(ctx, `SELECT org, project FROM jobs WHERE id = ?`, id).Scan(&org, &project); err != nil {
-		return fmt.Errorf("sqlite: record usage: job %d: %w", id, err)
+		return fmt.Errorf("store: record usage: job %d: %w", id, err)
 	}
 	ms := u.EngineTime.Milliseconds()
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET usage_images = usage_images + ?,
 		usage_pixel_steps = usage_pixel_steps + ?, usage_engine_ms = usage_engine_ms + ? WHERE id = ?`,
 		u.Images, u.PixelSteps, ms, id); err != nil {
-		return fmt.Errorf("sqlite: record usage: %w", err)
+		return fmt.Errorf("store: record usage: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily (org, project, day, images, pixel_steps, engine_ms)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (org, project, day) DO UPDATE SET
@@ -34,10 +34,10 @@ func (s *Store) RecordUsage(ctx context.Context, id int64, u diffute.Usage, at t
 		pixel_steps = usage_daily.pixel_steps + excluded.pixel_steps,
 		engine_ms = usage_daily.engine_ms + excluded.engine_ms`,
 		org, project, at.UTC().Format(diffute.UsageDayFormat), u.Images, u.PixelSteps, ms); err != nil {
-		return fmt.Errorf("sqlite: record usage: %w", err)
+		return fmt.Errorf("store: record usage: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: record usage: commit: %w", err)
+		return fmt.Errorf("store: record usage: commit: %w", err)
 	}
 	return nil
 }
@@ -48,7 +48,7 @@ func (s *Store) Usage(ctx context.Context, org, project string, from, to time.Ti
 		WHERE org = ? AND project = ? AND day >= ? AND day <= ? ORDER BY day`,
 		org, project, from.UTC().Format(diffute.UsageDayFormat), to.UTC().Format(diffute.UsageDayFormat))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: usage: %w", err)
+		return nil, fmt.Errorf("store: usage: %w", err)
 	}
 	var out []diffute.UsageDay
 	for rows.Next() {
@@ -58,13 +58,13 @@ func (s *Store) Usage(ctx context.Context, org, project string, from, to time.Ti
 		)
 		if err := rows.Scan(&d.Day, &d.Images, &d.PixelSteps, &ms); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: usage: %w", err)
+			return nil, fmt.Errorf("store: usage: %w", err)
 		}
 		d.EngineTime = time.Duration(ms) * time.Millisecond
 		out = append(out, d)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: usage: %w", err)
+		return nil, fmt.Errorf("store: usage: %w", err)
 	}
 	return out, nil
 }

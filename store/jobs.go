@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -23,7 +23,7 @@ const InferenceMaxAttempts = 5
 // the job and delivery updates that package queue's workers make.
 type Store struct {
 	db      *DB
-	secrets *secretbox.Box // nil: webhook secrets are stored as given (see UseSecretBox)
+	secrets *secretbox.Box // Options.Secrets; nil: no secret may be read or written (errNoSecrets)
 }
 
 var (
@@ -57,18 +57,19 @@ func (s *Store) prepareJobInsert(job *diffute.Job) (*jobInsert, error) {
 		}
 		req, err := json.Marshal(p.PromptRequest)
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: encode prompt: %w", err)
+			return nil, fmt.Errorf("store: encode prompt: %w", err)
 		}
 		ins.prompts[i] = string(req)
 		ins.numImages += p.NumImages
 	}
-	if s.secrets != nil {
-		sealed, err := s.secrets.Seal(job.Secret, secretContext(job.ID))
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: create job: %w", err)
-		}
-		ins.secret = sealed
+	if s.secrets == nil {
+		return nil, errNoSecrets
 	}
+	sealed, err := s.secrets.Seal(job.Secret, secretContext(job.ID))
+	if err != nil {
+		return nil, fmt.Errorf("store: create job: %w", err)
+	}
+	ins.secret = sealed
 	return ins, nil
 }
 
@@ -121,7 +122,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: load job: %w", err)
+		return nil, fmt.Errorf("store: load job: %w", err)
 	}
 	j.Status = diffute.JobStatus(status)
 	j.StartedAt, j.FinishedAt = started.Time, finished.Time
@@ -130,7 +131,7 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 
 	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: load prompts: %w", err)
+		return nil, fmt.Errorf("store: load prompts: %w", err)
 	}
 	for rows.Next() {
 		var (
@@ -139,24 +140,24 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		)
 		if err := rows.Scan(&p.Index, &req, &p.ImagesDone, &p.StepsDone, &p.StepsTotal); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: load prompts: %w", err)
+			return nil, fmt.Errorf("store: load prompts: %w", err)
 		}
 		if err := json.Unmarshal([]byte(req), &p.PromptRequest); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: decode prompt %d of job %d: %w", p.Index, id, err)
+			return nil, fmt.Errorf("store: decode prompt %d of job %d: %w", p.Index, id, err)
 		}
 		j.Prompts = append(j.Prompts, p)
 	}
 	// Close before the next query: with the single write connection, an open
 	// result set would hold the only connection.
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: load prompts: %w", err)
+		return nil, fmt.Errorf("store: load prompts: %w", err)
 	}
 
 	rows, err = q.QueryContext(ctx, `SELECT prompt_idx, image_idx, media_key FROM images
 		WHERE job_id = ? ORDER BY prompt_idx, image_idx`, id)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: load images: %w", err)
+		return nil, fmt.Errorf("store: load images: %w", err)
 	}
 	for rows.Next() {
 		var (
@@ -165,14 +166,14 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 		)
 		if err := rows.Scan(&pi, &ii, &key); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: load images: %w", err)
+			return nil, fmt.Errorf("store: load images: %w", err)
 		}
 		if pi >= 0 && pi < len(j.Prompts) {
 			j.Prompts[pi].Images = append(j.Prompts[pi].Images, key)
 		}
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: load images: %w", err)
+		return nil, fmt.Errorf("store: load images: %w", err)
 	}
 	return &j, nil
 }
@@ -189,7 +190,7 @@ func closeRows(rows *sql.Rows) error {
 func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*diffute.Job, error) {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+		return nil, fmt.Errorf("store: cancel job: %w", err)
 	}
 	defer tx.Rollback()
 	var (
@@ -202,18 +203,18 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+		return nil, fmt.Errorf("store: cancel job: %w", err)
 	}
 	if diffute.JobStatus(status).Terminal() {
 		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d is already %s", id, status)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET status = 'canceled', finished_at = ? WHERE id = ?`,
 		time.Now().UTC(), id); err != nil {
-		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+		return nil, fmt.Errorf("store: cancel job: %w", err)
 	}
 	if riverID.Valid {
 		if _, err := s.db.river.JobCancelTx(ctx, tx.Tx, riverID.Int64); err != nil && !errors.Is(err, river.ErrNotFound) {
-			return nil, fmt.Errorf("sqlite: cancel job: river: %w", err)
+			return nil, fmt.Errorf("store: cancel job: river: %w", err)
 		}
 	}
 	job, err := s.openSecret(loadJob(ctx, tx, id, nil))
@@ -221,10 +222,10 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 		return nil, err
 	}
 	if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventCompleted, ""); err != nil {
-		return nil, fmt.Errorf("sqlite: cancel job: %w", err)
+		return nil, fmt.Errorf("store: cancel job: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: cancel job: commit: %w", err)
+		return nil, fmt.Errorf("store: cancel job: commit: %w", err)
 	}
 	return job, nil
 }
@@ -232,11 +233,11 @@ func (s *Store) CancelJob(ctx context.Context, org, project string, id int64) (*
 // Ping checks that both pools answer.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.db.read.PingContext(ctx); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return fmt.Errorf("store: ping: %w", err)
 	}
 	var one int
 	if err := s.db.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return fmt.Errorf("sqlite: ping: %w", err)
+		return fmt.Errorf("store: ping: %w", err)
 	}
 	return nil
 }

@@ -1,11 +1,10 @@
-package sqlite
+package store
 
 import (
 	"context"
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -20,25 +19,6 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// openTest opens a fresh database of the dialect the test runs under: SQLite,
-// or PostgreSQL for the tests TestOnPostgres runs again as its subtests.
-func openTest(t testing.TB) *DB {
-	t.Helper()
-	if strings.HasPrefix(t.Name(), onPostgres+"/") {
-		return openPostgresTest(t)
-	}
-	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "diffute.db"))
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
-	return db
-}
-
 // riverState returns the River state of the inference job of Diffute job id.
 func (db *DB) riverState(ctx context.Context, id int64) (string, error) {
 	var state string
@@ -47,10 +27,9 @@ func (db *DB) riverState(ctx context.Context, id int64) (string, error) {
 	return state, err
 }
 
-func TestStore(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) *storetest.Harness {
-		db := openTest(t)
+		db := ds.open(t)
 		return &storetest.Harness{
 			Store: db.Store(), Keys: db.Store(),
 			StartJob:   db.Store().StartJob,
@@ -68,7 +47,7 @@ func TestOpenMigratesOnceAndSetsPragmas(t *testing.T) {
 		t.Fatalf("ownMigrations = %d, %v", len(migs), err)
 	}
 	for i := range 2 {
-		db, err := Open(ctx, path)
+		db, err := Open(ctx, "sqlite:"+path, testOptions())
 		if err != nil {
 			t.Fatalf("Open #%d: %v", i+1, err)
 		}
@@ -101,15 +80,14 @@ func TestOpenMigratesOnceAndSetsPragmas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := Open(ctx, ":memory:"); err == nil {
+	if _, err := Open(ctx, "sqlite::memory:", testOptions()); err == nil {
 		t.Error("Open(:memory:) succeeded; two pools need a file")
 	}
 }
 
-func TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
+	db := ds.openWith(t, func(o *Options) { o.DeliveryMaxAttempts = 3; o.Manifests.Media = keyMedia{} })
 	s := db.Store()
 	job := storetest.NewJob("org", "proj")
 	if err := s.CreateJob(ctx, job); err != nil {
@@ -142,19 +120,11 @@ func TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 		t.Errorf("progress = %d/%d, %v", steps, total, err)
 	}
 
-	var manifestJob *diffute.Job
-	fin, err := s.FinishJob(ctx, FinishParams{
-		JobID: job.ID, Status: diffute.StatusFailed, Error: "engine exploded", DeliveryMaxAttempts: 3,
-		Manifest: func(_ context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-			manifestJob = j
-			return &diffute.Manifest{Name: j.Name, JobID: j.ID, Status: j.Status, Error: j.Error,
-				Images: map[string][]string{"Ansel_Adams": j.Prompts[0].Images}}, nil
-		},
-	})
+	fin, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusFailed, Error: "engine exploded"})
 	if err != nil {
 		t.Fatalf("FinishJob: %v", err)
 	}
-	if fin.Status != diffute.StatusFailed || manifestJob.Status != diffute.StatusFailed || fin.FinishedAt.IsZero() {
+	if fin.Status != diffute.StatusFailed || fin.FinishedAt.IsZero() {
 		t.Errorf("FinishJob = %+v", fin)
 	}
 	if _, err := s.RecordProgress(ctx, job.ID, 0, 2, 2); err != nil {
@@ -188,18 +158,18 @@ func TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 	if err := json.Unmarshal(d.Payload, &m); err != nil {
 		t.Fatal(err)
 	}
-	if d.URL != job.Webhook || d.Secret != job.Secret || d.Status != DeliveryPending || len(d.MessageID) != 30 ||
+	if d.URL != job.Webhook || d.Secret != job.Secret || d.Status != diffute.DeliveryPending || len(d.MessageID) != 30 ||
 		m["status"] != "failed" || m["error"] != "engine exploded" || m["job_id"] != float64(job.ID) || m["name"] != "Houston" {
 		t.Errorf("delivery = %+v payload %s", d, d.Payload)
 	}
 
 	at := time.Now().UTC().Truncate(time.Millisecond)
 	if err := s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: deliveryID, Attempt: 1, At: at, StatusCode: 500,
-		Latency: 12 * time.Millisecond, Error: "HTTP 500", Excerpt: "oops", Status: DeliveryPending}); err != nil {
+		Latency: 12 * time.Millisecond, Error: "HTTP 500", Excerpt: "oops", Status: diffute.DeliveryPending}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: deliveryID, Attempt: 2, At: at.Add(time.Second),
-		StatusCode: 204, Latency: 3 * time.Millisecond, Status: DeliveryDelivered}); err != nil {
+		StatusCode: 204, Latency: 3 * time.Millisecond, Status: diffute.DeliveryDelivered}); err != nil {
 		t.Fatal(err)
 	}
 	attempts, err := s.Deliveries(ctx, job.ID)
@@ -210,10 +180,10 @@ func TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 		!a.At.Equal(at) || a.MessageID != d.MessageID || a.Event != EventInferenceCompleted {
 		t.Errorf("attempt 1 = %+v", a)
 	}
-	if d, _ := s.Delivery(ctx, deliveryID); d.Status != DeliveryDelivered || d.Attempts != 2 {
+	if d, _ := s.Delivery(ctx, deliveryID); d.Status != diffute.DeliveryDelivered || d.Attempts != 2 {
 		t.Errorf("delivery after attempts: %+v", d)
 	}
-	wantCode(t, s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: 999, Attempt: 1, At: at, Status: DeliveryFailed}), diffute.ENOTFOUND)
+	wantCode(t, s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: 999, Attempt: 1, At: at, Status: diffute.DeliveryFailed}), diffute.ENOTFOUND)
 }
 
 func wantCode(t *testing.T, err error, code string) {
@@ -223,10 +193,9 @@ func wantCode(t *testing.T, err error, code string) {
 	}
 }
 
-func TestFinishJobAfterCancelConflicts(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestFinishJobAfterCancelConflicts(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
+	db := ds.open(t)
 	s := db.Store()
 	job := storetest.NewJob("org", "proj")
 	if err := s.CreateJob(ctx, job); err != nil {
@@ -238,8 +207,7 @@ func TestFinishJobAfterCancelConflicts(t *testing.T) {
 	if _, err := s.CancelJob(ctx, "org", "proj", job.ID); err != nil {
 		t.Fatal(err)
 	}
-	_, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusSucceeded,
-		Manifest: func(context.Context, *diffute.Job) (*diffute.Manifest, error) { return &diffute.Manifest{}, nil }})
+	_, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusSucceeded})
 	wantCode(t, err, diffute.ECONFLICT)
 	if ok, err := s.RecordProgress(ctx, job.ID, 0, 1, 2); ok || err != nil {
 		t.Errorf("RecordProgress after cancel = %v, %v; want false", ok, err)
@@ -261,7 +229,7 @@ func TestFinishJobAfterCancelConflicts(t *testing.T) {
 func TestRequeueRunningJobs(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	db := openTest(t)
+	db := openSQLiteTest(t)
 	job := storetest.NewJob("org", "proj")
 	if err := db.Store().CreateJob(ctx, job); err != nil {
 		t.Fatal(err)
@@ -283,7 +251,7 @@ func TestRequeueRunningJobs(t *testing.T) {
 // three-prompt request (the product page's example), to compare with
 // BenchmarkRiverInsert on the same kind of database.
 func BenchmarkCreateJob(b *testing.B) {
-	db := openTest(b)
+	db := openSQLiteTest(b)
 	s := db.Store()
 	ctx := context.Background()
 	tmpl := storetest.NewJob("org", "proj")
@@ -305,7 +273,7 @@ func (trivialArgs) Kind() string { return "bench.trivial" }
 // BenchmarkRiverInsert is the raw rate: one River InsertTx of a trivial job per
 // transaction on the same kind of database.
 func BenchmarkRiverInsert(b *testing.B) {
-	db := openTest(b)
+	db := openSQLiteTest(b)
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -16,7 +16,7 @@ func (db *DB) MarkRunningForTest(ctx context.Context, id int64, clientID string)
 		attempted_at = now(), attempted_by = ARRAY[?]::text[]
 		WHERE id = (SELECT river_job_id FROM jobs WHERE id = ?)`, clientID, id)
 	if err != nil {
-		return fmt.Errorf("sqlite: mark running: %w", err)
+		return fmt.Errorf("store: mark running: %w", err)
 	}
 	return nil
 }

@@ -1,10 +1,9 @@
-package sqlite
+package store
 
 import (
 	"bytes"
 	"context"
 	"errors"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,25 +14,16 @@ import (
 	"github.com/diffute/diffute/storetest"
 )
 
-func TestTenancy(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestTenancy(t *testing.T) {
 	storetest.RunTenancy(t, func(t *testing.T) *storetest.TenancyHarness {
-		db := openTest(t)
+		db := ds.open(t)
 		return &storetest.TenancyHarness{Store: db.Store(), Tenancy: db.Store(), RecordUsage: db.Store().RecordUsage}
 	})
 }
 
-func TestSecretsEncryptedAtRest(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestSecretsEncryptedAtRest(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
-	box, err := secretbox.New(bytes.Repeat([]byte{1}, secretbox.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.UseSecretBox(ctx, box); err != nil {
-		t.Fatal(err)
-	}
+	db := ds.open(t)
 	job := storetest.NewJob("acme", "p")
 	job.Secret = "whsec-very-secret-value"
 	if err := db.Store().CreateJob(ctx, job); err != nil {
@@ -63,10 +53,9 @@ func TestSecretsEncryptedAtRest(t *testing.T) {
 	}
 }
 
-func TestRetentionQueries(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestRetentionQueries(t *testing.T) {
 	ctx := t.Context()
-	db := openTest(t)
+	db := ds.open(t)
 	s := db.Store()
 	job := storetest.NewJob("acme", "p")
 	if err := s.CreateJob(ctx, job); err != nil {
@@ -78,8 +67,7 @@ func TestRetentionQueries(t *testing.T) {
 	if err := s.RecordImage(ctx, job.ID, 0, 0, "acme/p/1/a/0.png"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusSucceeded,
-		Manifest: func(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) { return &diffute.Manifest{}, nil }}); err != nil {
+	if _, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusSucceeded}); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.ExpiredMedia(ctx, time.Now().Add(-time.Hour), 10); err != nil || len(got) != 0 {
@@ -104,7 +92,7 @@ func TestRetentionQueries(t *testing.T) {
 // BenchmarkSubmitJob is BenchmarkCreateJob through SubmitJob with a fresh
 // Idempotency-Key and both quotas checked: the cost of tenancy on the hot path.
 func BenchmarkSubmitJob(b *testing.B) {
-	db := openTest(b)
+	db := openSQLiteTest(b)
 	s := db.Store()
 	ctx := context.Background()
 	tmpl := storetest.NewJob("org", "proj")
@@ -124,7 +112,7 @@ func BenchmarkSubmitJob(b *testing.B) {
 
 // BenchmarkSubmitJobReplay answers a retried request: the key exists, no job is made.
 func BenchmarkSubmitJobReplay(b *testing.B) {
-	db := openTest(b)
+	db := openSQLiteTest(b)
 	s := db.Store()
 	ctx := context.Background()
 	sub := diffute.Submission{IdempotencyKey: "k", RequestHash: make([]byte, 32)}
@@ -141,23 +129,21 @@ func BenchmarkSubmitJobReplay(b *testing.B) {
 	}
 }
 
-func TestSecretKeyMismatchRefused(t *testing.T) {
-	t.Parallel()
+func (ds suite) TestSecretKeyMismatchRefused(t *testing.T) {
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "d.db")
+	url := ds.url(t)
 	box1, _ := secretbox.New(bytes.Repeat([]byte{1}, secretbox.KeySize))
 	box2, _ := secretbox.New(bytes.Repeat([]byte{2}, secretbox.KeySize))
 	for i, tc := range []struct {
 		box  *secretbox.Box
 		want error
 	}{{box1, nil}, {box1, nil}, {box2, ErrSecretKeyMismatch}} {
-		db, err := Open(ctx, path)
-		if err != nil {
-			t.Fatal(err)
+		db, err := Open(ctx, url, Options{Secrets: tc.box})
+		if !errors.Is(err, tc.want) {
+			t.Errorf("open %d: Open = %v, want %v", i+1, err, tc.want)
 		}
-		if err := db.UseSecretBox(ctx, tc.box); !errors.Is(err, tc.want) {
-			t.Errorf("open %d: UseSecretBox = %v, want %v", i+1, err, tc.want)
+		if err == nil {
+			db.Close()
 		}
-		db.Close()
 	}
 }

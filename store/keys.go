@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, key *diffute.APIKey, hash []by
 	// RETURNING rather than LastInsertId, which PostgreSQL's driver lacks.
 	if err := s.db.write.QueryRowContext(ctx, `INSERT INTO api_keys (org, project, name, hash, created_at)
 		VALUES (?, ?, ?, ?, ?) RETURNING id`, key.Org, key.Project, key.Name, hash, key.CreatedAt.UTC()).Scan(&key.ID); err != nil {
-		return fmt.Errorf("sqlite: create api key: %w", err)
+		return fmt.Errorf("store: create api key: %w", err)
 	}
 	return nil
 }
@@ -36,7 +36,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (*diffute.APIKey,
 		return nil, diffute.Errorf(diffute.EUNAUTHORIZED, "invalid API key")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: api key: %w", err)
+		return nil, fmt.Errorf("store: api key: %w", err)
 	}
 	return k, nil
 }
@@ -47,19 +47,19 @@ func (s *Store) ListAPIKeys(ctx context.Context, org string) ([]*diffute.APIKey,
 	rows, err := s.db.read.QueryContext(ctx, `SELECT id, org, project, name, created_at, revoked_at
 		FROM api_keys WHERE ? = '' OR org = ? ORDER BY id`, org, org)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list api keys: %w", err)
+		return nil, fmt.Errorf("store: list api keys: %w", err)
 	}
 	var keys []*diffute.APIKey
 	for rows.Next() {
 		k, err := scanKey(rows)
 		if err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: list api keys: %w", err)
+			return nil, fmt.Errorf("store: list api keys: %w", err)
 		}
 		keys = append(keys, k)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: list api keys: %w", err)
+		return nil, fmt.Errorf("store: list api keys: %w", err)
 	}
 	return keys, nil
 }
@@ -70,10 +70,10 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id int64) error {
 	res, err := s.db.write.ExecContext(ctx, `UPDATE api_keys SET revoked_at = coalesce(revoked_at, ?) WHERE id = ?`,
 		time.Now().UTC(), id)
 	if err != nil {
-		return fmt.Errorf("sqlite: revoke api key: %w", err)
+		return fmt.Errorf("store: revoke api key: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: revoke api key: %w", err)
+		return fmt.Errorf("store: revoke api key: %w", err)
 	} else if n == 0 {
 		return diffute.Errorf(diffute.ENOTFOUND, "API key %d not found", id)
 	}

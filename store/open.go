@@ -1,15 +1,13 @@
-package sqlite
+package store
 
 import (
 	"context"
-	"crypto/cipher"
 	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/url"
 	"path"
 	"sort"
 	"strconv"
@@ -23,24 +21,86 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/secretbox"
 )
 
-//go:embed migrations/*.sql migrations_postgres/*.sql
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
 var migrationFS embed.FS
 
-// busyTimeout is how long a connection waits for SQLite's write lock before
-// failing with SQLITE_BUSY. The read pool and a second process (diffute keys …)
-// can both meet a writer; five seconds covers any transaction this package runs.
-const busyTimeout = 5 * time.Second
+// Options configure a database at Open. Everything the store needs is given
+// here, once: nothing is set on a DB after it is open.
+type Options struct {
+	// Secrets seals what the store keeps but must never show: each job's bearer
+	// secret and each project's webhook signing secrets. Without it (diffute
+	// keys, which touches API keys only) every read or write of a secret fails
+	// and the key check is neither made nor needed. Its key lives
+	// outside the data directory (see package secretbox), so a copy of the data
+	// alone reveals no secret; the first key a database sees is remembered, and
+	// Open refuses another (ErrSecretKeyMismatch).
+	Secrets *secretbox.Box
+	// LegacySigningKey is the key that sealed webhook signing secrets before
+	// they were sealed with Secrets (webhook-secrets.key in the data directory
+	// on SQLite; derived from the secret key on PostgreSQL). When rows sealed
+	// that way remain, Open re-seals them with Secrets and needs it.
+	LegacySigningKey []byte
+	// Manifests shapes the webhook messages the store writes in its own
+	// transactions (started, prompt.completed, a finished or cancelled job's
+	// message, a redelivery). The zero value lists no image URLs (an API-only
+	// process without media).
+	Manifests diffute.Manifests
+	// DeliveryMaxAttempts is the River MaxAttempts of each webhook delivery;
+	// 0 means 8, the length of the default retry schedule.
+	DeliveryMaxAttempts int
+}
 
-// readConns bounds the read-only pool; status polling is light, and each
-// connection holds its own page cache.
-const readConns = 4
+// Open opens the database at url and brings its schema up to date: River's
+// migrations, then Diffute's own. url is sqlite:PATH (or sqlite://PATH), the
+// embedded default, or postgres://… (postgresql://…), any pgx connection string,
+// for scale-out: several processes may open the same PostgreSQL database.
+func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	if opts.DeliveryMaxAttempts < 1 {
+		opts.DeliveryMaxAttempts = defaultDeliveryMaxAttempts
+	}
+	var (
+		db  *DB
+		err error
+	)
+	switch {
+	case strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://"):
+		db, err = openPostgres(ctx, url)
+	case strings.HasPrefix(url, "sqlite://"):
+		db, err = openSQLite(ctx, strings.TrimPrefix(url, "sqlite://"))
+	case strings.HasPrefix(url, "sqlite:"):
+		db, err = openSQLite(ctx, strings.TrimPrefix(url, "sqlite:"))
+	default:
+		scheme, _, _ := strings.Cut(url, ":") // not the whole URL: it may hold a password
+		return nil, fmt.Errorf("store: open: scheme %q unknown; want sqlite:PATH or postgres://…", scheme)
+	}
+	if err != nil {
+		return nil, err
+	}
+	db.opts = opts
+	db.store.secrets = opts.Secrets
+	if opts.Secrets != nil {
+		if err := db.useSecrets(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
 
-// DB is an open Diffute database: the SQLite file, its migrations applied, and an
-// insert-only River client through which the store enqueues jobs.
+// IsPostgresURL reports whether url names a PostgreSQL database for Open.
+func IsPostgresURL(url string) bool {
+	return strings.HasPrefix(url, "postgres://") || strings.HasPrefix(url, "postgresql://")
+}
+
+// DB is an open Diffute database: its migrations applied, and an insert-only
+// River client through which the store enqueues jobs.
 type DB struct {
+	opts    Options
 	dialect Dialect
 	write   *pool // SQLite: one connection, every write and River itself
 	read    *pool // SQLite: read-only connections for lookups; PostgreSQL: write
@@ -55,43 +115,11 @@ type DB struct {
 	insertJob *sql.Stmt
 
 	batch jobBatcher // group commit of CreateJob
-	// hooks builds webhook payloads outside FinishJob; see SetWebhookHooks.
-	hooks atomic.Pointer[WebhookHooks]
 	// secretsGen counts rotations made through this DB; see SecretsGeneration.
 	secretsGen atomic.Uint64
-	// secretAEAD encrypts signing secrets at rest; see SetSecretKey.
-	secretAEAD atomic.Pointer[cipher.AEAD]
 	// delivery holds the delivery worker's statements, prepared once (they run
 	// for every webhook attempt).
 	delivery deliveryStmts
-}
-
-// Open opens (creating if needed) the database file at path and brings its schema
-// up to date: River's migrations, then Diffute's own.
-func Open(ctx context.Context, path string) (*DB, error) {
-	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
-		return nil, fmt.Errorf("sqlite: open: want a file path, got %q", path)
-	}
-	write, err := openPool(path, false)
-	if err != nil {
-		return nil, err
-	}
-	// River's SQLite driver wants one connection, and one writer serialises our
-	// transactions too (BEGIN IMMEDIATE never waits on another of ours).
-	write.SetMaxOpenConns(1)
-	db := &DB{dialect: SQLite, write: &pool{write, SQLite}}
-	if err := db.migrate(ctx); err != nil {
-		write.Close()
-		return nil, err
-	}
-	read, err := openPool(path, true)
-	if err != nil {
-		write.Close()
-		return nil, err
-	}
-	read.SetMaxOpenConns(readConns)
-	db.read = &pool{read, SQLite}
-	return db.finishOpen(ctx)
 }
 
 // finishOpen builds what both dialects need once the schema is current.
@@ -107,12 +135,12 @@ func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 	})
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqlite: river client: %w", err)
+		return nil, fmt.Errorf("store: river client: %w", err)
 	}
 	db.insertJob, err = db.write.PrepareContext(ctx, insertJobSQL)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+		return nil, fmt.Errorf("store: prepare: %w", err)
 	}
 	if err := db.delivery.prepare(ctx, db); err != nil {
 		db.Close()
@@ -120,28 +148,6 @@ func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 	}
 	db.store = &Store{db: db}
 	return db, nil
-}
-
-// openPool opens a database/sql pool on path with the pragmas every connection
-// needs; modernc applies _pragma parameters to each new connection.
-func openPool(path string, readOnly bool) (*sql.DB, error) {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Add("_pragma", "synchronous(NORMAL)") // safe in WAL: a crash loses no committed transaction's consistency
-	if readOnly {
-		q.Add("_pragma", "query_only(1)")
-	} else {
-		q.Add("_pragma", "journal_mode(WAL)")
-		// Write transactions take the lock at BEGIN, so a transaction that reads
-		// and then writes can never fail on a lock upgrade.
-		q.Set("_txlock", "immediate")
-	}
-	pool, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-	}
-	return pool, nil
 }
 
 // Close closes both pools. Stop any queue built on db first.
@@ -182,24 +188,6 @@ func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] {
 	return riversqlite.New(db.write.DB)
 }
 
-// RequeueRunningJobs makes River jobs left running by a previous process available
-// again and returns how many there were. In embedded mode one process owns the
-// file, so a job still marked running at start was interrupted by a crash; waiting
-// for River's stuck-job rescue (an hour by default) would delay it needlessly.
-// Call it only before this process's queue starts working.
-func (db *DB) RequeueRunningJobs(ctx context.Context) (int, error) {
-	if db.dialect != SQLite {
-		return 0, errors.New("sqlite: RequeueRunningJobs is for the embedded database; PostgreSQL workers rescue through leases")
-	}
-	res, err := db.write.ExecContext(ctx,
-		`UPDATE river_job SET state = 'available' WHERE state = 'running'`)
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: requeue running jobs: %w", err)
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
-}
-
 func (db *DB) migrate(ctx context.Context) error {
 	if db.dialect == Postgres {
 		// Several API nodes and workers may start at once: one migrates, the
@@ -212,10 +200,10 @@ func (db *DB) migrate(ctx context.Context) error {
 	}
 	m, err := rivermigrate.New(db.RiverDriver(), &rivermigrate.Config{Logger: slog.New(slog.DiscardHandler), Schema: db.schema})
 	if err != nil {
-		return fmt.Errorf("sqlite: river migrator: %w", err)
+		return fmt.Errorf("store: river migrator: %w", err)
 	}
 	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return fmt.Errorf("sqlite: river migrations: %w", err)
+		return fmt.Errorf("store: river migrations: %w", err)
 	}
 	return db.migrateOwn(ctx)
 }
@@ -227,7 +215,7 @@ func (db *DB) migrateOwn(ctx context.Context) error {
 		version    INTEGER PRIMARY KEY,
 		name       TEXT NOT NULL,
 		applied_at TIMESTAMP NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlite: schema_migrations: %w", err)
+		return fmt.Errorf("store: schema_migrations: %w", err)
 	}
 	migrations, err := ownMigrations(migrationDirs[db.dialect])
 	if err != nil {
@@ -249,23 +237,23 @@ type migration struct {
 
 // migrationDirs holds each dialect's migrations. Every SQLite migration needs a
 // PostgreSQL twin with the same number (TestMigrationsHaveBothDialects checks).
-var migrationDirs = map[Dialect]string{SQLite: "migrations", Postgres: "migrations_postgres"}
+var migrationDirs = map[Dialect]string{SQLite: "migrations/sqlite", Postgres: "migrations/postgres"}
 
 func ownMigrations(dir string) ([]migration, error) {
 	entries, err := fs.ReadDir(migrationFS, dir)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: migrations: %w", err)
+		return nil, fmt.Errorf("store: migrations: %w", err)
 	}
 	var out []migration
 	for _, e := range entries {
 		num, _, ok := strings.Cut(e.Name(), "_")
 		v, err := strconv.Atoi(num)
 		if !ok || err != nil || !strings.HasSuffix(e.Name(), ".sql") {
-			return nil, fmt.Errorf("sqlite: migration %q: want NNNN_name.sql", e.Name())
+			return nil, fmt.Errorf("store: migration %q: want NNNN_name.sql", e.Name())
 		}
 		b, err := migrationFS.ReadFile(path.Join(dir, e.Name()))
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: migration %s: %w", e.Name(), err)
+			return nil, fmt.Errorf("store: migration %s: %w", e.Name(), err)
 		}
 		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
 	}
@@ -276,25 +264,25 @@ func ownMigrations(dir string) ([]migration, error) {
 func (db *DB) applyMigration(ctx context.Context, m migration) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		return fmt.Errorf("store: migration %s: %w", m.name, err)
 	}
 	defer tx.Rollback()
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
-		return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		return fmt.Errorf("store: migration %s: %w", m.name, err)
 	}
 	if n > 0 {
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
-		return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		return fmt.Errorf("store: migration %s: %w", m.name, err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.version, m.name, time.Now().UTC()); err != nil {
-		return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		return fmt.Errorf("store: migration %s: %w", m.name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: migration %s: %w", m.name, err)
+		return fmt.Errorf("store: migration %s: %w", m.name, err)
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -11,13 +11,6 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
-)
-
-// Delivery states.
-const (
-	DeliveryPending   = "pending"
-	DeliveryDelivered = "delivered"
-	DeliveryFailed    = "failed"
 )
 
 // DeliveryQueue is the River queue of webhook deliveries, apart from inference so
@@ -37,7 +30,7 @@ const EventInferenceCompleted = diffute.EventCompleted
 func (s *Store) StartJob(ctx context.Context, id int64) (bool, error) {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return false, fmt.Errorf("sqlite: start job: %w", err)
+		return false, fmt.Errorf("store: start job: %w", err)
 	}
 	defer tx.Rollback()
 	var events, hook string
@@ -47,7 +40,7 @@ func (s *Store) StartJob(ctx context.Context, id int64) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("sqlite: start job: %w", err)
+		return false, fmt.Errorf("store: start job: %w", err)
 	}
 	if (&diffute.Job{Webhook: hook, WebhookEvents: diffute.SplitEvents(events)}).WantsEvent(diffute.EventStarted) {
 		job, err := loadJob(ctx, tx, id, nil)
@@ -55,11 +48,11 @@ func (s *Store) StartJob(ctx context.Context, id int64) (bool, error) {
 			return false, err
 		}
 		if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventStarted, ""); err != nil {
-			return false, fmt.Errorf("sqlite: start job: %w", err)
+			return false, fmt.Errorf("store: start job: %w", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return false, fmt.Errorf("sqlite: start job: %w", err)
+		return false, fmt.Errorf("store: start job: %w", err)
 	}
 	return true, nil
 }
@@ -72,11 +65,11 @@ func (s *Store) RecordProgress(ctx context.Context, id int64, prompt, step, step
 		WHERE job_id = ? AND idx = ? AND EXISTS (SELECT 1 FROM jobs WHERE id = ? AND status = 'running')`,
 		step, steps, id, prompt, id)
 	if err != nil {
-		return false, fmt.Errorf("sqlite: record progress: %w", err)
+		return false, fmt.Errorf("store: record progress: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("sqlite: record progress: %w", err)
+		return false, fmt.Errorf("store: record progress: %w", err)
 	}
 	return n > 0, nil
 }
@@ -87,21 +80,21 @@ func (s *Store) RecordProgress(ctx context.Context, id int64, prompt, step, step
 func (s *Store) RecordImage(ctx context.Context, id int64, prompt, image int, key string) error {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: record image: %w", err)
+		return fmt.Errorf("store: record image: %w", err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO images (job_id, prompt_idx, image_idx, media_key, created_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, prompt_idx, image_idx) DO NOTHING`,
 		id, prompt, image, key, time.Now().UTC()); err != nil {
-		return fmt.Errorf("sqlite: record image: %w", err)
+		return fmt.Errorf("store: record image: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE prompts SET images_done =
 		(SELECT count(*) FROM images WHERE job_id = ? AND prompt_idx = ?) WHERE job_id = ? AND idx = ?`,
 		id, prompt, id, prompt); err != nil {
-		return fmt.Errorf("sqlite: record image: %w", err)
+		return fmt.Errorf("store: record image: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlite: record image: %w", err)
+		return fmt.Errorf("store: record image: %w", err)
 	}
 	return nil
 }
@@ -111,32 +104,27 @@ type FinishParams struct {
 	JobID  int64
 	Status diffute.JobStatus // StatusSucceeded or StatusFailed
 	Error  string            // for StatusFailed
-	// Manifest builds the webhook payload from the finished job (status set,
-	// images loaded). It runs inside the transaction.
-	Manifest func(ctx context.Context, job *diffute.Job) (*diffute.Manifest, error)
-	// DeliveryMaxAttempts is the River MaxAttempts of the delivery job.
-	DeliveryMaxAttempts int
 }
 
 // FinishJob ends running job p.JobID in one transaction: the terminal status, and
 // when the job has a webhook, the delivery row with its payload and the River job
 // that sends it. ECONFLICT when the job is not running (cancelled meanwhile).
 func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, error) {
-	if !p.Status.Terminal() || p.Status == diffute.StatusCanceled || p.Manifest == nil {
-		return nil, diffute.Errorf(diffute.EINTERNAL, "FinishJob: status must be succeeded or failed, and Manifest set")
+	if !p.Status.Terminal() || p.Status == diffute.StatusCanceled {
+		return nil, diffute.Errorf(diffute.EINTERNAL, "FinishJob: status must be succeeded or failed")
 	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: finish job: %w", err)
+		return nil, fmt.Errorf("store: finish job: %w", err)
 	}
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, error = ?, finished_at = ? WHERE id = ? AND status = 'running'`,
 		string(p.Status), p.Error, time.Now().UTC(), p.JobID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: finish job: %w", err)
+		return nil, fmt.Errorf("store: finish job: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return nil, fmt.Errorf("sqlite: finish job: %w", err)
+		return nil, fmt.Errorf("store: finish job: %w", err)
 	} else if n == 0 {
 		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d is not running", p.JobID)
 	}
@@ -144,18 +132,11 @@ func (s *Store) FinishJob(ctx context.Context, p FinishParams) (*diffute.Job, er
 	if err != nil {
 		return nil, err
 	}
-	if job.WantsEvent(diffute.EventCompleted) {
-		m, err := p.Manifest(ctx, job)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: manifest: %w", err)
-		}
-		m.Event = diffute.EventCompleted
-		if err := s.db.addDelivery(ctx, tx, job, diffute.EventCompleted, "", m, p.DeliveryMaxAttempts); err != nil {
-			return nil, fmt.Errorf("sqlite: finish job: %w", err)
-		}
+	if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventCompleted, ""); err != nil {
+		return nil, fmt.Errorf("store: finish job: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: finish job: commit: %w", err)
+		return nil, fmt.Errorf("store: finish job: commit: %w", err)
 	}
 	return job, nil
 }
@@ -181,7 +162,7 @@ type Delivery struct {
 	URL       string
 	Secret    string // the job's secret; never logged
 	Payload   []byte
-	Status    string
+	Status    diffute.DeliveryState
 	Attempts  int
 }
 
@@ -197,13 +178,14 @@ func (s *Store) Delivery(ctx context.Context, id int64) (*Delivery, error) {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", id)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: delivery: %w", err)
+		return nil, fmt.Errorf("store: delivery: %w", err)
 	}
 	d.Payload = []byte(payload)
-	if s.secrets != nil {
-		if d.Secret, err = s.secrets.Open(d.Secret, secretContext(d.JobID)); err != nil {
-			return nil, fmt.Errorf("sqlite: delivery %d: webhook secret: %w", id, err)
-		}
+	if s.secrets == nil {
+		return nil, errNoSecrets
+	}
+	if d.Secret, err = s.secrets.Open(d.Secret, secretContext(d.JobID)); err != nil {
+		return nil, fmt.Errorf("store: delivery %d: webhook secret: %w", id, err)
 	}
 	return &d, nil
 }
@@ -218,7 +200,7 @@ type AttemptRecord struct {
 	Latency    time.Duration
 	Error      string
 	Excerpt    string
-	Status     string // DeliveryPending (will retry), DeliveryDelivered or DeliveryFailed
+	Status     diffute.DeliveryState // pending (will retry), delivered or failed
 }
 
 // RecordDeliveryAttempt stores an attempt and the delivery's new state
@@ -226,19 +208,19 @@ type AttemptRecord struct {
 // crashed after sending may repeat an attempt).
 func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) error {
 	switch a.Status {
-	case DeliveryPending, DeliveryDelivered, DeliveryFailed:
+	case diffute.DeliveryPending, diffute.DeliveryDelivered, diffute.DeliveryFailed:
 	default:
 		return diffute.Errorf(diffute.EINTERNAL, "RecordDeliveryAttempt: bad status %q", a.Status)
 	}
 	// One statement: the triggers of migration 0004 update the delivery in the
 	// same implicit transaction. An unknown delivery fails the foreign key.
 	_, err := s.db.delivery.insertAttempt.ExecContext(ctx, a.DeliveryID, a.Attempt, a.At.UTC(),
-		a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt, a.Status)
+		a.StatusCode, a.Latency.Milliseconds(), a.Error, a.Excerpt, string(a.Status))
 	if err != nil && isForeignKeyViolation(err) {
 		return diffute.Errorf(diffute.ENOTFOUND, "delivery %d not found", a.DeliveryID)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: record delivery attempt: %w", err)
+		return fmt.Errorf("store: record delivery attempt: %w", err)
 	}
 	return nil
 }
@@ -250,7 +232,7 @@ func (s *Store) Deliveries(ctx context.Context, jobID int64) ([]diffute.Delivery
 		FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
 		WHERE d.job_id = ? ORDER BY a.at, d.id, a.attempt`, jobID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		return nil, fmt.Errorf("store: deliveries: %w", err)
 	}
 	var out []diffute.DeliveryAttempt
 	for rows.Next() {
@@ -261,13 +243,13 @@ func (s *Store) Deliveries(ctx context.Context, jobID int64) ([]diffute.Delivery
 		if err := rows.Scan(&a.DeliveryID, &a.MessageID, &a.Event, &a.Attempt, &a.At,
 			&a.StatusCode, &ms, &a.Error, &a.Excerpt); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+			return nil, fmt.Errorf("store: deliveries: %w", err)
 		}
 		a.Latency = time.Duration(ms) * time.Millisecond
 		out = append(out, a)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		return nil, fmt.Errorf("store: deliveries: %w", err)
 	}
 	return out, nil
 }

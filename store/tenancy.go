@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"bytes"
@@ -33,16 +33,16 @@ func claimIdempotencyKey(ctx context.Context, tx *tx, job *diffute.Job, sub diff
 	if _, err := tx.ExecContext(ctx, `DELETE FROM idempotency_keys
 		WHERE org = ? AND project = ? AND idem_key = ? AND created_at < ?`,
 		job.Org, job.Project, sub.IdempotencyKey, now.Add(-diffute.IdempotencyWindow)); err != nil {
-		return 0, false, fmt.Errorf("sqlite: idempotency key: %w", err)
+		return 0, false, fmt.Errorf("store: idempotency key: %w", err)
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO idempotency_keys (org, project, idem_key, request_hash, job_id, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (org, project, idem_key) DO NOTHING`,
 		job.Org, job.Project, sub.IdempotencyKey, sub.RequestHash, job.ID, now)
 	if err != nil {
-		return 0, false, fmt.Errorf("sqlite: idempotency key: %w", err)
+		return 0, false, fmt.Errorf("store: idempotency key: %w", err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return 0, false, fmt.Errorf("sqlite: idempotency key: %w", err)
+		return 0, false, fmt.Errorf("store: idempotency key: %w", err)
 	} else if n == 1 {
 		return 0, false, nil
 	}
@@ -57,7 +57,7 @@ func claimIdempotencyKey(ctx context.Context, tx *tx, job *diffute.Job, sub diff
 		return 0, false, diffute.Errorf(diffute.ECONFLICT, "idempotency key is being released; retry")
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("sqlite: idempotency key: %w", err)
+		return 0, false, fmt.Errorf("store: idempotency key: %w", err)
 	}
 	if !bytes.Equal(hash, sub.RequestHash) {
 		return 0, false, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "Idempotency-Key",
@@ -74,7 +74,7 @@ func checkQuota(ctx context.Context, tx *tx, job *diffute.Job, numImages int, q 
 		var active int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs
 			WHERE org = ? AND project = ? AND status IN ('queued', 'running')`, job.Org, job.Project).Scan(&active); err != nil {
-			return fmt.Errorf("sqlite: quota: %w", err)
+			return fmt.Errorf("store: quota: %w", err)
 		}
 		active += activeAdded
 		if active >= q.MaxActiveJobs {
@@ -91,7 +91,7 @@ func checkQuota(ctx context.Context, tx *tx, job *diffute.Job, numImages int, q 
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(num_images), 0) FROM jobs
 			WHERE org = ? AND project = ? AND created_at >= ? AND status NOT IN ('failed', 'canceled')`,
 			job.Org, job.Project, day).Scan(&used); err != nil {
-			return fmt.Errorf("sqlite: quota: %w", err)
+			return fmt.Errorf("store: quota: %w", err)
 		}
 		used += imagesAdded
 		if used+numImages > q.MaxImagesPerDay {

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -15,33 +15,9 @@ import (
 
 var _ diffute.WebhookStore = (*Store)(nil)
 
-// defaultDeliveryMaxAttempts is the River MaxAttempts of messages written before
-// SetWebhookHooks is called: the length of the default retry schedule.
+// defaultDeliveryMaxAttempts is the River MaxAttempts of a delivery when
+// Options.DeliveryMaxAttempts is 0: the length of the default retry schedule.
 const defaultDeliveryMaxAttempts = 8
-
-// WebhookHooks is what the store needs from the queue to write webhook messages
-// in its own transactions (started, prompt.completed, and the terminal message of
-// a cancelled job): media URLs and the number of attempts.
-type WebhookHooks struct {
-	// Manifest builds a job's manifest with media URLs; nil lists no images.
-	Manifest func(ctx context.Context, job *diffute.Job) (*diffute.Manifest, error)
-	// MaxAttempts is the River MaxAttempts of a delivery job.
-	MaxAttempts int
-}
-
-// SetWebhookHooks sets the hooks; package queue calls it when it is built.
-func (db *DB) SetWebhookHooks(h WebhookHooks) { db.hooks.Store(&h) }
-
-func (db *DB) webhookHooks() WebhookHooks {
-	h := WebhookHooks{MaxAttempts: defaultDeliveryMaxAttempts}
-	if p := db.hooks.Load(); p != nil {
-		h = *p
-	}
-	if h.MaxAttempts < 1 {
-		h.MaxAttempts = defaultDeliveryMaxAttempts
-	}
-	return h
-}
 
 // addEventDelivery writes the message of event about job (loaded in tx) when the
 // job asked for it. subject is the prompt name of a prompt.completed message.
@@ -49,30 +25,16 @@ func (db *DB) addEventDelivery(ctx context.Context, tx *tx, job *diffute.Job, ev
 	if !job.WantsEvent(event) {
 		return nil
 	}
-	h := db.webhookHooks()
-	var m *diffute.Manifest
-	if h.Manifest != nil {
-		var err error
-		if m, err = h.Manifest(ctx, job); err != nil {
-			return fmt.Errorf("manifest: %w", err)
-		}
-	} else {
-		m = &diffute.Manifest{Name: job.Name, Images: map[string][]string{}, JobID: job.ID, Status: job.Status, Error: job.Error}
+	m, err := db.opts.Manifests.For(ctx, job, event, subject)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
 	}
-	m.Event = event
-	if event == diffute.EventPromptCompleted {
-		m.Prompt = subject
-		m.Images = map[string][]string{subject: m.Images[subject]}
-	}
-	if event == diffute.EventStarted {
-		m.Images = map[string][]string{}
-	}
-	return db.addDelivery(ctx, tx, job, event, subject, m, h.MaxAttempts)
+	return db.addDelivery(ctx, tx, job, event, subject, m)
 }
 
 // addDelivery writes a message and the River job that sends it, unless the
 // message of that event and subject exists already (a retried worker).
-func (db *DB) addDelivery(ctx context.Context, tx *tx, job *diffute.Job, event, subject string, m *diffute.Manifest, maxAttempts int) error {
+func (db *DB) addDelivery(ctx context.Context, tx *tx, job *diffute.Job, event, subject string, m *diffute.Manifest) error {
 	payload, err := m.Body()
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
@@ -90,7 +52,7 @@ func (db *DB) addDelivery(ctx context.Context, tx *tx, job *diffute.Job, event, 
 		return fmt.Errorf("delivery: %w", err)
 	}
 	if _, err := db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: id},
-		&river.InsertOpts{MaxAttempts: max(1, maxAttempts), Queue: DeliveryQueue}); err != nil {
+		&river.InsertOpts{MaxAttempts: db.opts.DeliveryMaxAttempts, Queue: DeliveryQueue}); err != nil {
 		return fmt.Errorf("enqueue delivery: %w", err)
 	}
 	return nil
@@ -108,14 +70,14 @@ func (s *Store) PromptCompleted(ctx context.Context, id int64, prompt int) error
 		return diffute.Errorf(diffute.ENOTFOUND, "job %d not found", id)
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: prompt completed: %w", err)
+		return fmt.Errorf("store: prompt completed: %w", err)
 	}
 	if !(&diffute.Job{Webhook: hook, WebhookEvents: diffute.SplitEvents(events)}).WantsEvent(diffute.EventPromptCompleted) {
 		return nil
 	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("sqlite: prompt completed: %w", err)
+		return fmt.Errorf("store: prompt completed: %w", err)
 	}
 	defer tx.Rollback()
 	job, err := loadJob(ctx, tx, id, nil)
@@ -132,7 +94,7 @@ func (s *Store) PromptCompleted(ctx context.Context, id int64, prompt int) error
 		return nil
 	}
 	if err := s.db.addEventDelivery(ctx, tx, job, diffute.EventPromptCompleted, p.Name); err != nil {
-		return fmt.Errorf("sqlite: prompt completed: %w", err)
+		return fmt.Errorf("store: prompt completed: %w", err)
 	}
 	return tx.Commit()
 }
@@ -146,17 +108,17 @@ func (s *Store) WebhookSecrets(ctx context.Context, org, project string) ([]diff
 	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: webhook secret: %w", err)
+		return nil, fmt.Errorf("store: webhook secret: %w", err)
 	}
 	defer tx.Rollback()
-	sealed, err := s.db.sealSecret(org, project, webhook.NewSigningSecret())
+	sealed, err := s.db.sealSigningSecret(org, project, webhook.NewSigningSecret())
 	if err != nil {
 		return nil, err
 	}
 	// The partial unique index keeps one current secret when two callers race.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO webhook_secrets (org, project, secret, created_at)
 		VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, org, project, sealed, time.Now().UTC()); err != nil {
-		return nil, fmt.Errorf("sqlite: webhook secret: %w", err)
+		return nil, fmt.Errorf("store: webhook secret: %w", err)
 	}
 	if secrets, err = s.db.webhookSecrets(ctx, tx, org, project); err != nil {
 		return nil, err
@@ -168,13 +130,13 @@ func (s *Store) WebhookSecrets(ctx context.Context, org, project string) ([]diff
 // one signs too until overlap has passed, and any older one stops at once.
 func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, overlap time.Duration) ([]diffute.WebhookSecret, error) {
 	now := time.Now().UTC()
-	sealed, err := s.db.sealSecret(org, project, webhook.NewSigningSecret())
+	sealed, err := s.db.sealSigningSecret(org, project, webhook.NewSigningSecret())
 	if err != nil {
 		return nil, err
 	}
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: rotate webhook secret: %w", err)
+		return nil, fmt.Errorf("store: rotate webhook secret: %w", err)
 	}
 	defer tx.Rollback()
 	for _, q := range []struct {
@@ -186,7 +148,7 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, ov
 		{`INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES (?, ?, ?, ?)`, []any{org, project, sealed, now}},
 	} {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
-			return nil, fmt.Errorf("sqlite: rotate webhook secret: %w", err)
+			return nil, fmt.Errorf("store: rotate webhook secret: %w", err)
 		}
 	}
 	secrets, err := s.db.webhookSecrets(ctx, tx, org, project)
@@ -194,7 +156,7 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, ov
 		return nil, err
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: rotate webhook secret: %w", err)
+		return nil, fmt.Errorf("store: rotate webhook secret: %w", err)
 	}
 	s.db.secretsGen.Add(1)
 	return secrets, nil
@@ -210,7 +172,7 @@ func (db *DB) webhookSecrets(ctx context.Context, q querier, org, project string
 		WHERE org = ? AND project = ? AND (expires_at IS NULL OR expires_at > ?)
 		ORDER BY expires_at IS NOT NULL, created_at DESC, id DESC`, org, project, time.Now().UTC())
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: webhook secrets: %w", err)
+		return nil, fmt.Errorf("store: webhook secrets: %w", err)
 	}
 	var out []diffute.WebhookSecret
 	for rows.Next() {
@@ -220,20 +182,20 @@ func (db *DB) webhookSecrets(ctx context.Context, q querier, org, project string
 		)
 		if err := rows.Scan(&w.Secret, &w.CreatedAt, &exp); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: webhook secrets: %w", err)
+			return nil, fmt.Errorf("store: webhook secrets: %w", err)
 		}
 		if exp.Valid {
 			t := exp.Time.UTC()
 			w.ExpiresAt = &t
 		}
-		if w.Secret, err = db.openSecret(org, project, w.Secret); err != nil {
+		if w.Secret, err = db.openSigningSecret(org, project, w.Secret); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		out = append(out, w)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: webhook secrets: %w", err)
+		return nil, fmt.Errorf("store: webhook secrets: %w", err)
 	}
 	return out, nil
 }
@@ -243,19 +205,19 @@ func (s *Store) WebhookMessages(ctx context.Context, jobID int64) ([]diffute.Web
 	rows, err := s.db.read.QueryContext(ctx, `SELECT id, webhook_id, event, subject, status, attempts, created_at, updated_at
 		FROM deliveries WHERE job_id = ? ORDER BY id`, jobID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: webhook messages: %w", err)
+		return nil, fmt.Errorf("store: webhook messages: %w", err)
 	}
 	var out []diffute.WebhookMessage
 	for rows.Next() {
 		var m diffute.WebhookMessage
 		if err := rows.Scan(&m.DeliveryID, &m.MessageID, &m.Event, &m.Subject, &m.State, &m.Attempts, &m.CreatedAt, &m.UpdatedAt); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: webhook messages: %w", err)
+			return nil, fmt.Errorf("store: webhook messages: %w", err)
 		}
 		out = append(out, m)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: webhook messages: %w", err)
+		return nil, fmt.Errorf("store: webhook messages: %w", err)
 	}
 	return out, nil
 }
@@ -265,13 +227,13 @@ func (s *Store) WebhookMessages(ctx context.Context, jobID int64) ([]diffute.Web
 func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64) (*diffute.WebhookMessage, error) {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
+		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
 	defer tx.Rollback()
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE id = ? AND org = ? AND project = ?`,
 		jobID, org, project).Scan(&n); err != nil {
-		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
+		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
 	if n == 0 {
 		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", jobID)
@@ -284,22 +246,22 @@ func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64)
 		return nil, diffute.Errorf(diffute.ECONFLICT, "job %d has no terminal webhook message: it has not finished, or it has no webhook", jobID)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
+		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
-	if m.State == DeliveryPending {
+	if m.State == diffute.DeliveryPending {
 		return nil, diffute.Errorf(diffute.ECONFLICT, "the terminal message of job %d is still being delivered", jobID)
 	}
-	m.State, m.UpdatedAt = DeliveryPending, time.Now().UTC()
+	m.State, m.UpdatedAt = diffute.DeliveryPending, time.Now().UTC()
 	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', updated_at = ? WHERE id = ?`,
 		m.UpdatedAt, m.DeliveryID); err != nil {
-		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
+		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
 	if _, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: m.DeliveryID, AttemptBase: m.Attempts},
-		&river.InsertOpts{MaxAttempts: s.db.webhookHooks().MaxAttempts, Queue: DeliveryQueue}); err != nil {
-		return nil, fmt.Errorf("sqlite: redeliver: enqueue: %w", err)
+		&river.InsertOpts{MaxAttempts: s.db.opts.DeliveryMaxAttempts, Queue: DeliveryQueue}); err != nil {
+		return nil, fmt.Errorf("store: redeliver: enqueue: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: redeliver: %w", err)
+		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
 	return &m, nil
 }
@@ -315,13 +277,13 @@ func (d *deliveryStmts) prepare(ctx context.Context, db *DB) error {
 	var err error
 	if d.get, err = db.read.PrepareContext(ctx, `SELECT d.id, d.job_id, j.org, j.project, d.webhook_id, d.event, d.url, j.secret,
 		d.payload, d.status, d.attempts FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.id = ?`); err != nil {
-		return fmt.Errorf("sqlite: prepare: %w", err)
+		return fmt.Errorf("store: prepare: %w", err)
 	}
 	if d.insertAttempt, err = db.write.PrepareContext(ctx, `INSERT INTO delivery_attempts
 		(delivery_id, attempt, at, status_code, latency_ms, error, excerpt, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (delivery_id, attempt) DO UPDATE SET at = excluded.at, status_code = excluded.status_code,
 		latency_ms = excluded.latency_ms, error = excluded.error, excerpt = excluded.excerpt, outcome = excluded.outcome`); err != nil {
-		return fmt.Errorf("sqlite: prepare: %w", err)
+		return fmt.Errorf("store: prepare: %w", err)
 	}
 	return nil
 }

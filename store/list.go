@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -31,7 +31,7 @@ func (s *Store) ListJobs(ctx context.Context, org, project string, limit int, be
 			return nil, diffute.FieldErrorf(diffute.ENOTFOUND, "before", "no job %d to continue after", before)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+			return nil, fmt.Errorf("store: list jobs: %w", err)
 		}
 		// Portable keyset condition (no row values), so the same SQL serves PostgreSQL.
 		query = `SELECT id FROM jobs WHERE org = ? AND project = ?
@@ -41,19 +41,19 @@ func (s *Store) ListJobs(ctx context.Context, org, project string, limit int, be
 	}
 	rows, err := s.db.read.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+		return nil, fmt.Errorf("store: list jobs: %w", err)
 	}
 	var ids []int64
 	for rows.Next() {
 		var id int64
 		if err := rows.Scan(&id); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+			return nil, fmt.Errorf("store: list jobs: %w", err)
 		}
 		ids = append(ids, id)
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: list jobs: %w", err)
+		return nil, fmt.Errorf("store: list jobs: %w", err)
 	}
 	// One load per job: a page is at most MaxListJobs small reads on the read
 	// pool, and it keeps one definition of what a loaded job holds.
@@ -85,7 +85,7 @@ func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
 	rows, err := s.db.read.QueryContext(ctx, `SELECT queue, state, scheduled_at FROM river_job
 		WHERE state IN ('available', 'scheduled', 'retryable')`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: queue stats: %w", err)
+		return nil, fmt.Errorf("store: queue stats: %w", err)
 	}
 	byQueue := map[string]*QueueStat{}
 	var order []string
@@ -97,7 +97,7 @@ func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
 		)
 		if err := rows.Scan(&queue, &state, &at); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: queue stats: %w", err)
+			return nil, fmt.Errorf("store: queue stats: %w", err)
 		}
 		st := byQueue[queue]
 		if st == nil {
@@ -111,7 +111,7 @@ func (s *Store) QueueStats(ctx context.Context) ([]QueueStat, error) {
 		}
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: queue stats: %w", err)
+		return nil, fmt.Errorf("store: queue stats: %w", err)
 	}
 	out := make([]QueueStat, 0, len(order))
 	for _, q := range order {
@@ -130,7 +130,7 @@ func (s *Store) AttemptCounts(ctx context.Context) (map[string]int64, error) {
 		     WHEN status_code > 0 THEN 'http_error' ELSE 'error' END AS outcome,
 		count(*) FROM delivery_attempts GROUP BY 1`)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: attempt counts: %w", err)
+		return nil, fmt.Errorf("store: attempt counts: %w", err)
 	}
 	out := map[string]int64{"success": 0, "http_error": 0, "error": 0}
 	for rows.Next() {
@@ -140,12 +140,12 @@ func (s *Store) AttemptCounts(ctx context.Context) (map[string]int64, error) {
 		)
 		if err := rows.Scan(&outcome, &n); err != nil {
 			rows.Close()
-			return nil, fmt.Errorf("sqlite: attempt counts: %w", err)
+			return nil, fmt.Errorf("store: attempt counts: %w", err)
 		}
 		out[outcome] = n
 	}
 	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("sqlite: attempt counts: %w", err)
+		return nil, fmt.Errorf("store: attempt counts: %w", err)
 	}
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // last attempt belongs to a client with no live lease is orphaned. All times are
 // the database's clock, so the nodes' clocks need not agree.
 
-var errLeaseDialect = errors.New("sqlite: worker leases need PostgreSQL; the embedded database requeues at start")
+var errLeaseDialect = errors.New("store: worker leases need PostgreSQL; the embedded database requeues at start")
 
 // RenewLease records that River client clientID is alive for ttl more.
 func (db *DB) RenewLease(ctx context.Context, clientID string, ttl time.Duration) error {
@@ -26,7 +26,7 @@ func (db *DB) RenewLease(ctx context.Context, clientID string, ttl time.Duration
 		VALUES (?, now() + make_interval(secs => ?))
 		ON CONFLICT (client_id) DO UPDATE SET expires_at = excluded.expires_at`,
 		clientID, ttl.Seconds()); err != nil {
-		return fmt.Errorf("sqlite: renew lease: %w", err)
+		return fmt.Errorf("store: renew lease: %w", err)
 	}
 	return nil
 }
@@ -39,7 +39,7 @@ func (db *DB) DropLease(ctx context.Context, clientID string) error {
 	}
 	if _, err := db.write.ExecContext(ctx, `DELETE FROM worker_leases
 		WHERE client_id = ? OR expires_at < now() - interval '1 day'`, clientID); err != nil {
-		return fmt.Errorf("sqlite: drop lease: %w", err)
+		return fmt.Errorf("store: drop lease: %w", err)
 	}
 	return nil
 }
@@ -56,11 +56,11 @@ func (db *DB) RescueOrphanedJobs(ctx context.Context) (int, error) {
 			WHERE l.client_id = river_job.attempted_by[array_upper(river_job.attempted_by, 1)]
 			AND l.expires_at > now())`)
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: rescue orphaned jobs: %w", err)
+		return 0, fmt.Errorf("store: rescue orphaned jobs: %w", err)
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return 0, fmt.Errorf("sqlite: rescue orphaned jobs: %w", err)
+		return 0, fmt.Errorf("store: rescue orphaned jobs: %w", err)
 	}
 	return int(n), nil
 }
