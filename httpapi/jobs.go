@@ -12,9 +12,10 @@ import (
 // asked of Store by type assertion, so stores (and test fakes) without it still
 // serve the rest of the API; the list answers 501 then.
 type JobLister interface {
-	// ListJobs returns up to limit jobs of org/project, newest first, continuing
-	// after job before when it is non-zero.
-	ListJobs(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, error)
+	// ListJobs returns up to limit (at most 100) jobs of org/project, newest
+	// first, continuing after job before when it is non-zero, and the cursor of
+	// the next page (0 when none follows).
+	ListJobs(ctx context.Context, org, project string, limit int, before int64) (jobs []*diffute.Job, next int64, err error)
 }
 
 // Bounds of the list's limit parameter.
@@ -69,19 +70,16 @@ func (s *Server) listInference(w http.ResponseWriter, r *http.Request) error {
 		}
 		before = n
 	}
-	// One more than asked tells whether a next page exists.
-	jobs, err := lister.ListJobs(r.Context(), r.PathValue("org"), r.PathValue("project"), limit+1, before)
+	jobs, next, err := lister.ListJobs(r.Context(), r.PathValue("org"), r.PathValue("project"), limit, before)
 	if err != nil {
 		return err
 	}
-	out := JobList{Jobs: make([]JobSummary, 0, min(len(jobs), limit))}
-	for i, j := range jobs {
-		if i == limit {
-			next := jobs[limit-1].ID
-			out.NextBefore = &next
-			break
-		}
+	out := JobList{Jobs: make([]JobSummary, 0, len(jobs))}
+	for _, j := range jobs {
 		out.Jobs = append(out.Jobs, summarize(j))
+	}
+	if next != 0 {
+		out.NextBefore = &next
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil

@@ -14,13 +14,24 @@ import (
 const MaxListJobs = 100
 
 // ListJobs returns up to limit jobs of org/project, newest first, with their
-// prompts and progress. before, when non-zero, is the job_id of the last job of the
-// previous page: the page continues after it (a keyset cursor, stable while new
-// jobs arrive). An unknown before is ENOTFOUND.
-func (s *Store) ListJobs(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, error) {
+// prompts and progress, and the cursor of the next page (0 when this is the
+// last). before, when non-zero, is such a cursor: the job_id of the last job of
+// the previous page; the page continues after it (a keyset cursor, stable while
+// new jobs arrive). An unknown before is ENOTFOUND. limit is at most
+// MaxListJobs; the store reads one job more to know whether a page follows, so
+// that this holds at the maximum too.
+func (s *Store) ListJobs(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, int64, error) {
 	if limit <= 0 || limit > MaxListJobs {
 		limit = MaxListJobs
 	}
+	jobs, err := s.listJobs(ctx, org, project, limit+1, before)
+	if err != nil || len(jobs) <= limit {
+		return jobs, 0, err
+	}
+	return jobs[:limit], jobs[limit-1].ID, nil
+}
+
+func (s *Store) listJobs(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, error) {
 	query := `SELECT id FROM jobs WHERE org = ? AND project = ? ORDER BY created_at DESC, id DESC LIMIT ?`
 	args := []any{org, project, limit}
 	if before != 0 {
@@ -55,7 +66,7 @@ func (s *Store) ListJobs(ctx context.Context, org, project string, limit int, be
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("store: list jobs: %w", err)
 	}
-	// One load per job: a page is at most MaxListJobs small reads on the read
+	// One load per job: a page is at most MaxListJobs+1 small reads on the read
 	// pool, and it keeps one definition of what a loaded job holds.
 	jobs := make([]*diffute.Job, 0, len(ids))
 	for _, id := range ids {

@@ -31,13 +31,10 @@ func (ds suite) TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
 	}
 	var got []int64
 	var before int64
-	for {
-		page, err := st.ListJobs(ctx, "acme", "p", 3, before)
+	for pages := 1; ; pages++ {
+		page, next, err := st.ListJobs(ctx, "acme", "p", 3, before)
 		if err != nil {
 			t.Fatal(err)
-		}
-		if len(page) == 0 {
-			break
 		}
 		for _, j := range page {
 			if j.Org != "acme" || len(j.Prompts) != 1 {
@@ -45,7 +42,16 @@ func (ds suite) TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
 			}
 			got = append(got, j.ID)
 		}
-		before = page[len(page)-1].ID
+		if next == 0 {
+			if pages != 2 {
+				t.Errorf("%d pages of 3 for 4 jobs, want 2", pages)
+			}
+			break
+		}
+		if next != page[len(page)-1].ID {
+			t.Fatalf("next = %d, want the last job of the page %d", next, page[len(page)-1].ID)
+		}
+		before = next
 	}
 	want := []int64{1003, 1002, 1001, 1000}
 	if len(got) != len(want) {
@@ -56,7 +62,7 @@ func (ds suite) TestListJobsPagesNewestFirstWithinTenant(t *testing.T) {
 			t.Fatalf("ids = %v, want %v", got, want)
 		}
 	}
-	if _, err := st.ListJobs(ctx, "acme", "p", 3, 2000); diffute.ErrorCode(err) != diffute.ENOTFOUND {
+	if _, _, err := st.ListJobs(ctx, "acme", "p", 3, 2000); diffute.ErrorCode(err) != diffute.ENOTFOUND {
 		t.Errorf("cursor from another tenant: %v, want ENOTFOUND", err)
 	}
 
@@ -90,7 +96,7 @@ func BenchmarkListJobs(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		page, err := st.ListJobs(ctx, "acme", "p", 20, 0)
+		page, _, err := st.ListJobs(ctx, "acme", "p", 20, 0)
 		if err != nil || len(page) != 20 {
 			b.Fatalf("%d jobs, %v", len(page), err)
 		}
@@ -109,5 +115,27 @@ func BenchmarkJobRead(b *testing.B) {
 		if _, err := st.Job(ctx, "acme", "p", 4242); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestListJobsFullPageAtTheMaximum is the regression test of limit=100 never
+// returning next_before: the store clamped the caller's limit+1 to 100, so at
+// the documented maximum no page ever said that another followed.
+func (ds suite) TestListJobsFullPageAtTheMaximum(t *testing.T) {
+	ctx := t.Context()
+	st := ds.open(t).Store()
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range MaxListJobs + 1 {
+		if err := st.CreateJob(ctx, newListJob("acme", int64(1000+i), base.Add(time.Duration(i)*time.Second))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, next, err := st.ListJobs(ctx, "acme", "p", MaxListJobs, 0)
+	if err != nil || len(page) != MaxListJobs || next != page[len(page)-1].ID {
+		t.Fatalf("first page: %d jobs, next %d, %v; want %d jobs and a cursor", len(page), next, err, MaxListJobs)
+	}
+	last, next, err := st.ListJobs(ctx, "acme", "p", MaxListJobs, next)
+	if err != nil || len(last) != 1 || last[0].ID != 1000 || next != 0 {
+		t.Fatalf("second page: %d jobs, next %d, %v; want job 1000 alone", len(last), next, err)
 	}
 }
