@@ -148,6 +148,14 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 	if len(imgs) != req.NumImages {
 		return &engineError{fmt.Errorf("engine returned %d images, want %d", len(imgs), req.NumImages)}
 	}
+	steps := int64(p.Steps)
+	if n := engineSteps.Load(); n > 0 {
+		steps = n
+	}
+	// Each image is metered with its record, in one transaction: its share of
+	// the batch's engine time, and its own pixel-steps.
+	perImage := diffute.Usage{Images: 1, PixelSteps: int64(p.Width) * int64(p.Height) * steps,
+		EngineTime: elapsed / time.Duration(len(imgs))}
 	var buf bytes.Buffer
 	for j, img := range imgs {
 		idx := first + j
@@ -159,20 +167,9 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		if err := w.q.cfg.Media.Put(ctx, key, bytes.Clone(buf.Bytes()), format.ContentType()); err != nil {
 			return fmt.Errorf("queue: store %s: %w", key, err)
 		}
-		if err := w.q.store.RecordImage(ctx, job.ID, i, idx, key); err != nil {
+		if err := w.q.store.RecordImage(ctx, job.ID, i, idx, key, perImage); err != nil {
 			return err
 		}
-	}
-	steps := int64(p.Steps)
-	if n := engineSteps.Load(); n > 0 {
-		steps = n
-	}
-	n := int64(len(imgs))
-	usage := diffute.Usage{Images: n, PixelSteps: n * int64(p.Width) * int64(p.Height) * steps, EngineTime: elapsed}
-	if err := w.q.store.RecordUsage(ctx, job.ID, usage, time.Now()); err != nil {
-		// The images are stored and recorded; failing (and retrying) the job
-		// over its meter would redo nothing and still not meter it.
-		w.q.cfg.Logger.WarnContext(ctx, "usage not recorded", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
 	}
 	return w.q.store.PromptCompleted(ctx, job.ID, i)
 }

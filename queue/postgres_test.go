@@ -46,7 +46,7 @@ func TestPostgresOrphanedJobIsRescued(t *testing.T) {
 		t.Fatalf("StartJob = %v, %v", ok, err)
 	}
 	key := diffute.MediaKey("org", "proj", job.ID, job.Prompts[0].Name, 0, "png")
-	if err := b.store.RecordImage(t.Context(), job.ID, 0, 0, key); err != nil {
+	if err := b.store.RecordImage(t.Context(), job.ID, 0, 0, key, diffute.Usage{Images: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.db.MarkRunningForTest(t.Context(), job.ID, "dead-worker"); err != nil {

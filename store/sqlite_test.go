@@ -100,11 +100,11 @@ func (ds suite) TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 		t.Fatalf("RecordProgress = %v, %v", ok, err)
 	}
 	for range 2 { // a retry records the same image again
-		if err := s.RecordImage(ctx, job.ID, 0, 0, "k/0/0.png"); err != nil {
+		if err := s.RecordImage(ctx, job.ID, 0, 0, "k/0/0.png", diffute.Usage{Images: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RecordImage(ctx, job.ID, 0, 1, "k/0/1.png"); err != nil {
+	if err := s.RecordImage(ctx, job.ID, 0, 1, "k/0/1.png", diffute.Usage{Images: 1}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.JobByID(ctx, job.ID)

@@ -86,10 +86,12 @@ func checkQuota(ctx context.Context, tx *tx, job *diffute.Job, numImages int, q 
 	if q.MaxImagesPerDay > 0 {
 		day := now.Truncate(24 * time.Hour)
 		var used int
-		// Requested images of today's jobs, except those that failed or were
-		// cancelled: they are not held against the project.
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(num_images), 0) FROM jobs
-			WHERE org = ? AND project = ? AND created_at >= ? AND status NOT IN ('failed', 'canceled')`,
+		// Requested images of today's jobs; of a job that failed or was
+		// cancelled, the images it made (and was billed for), not those it
+		// asked for.
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(CASE WHEN status IN ('failed', 'canceled')
+			THEN usage_images ELSE num_images END), 0) FROM jobs
+			WHERE org = ? AND project = ? AND created_at >= ?`,
 			job.Org, job.Project, day).Scan(&used); err != nil {
 			return fmt.Errorf("store: quota: %w", err)
 		}

@@ -64,7 +64,7 @@ func (ds suite) TestRetentionQueries(t *testing.T) {
 	if ok, err := s.StartJob(ctx, job.ID); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if err := s.RecordImage(ctx, job.ID, 0, 0, "acme/p/1/a/0.png"); err != nil {
+	if err := s.RecordImage(ctx, job.ID, 0, 0, "acme/p/1/a/0.png", diffute.Usage{Images: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusSucceeded}); err != nil {

@@ -9,24 +9,34 @@ import (
 )
 
 // RecordUsage adds u to job id's usage and to its project's usage on the UTC day
-// of at, in one transaction. The worker calls it once per generated batch, after
-// the batch's images are recorded; a batch interrupted before that is not
-// metered, so a retry never bills an image twice.
+// of at, in one transaction. Workers meter through RecordImage, in the image's
+// own transaction; this is for work that made no image.
 func (s *Store) RecordUsage(ctx context.Context, id int64, u diffute.Usage, at time.Time) error {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: record usage: %w", err)
 	}
 	defer tx.Rollback()
+	if err := addUsage(ctx, tx, id, u, at); err != nil {
+		return fmt.Errorf("store: record usage: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: record usage: commit: %w", err)
+	}
+	return nil
+}
+
+// addUsage adds u to job id and to its project's day of at, in tx.
+func addUsage(ctx context.Context, tx *tx, id int64, u diffute.Usage, at time.Time) error {
 	var org, project string
 	if err := tx.QueryRowContext(ctx, `SELECT org, project FROM jobs WHERE id = ?`, id).Scan(&org, &project); err != nil {
-		return fmt.Errorf("store: record usage: job %d: %w", id, err)
+		return fmt.Errorf("usage: job %d: %w", id, err)
 	}
 	ms := u.EngineTime.Milliseconds()
 	if _, err := tx.ExecContext(ctx, `UPDATE jobs SET usage_images = usage_images + ?,
 		usage_pixel_steps = usage_pixel_steps + ?, usage_engine_ms = usage_engine_ms + ? WHERE id = ?`,
 		u.Images, u.PixelSteps, ms, id); err != nil {
-		return fmt.Errorf("store: record usage: %w", err)
+		return fmt.Errorf("usage: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily (org, project, day, images, pixel_steps, engine_ms)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (org, project, day) DO UPDATE SET
@@ -34,10 +44,7 @@ func (s *Store) RecordUsage(ctx context.Context, id int64, u diffute.Usage, at t
 		pixel_steps = usage_daily.pixel_steps + excluded.pixel_steps,
 		engine_ms = usage_daily.engine_ms + excluded.engine_ms`,
 		org, project, at.UTC().Format(diffute.UsageDayFormat), u.Images, u.PixelSteps, ms); err != nil {
-		return fmt.Errorf("store: record usage: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: record usage: commit: %w", err)
+		return fmt.Errorf("usage: %w", err)
 	}
 	return nil
 }

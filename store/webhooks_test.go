@@ -94,7 +94,7 @@ func (ds suite) TestEventMessagesWrittenOnce(t *testing.T) {
 	if err := s.PromptCompleted(ctx, job.ID, 2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RecordImage(ctx, job.ID, 2, 0, "org/proj/x/Rachel_Ruysch/0.png"); err != nil {
+	if err := s.RecordImage(ctx, job.ID, 2, 0, "org/proj/x/Rachel_Ruysch/0.png", diffute.Usage{Images: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
@@ -103,14 +103,14 @@ func (ds suite) TestEventMessagesWrittenOnce(t *testing.T) {
 		}
 	}
 	// After a cancellation, a late prompt.completed is not written.
-	if err := s.RecordImage(ctx, job.ID, 0, 0, "k0"); err != nil {
+	if err := s.RecordImage(ctx, job.ID, 0, 0, "k0", diffute.Usage{Images: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CancelJob(ctx, "org", "proj", job.ID); err != nil {
 		t.Fatal(err)
 	}
 	for i := 1; i < 3; i++ {
-		if err := s.RecordImage(ctx, job.ID, 0, i, "k"); err != nil {
+		if err := s.RecordImage(ctx, job.ID, 0, i, "k", diffute.Usage{Images: 1}); err != nil {
 			t.Fatal(err)
 		}
 	}

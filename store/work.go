@@ -75,22 +75,35 @@ func (s *Store) RecordProgress(ctx context.Context, id int64, prompt, step, step
 }
 
 // RecordImage records that image (0-based) of prompt of job id is stored under
-// key. Recording the same image again is a no-op, so a retried job never counts
-// an image twice.
-func (s *Store) RecordImage(ctx context.Context, id int64, prompt, image int, key string) error {
+// key, and meters it (u: this image's share of the work) on the job and on its
+// project's day, in one transaction: an image recorded is an image billed, even
+// when the process dies right after or the job is cancelled meanwhile.
+// Recording the same image again is a no-op, meter included, so a retried job
+// never counts or bills an image twice.
+func (s *Store) RecordImage(ctx context.Context, id int64, prompt, image int, key string, u diffute.Usage) error {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: record image: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO images (job_id, prompt_idx, image_idx, media_key, created_at)
+	now := time.Now().UTC()
+	res, err := tx.ExecContext(ctx, `INSERT INTO images (job_id, prompt_idx, image_idx, media_key, created_at)
 		VALUES (?, ?, ?, ?, ?) ON CONFLICT (job_id, prompt_idx, image_idx) DO NOTHING`,
-		id, prompt, image, key, time.Now().UTC()); err != nil {
+		id, prompt, image, key, now)
+	if err != nil {
 		return fmt.Errorf("store: record image: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: record image: %w", err)
+	} else if n == 0 {
+		return nil // recorded and metered by an earlier attempt
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE prompts SET images_done =
 		(SELECT count(*) FROM images WHERE job_id = ? AND prompt_idx = ?) WHERE job_id = ? AND idx = ?`,
 		id, prompt, id, prompt); err != nil {
+		return fmt.Errorf("store: record image: %w", err)
+	}
+	if err := addUsage(ctx, tx, id, u, now); err != nil {
 		return fmt.Errorf("store: record image: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
