@@ -127,7 +127,9 @@ func (s *Store) WebhookSecrets(ctx context.Context, org, project string) ([]diff
 }
 
 // RotateWebhookSecret makes a new current secret for org/project; the previous
-// one signs too until overlap has passed, and any older one stops at once.
+// one signs too until overlap has passed, and an older one still within the
+// overlap of an earlier rotation keeps signing until its own end. An overlap of
+// 0 stops every earlier secret at once.
 func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, overlap time.Duration) ([]diffute.WebhookSecret, error) {
 	now := time.Now().UTC()
 	sealed, err := s.db.sealSigningSecret(org, project, webhook.NewSigningSecret())
@@ -139,14 +141,21 @@ func (s *Store) RotateWebhookSecret(ctx context.Context, org, project string, ov
 		return nil, fmt.Errorf("store: rotate webhook secret: %w", err)
 	}
 	defer tx.Rollback()
-	for _, q := range []struct {
+	type stmt struct {
 		sql  string
 		args []any
-	}{
-		{`UPDATE webhook_secrets SET expires_at = ? WHERE org = ? AND project = ? AND expires_at > ?`, []any{now, org, project, now}},
-		{`UPDATE webhook_secrets SET expires_at = ? WHERE org = ? AND project = ? AND expires_at IS NULL`, []any{now.Add(overlap), org, project}},
-		{`INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES (?, ?, ?, ?)`, []any{org, project, sealed, now}},
-	} {
+	}
+	var stmts []stmt
+	if overlap <= 0 {
+		// No overlap is an emergency rotation: every earlier secret stops now.
+		stmts = append(stmts, stmt{`UPDATE webhook_secrets SET expires_at = ? WHERE org = ? AND project = ? AND expires_at > ?`, []any{now, org, project, now}})
+	}
+	// A secret still in its overlap from an earlier rotation keeps it: each
+	// retired secret signs for the overlap it was promised.
+	stmts = append(stmts,
+		stmt{`UPDATE webhook_secrets SET expires_at = ? WHERE org = ? AND project = ? AND expires_at IS NULL`, []any{now.Add(max(overlap, 0)), org, project}},
+		stmt{`INSERT INTO webhook_secrets (org, project, secret, created_at) VALUES (?, ?, ?, ?)`, []any{org, project, sealed, now}})
+	for _, q := range stmts {
 		if _, err := tx.ExecContext(ctx, q.sql, q.args...); err != nil {
 			return nil, fmt.Errorf("store: rotate webhook secret: %w", err)
 		}

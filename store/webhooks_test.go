@@ -64,12 +64,16 @@ func (ds suite) TestWebhookSecretsCreateOnceAndRotate(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].Secret != rotated[0].Secret {
 		t.Errorf("WebhookSecrets after rotation = %+v, %v", got, err)
 	}
-	// A second rotation retires the oldest at once: never more than two signatures.
+	// Regression: a second rotation within 24 h used to drop the first secret
+	// at once, though it had been promised 24 h. Each keeps its own overlap.
 	again, err := s.RotateWebhookSecret(ctx, "org", "proj", 24*time.Hour)
-	if err != nil || len(again) != 2 || again[1].Secret != rotated[0].Secret {
-		t.Errorf("second rotation: %+v, %v", again, err)
+	if err != nil || len(again) != 3 || again[1].Secret != rotated[0].Secret || again[2].Secret != first {
+		t.Fatalf("second rotation: %+v, %v; want the new secret, then both earlier ones", again, err)
 	}
-	// Zero overlap: the old secret stops signing now.
+	if !again[2].ExpiresAt.Equal(*rotated[1].ExpiresAt) {
+		t.Errorf("the first secret now expires at %v, was promised %v", again[2].ExpiresAt, rotated[1].ExpiresAt)
+	}
+	// Zero overlap: every old secret stops signing now.
 	now, err := s.RotateWebhookSecret(ctx, "org", "proj", 0)
 	if err != nil || len(now) != 1 {
 		t.Errorf("rotation without overlap: %d secrets, %v", len(now), err)
