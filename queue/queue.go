@@ -67,6 +67,9 @@ type Config struct {
 	// RetentionInterval is how often expired media is deleted; default
 	// DefaultRetentionInterval.
 	RetentionInterval time.Duration
+	// Sweeper, when set, cleans what the media store leaves behind (disk
+	// media); the retention job runs it.
+	Sweeper MediaSweeper
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -24,9 +24,10 @@ import (
 
 // opened is what openState opened; close it with close.
 type opened struct {
-	db     *store.DB
-	media  closableMedia // nil when the command asked for no media
-	signer *media.Signer // disk media only
+	db      *store.DB
+	media   closableMedia // nil when the command asked for no media
+	signer  *media.Signer // disk media only
+	sweeper *media.Disk   // disk media only: what retention sweeps
 }
 
 // openSpec says what a command needs opened.
@@ -74,6 +75,7 @@ func openState(ctx context.Context, env *environment, spec openSpec) (_ *opened,
 		if o.media, o.signer, err = spec.media.open(ctx, env, spec.state.dataDir, spec.baseURL); err != nil {
 			return nil, err
 		}
+		o.sweeper, _ = o.media.(*media.Disk)
 	}
 	legacyFile := filepath.Join(spec.state.dataDir, legacySigningKeyFile)
 	var legacy []byte

@@ -14,6 +14,7 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
+	"github.com/diffute/diffute/media"
 	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
@@ -233,6 +234,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		// Retention runs where workers run; an API-only node deletes nothing.
 		MediaRetention:    cfg.tenancy.mediaRetention,
 		RetentionInterval: cfg.tenancy.retentionInterval,
+		Sweeper:           sweeper(o.sweeper),
 		Webhook:           webhookCfg,
 		Logger:            s.logger,
 		OnFinish:          observeJob(mets),
@@ -319,6 +321,14 @@ func (s *server) close() {
 	if s.db != nil {
 		s.db.Close()
 	}
+}
+
+// sweeper is d as a queue.MediaSweeper, nil when d is (S3 leaves nothing behind).
+func sweeper(d *media.Disk) queue.MediaSweeper {
+	if d == nil {
+		return nil
+	}
+	return d
 }
 
 func ensureDir(dir string) error {
