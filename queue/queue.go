@@ -131,7 +131,7 @@ func New(db *store.DB, cfg Config) (*Queue, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
-		if db.Dialect() == store.Postgres {
+		if db.Listens() {
 			cfg.PollInterval = DefaultPostgresPollInterval
 		}
 	}
@@ -210,15 +210,7 @@ func (q *Queue) Start(ctx context.Context) error {
 	if q.started {
 		return errors.New("queue: already started")
 	}
-	if q.db.Dialect() == store.SQLite {
-		n, err := q.db.RequeueRunningJobs(ctx)
-		if err != nil {
-			return fmt.Errorf("queue: %w", err)
-		}
-		if n > 0 {
-			q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
-		}
-	} else {
+	if q.db.SharedByWorkers() {
 		// The lease exists before the client fetches anything, so no live
 		// worker's job ever looks orphaned.
 		stop, err := q.startLease(ctx)
@@ -226,6 +218,14 @@ func (q *Queue) Start(ctx context.Context) error {
 			return err
 		}
 		q.stopLease = stop
+	} else {
+		n, err := q.db.ClaimWorker(ctx)
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		if n > 0 {
+			q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+		}
 	}
 	if err := q.client.Start(ctx); err != nil {
 		if q.stopLease != nil {
@@ -275,7 +275,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 // pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
 // interval's pace: every fetch there takes the one write connection.
 func fetchCooldown(db *store.DB, poll time.Duration) time.Duration {
-	if db.Dialect() == store.Postgres {
+	if db.Listens() {
 		return min(10*time.Millisecond, poll)
 	}
 	return min(river.FetchCooldownDefault, poll)
@@ -285,7 +285,7 @@ func fetchCooldown(db *store.DB, poll time.Duration) time.Duration {
 // where polling is how a new message is found; on PostgreSQL NOTIFY wakes the
 // workers and polling is only the fallback, so it stays at poll.
 func deliveryPoll(db *store.DB, poll time.Duration) time.Duration {
-	if db.Dialect() == store.Postgres {
+	if db.Listens() {
 		return poll
 	}
 	return min(deliveryPollInterval, poll)

@@ -42,9 +42,10 @@
 // trigger (a delivery's state following its latest attempt, migration 0004) is a
 // plpgsql trigger function in the PostgreSQL twin.
 //
-// Jobs left running by a dead process: on SQLite one process owns the file, so a
-// job still running at start was interrupted (RequeueRunningJobs). On PostgreSQL
-// each working River client holds a lease that it renews every few seconds
+// Jobs left running by a dead process: on SQLite one process works the file
+// (ClaimWorker holds a lock beside it and refuses a second), so a job still
+// running at start was interrupted and is requeued at once. On PostgreSQL each
+// working River client holds a lease that it renews every few seconds
 // (lease.go); a running job whose client's lease has expired is made available
 // again by any live worker, within seconds rather than River's hour-long rescue.
 package store

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -102,8 +103,11 @@ func IsPostgresURL(url string) bool {
 type DB struct {
 	opts    Options
 	dialect Dialect
-	write   *pool // SQLite: one connection, every write and River itself
-	read    *pool // SQLite: read-only connections for lookups; PostgreSQL: write
+	path    string // SQLite: the database file
+	// workerLock is held while this DB is the SQLite file's worker (ClaimWorker).
+	workerLock *os.File
+	write      *pool // SQLite: one connection, every write and River itself
+	read       *pool // SQLite: read-only connections for lookups; PostgreSQL: write
 	// pgx and schema are set on PostgreSQL only: the pgx pool under write (River
 	// listens on its connections) and the schema River's tables live in.
 	pgx    *pgxpool.Pool
@@ -153,6 +157,10 @@ func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 // Close closes both pools. Stop any queue built on db first.
 func (db *DB) Close() error {
 	var errs []error
+	if db.workerLock != nil {
+		errs = append(errs, db.workerLock.Close())
+		db.workerLock = nil
+	}
 	if db.insertJob != nil {
 		errs = append(errs, db.insertJob.Close())
 	}
@@ -167,8 +175,21 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// Dialect reports which database db is.
+// Dialect reports which database db is, for logs and metrics labels. Callers
+// that need to behave differently ask a capability instead (SharedByWorkers,
+// Listens).
 func (db *DB) Dialect() Dialect { return db.dialect }
+
+// SharedByWorkers reports whether several processes work the database's jobs
+// at once (PostgreSQL). They then hold worker leases (RenewLease) and rescue
+// the jobs of one whose lease lapsed (RescueOrphanedJobs). When false (SQLite)
+// one process works it, made so by ClaimWorker.
+func (db *DB) SharedByWorkers() bool { return db.dialect == Postgres }
+
+// Listens reports whether workers hear of new jobs at once (PostgreSQL's
+// LISTEN/NOTIFY); when false they find them by polling, and a short poll
+// interval is what keeps pick-up quick.
+func (db *DB) Listens() bool { return db.dialect == Postgres }
 
 // RiverSchema is the schema a River client on db must name in its Config ("" on
 // SQLite, and on PostgreSQL when the URL sets no search_path).

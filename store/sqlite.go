@@ -38,7 +38,7 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 	// River's SQLite driver wants one connection, and one writer serialises our
 	// transactions too (BEGIN IMMEDIATE never waits on another of ours).
 	write.SetMaxOpenConns(1)
-	db := &DB{dialect: SQLite, write: &pool{write, SQLite}}
+	db := &DB{dialect: SQLite, write: &pool{write, SQLite}, path: path}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, err
@@ -75,14 +75,26 @@ func openPool(path string, readOnly bool) (*sql.DB, error) {
 	return pool, nil
 }
 
-// RequeueRunningJobs makes River jobs left running by a previous process available
-// again and returns how many there were. In embedded mode one process owns the
-// file, so a job still marked running at start was interrupted by a crash; waiting
-// for River's stuck-job rescue (an hour by default) would delay it needlessly.
-// Call it only before this process's queue starts working.
-func (db *DB) RequeueRunningJobs(ctx context.Context) (int, error) {
+// ClaimWorker makes this process the one that works the jobs of a SQLite
+// database, and returns how many jobs a previous process left running, now made
+// available again. It fails with ErrAnotherWorker while another process (or
+// another DB of this one) holds the claim: two processes working one file would
+// each requeue and run the other's running jobs. The claim is an exclusive
+// lock on a file beside the database, released by Close or by the process's
+// death, so a crashed worker never blocks its successor. With the claim held,
+// a job still marked running was interrupted by a crash: it is requeued at once
+// instead of after River's hour-long stuck-job rescue. On PostgreSQL, where many
+// workers share the database (SharedByWorkers), it returns 0 and does nothing.
+func (db *DB) ClaimWorker(ctx context.Context) (int, error) {
 	if db.dialect != SQLite {
-		return 0, errors.New("store: RequeueRunningJobs is for the embedded database; PostgreSQL workers rescue through leases")
+		return 0, nil
+	}
+	if db.workerLock == nil {
+		lock, err := lockFile(db.path + "-worker.lock")
+		if err != nil {
+			return 0, err
+		}
+		db.workerLock = lock
 	}
 	res, err := db.write.ExecContext(ctx,
 		`UPDATE river_job SET state = 'available' WHERE state = 'running'`)
@@ -92,3 +104,7 @@ func (db *DB) RequeueRunningJobs(ctx context.Context) (int, error) {
 	n, err := res.RowsAffected()
 	return int(n), err
 }
+
+// ErrAnotherWorker is returned by ClaimWorker when another process works the
+// SQLite database already.
+var ErrAnotherWorker = errors.New("store: another diffute process is already working this SQLite database; run one serve per data directory (diffute keys and webhooks may run beside it), or use PostgreSQL to run several workers")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -226,7 +227,7 @@ func (ds suite) TestFinishJobAfterCancelConflicts(t *testing.T) {
 	}
 }
 
-func TestRequeueRunningJobs(t *testing.T) {
+func TestClaimWorkerRequeuesRunningJobs(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
 	db := openSQLiteTest(t)
@@ -238,13 +239,53 @@ func TestRequeueRunningJobs(t *testing.T) {
 	if _, err := db.write.ExecContext(ctx, `UPDATE river_job SET state = 'running', attempt = 1`); err != nil {
 		t.Fatal(err)
 	}
-	n, err := db.RequeueRunningJobs(ctx)
+	n, err := db.ClaimWorker(ctx)
 	if err != nil || n != 1 {
-		t.Fatalf("RequeueRunningJobs = %d, %v; want 1", n, err)
+		t.Fatalf("ClaimWorker = %d, %v; want 1", n, err)
 	}
 	if state, err := db.riverState(ctx, job.ID); err != nil || state != "available" {
 		t.Errorf("state = %q, %v", state, err)
 	}
+}
+
+// TestClaimWorkerRefusesASecondProcess is the regression test of two processes
+// started on one SQLite data directory both running the same job: each
+// requeued the other's running job at start. The second claim is refused while
+// the first holds it, and succeeds once the first is closed (or dies: the lock
+// is the kernel's).
+func TestClaimWorkerRefusesASecondProcess(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := suites["SQLite"].url(t)
+	first := openURL(t, url, testOptions())
+	second := openURL(t, url, testOptions())
+	if _, err := first.ClaimWorker(ctx); err != nil {
+		t.Fatal(err)
+	}
+	job := storetest.NewJob("org", "proj")
+	if err := first.Store().CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := first.Store().StartJob(ctx, job.ID); !ok || err != nil {
+		t.Fatalf("StartJob = %v, %v", ok, err)
+	}
+	if _, err := first.write.ExecContext(ctx, `UPDATE river_job SET state = 'running', attempt = 1`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := second.ClaimWorker(ctx); !errors.Is(err, ErrAnotherWorker) {
+		t.Fatalf("second ClaimWorker = %d, %v; want ErrAnotherWorker", n, err)
+	}
+	if state, err := second.riverState(ctx, job.ID); err != nil || state != "running" {
+		t.Errorf("the first process's running job is %q (%v) after the refused claim; want running", state, err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := second.ClaimWorker(ctx); err != nil || n != 1 {
+		t.Errorf("ClaimWorker after the first closed = %d, %v; want its job back", n, err)
+	}
+	// API-only and CLI processes need no claim: they still open the file.
+	openURL(t, url, Options{})
 }
 
 // BenchmarkCreateJob measures accepted jobs per second through Store.CreateJob for a

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,4 +53,24 @@ func TestServeSweepsCrashLeftovers(t *testing.T) {
 	if _, err := os.Stat(img); err != nil {
 		t.Errorf("the image was swept: %v", err)
 	}
+}
+
+// TestSecondServeOnOneSQLiteDirRefused is the regression test of two serve
+// processes on one SQLite data directory both running the same job (each
+// requeued the other's running jobs at start: 64 images billed for 32). The
+// second is refused with a message that says why; keys and webhooks commands
+// still run beside the first.
+func TestSecondServeOnOneSQLiteDirRefused(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	srv := startServe(t, "--data-dir", dataDir)
+	var out, errOut bytes.Buffer
+	// A second serve that starts runs until its context ends, then returns nil.
+	ctx, cancel := context.WithTimeout(t.Context(), 15*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dataDir}, srv.getenv, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "another diffute process is already working") {
+		t.Fatalf("second serve on %s: %v; want a refusal naming the other process", dataDir, err)
+	}
+	createKey(t, srv.getenv, dataDir, "acme", "default")
 }
