@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/diffute/diffute"
 )
@@ -163,4 +164,13 @@ func (m *memory) createCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.creates
+}
+
+// revokeAll revokes every key.
+func (m *memory) revokeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range m.keys {
+		k.RevokedAt = time.Now()
+	}
 }

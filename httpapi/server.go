@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -30,8 +32,13 @@ type Server struct {
 	Logger   *slog.Logger                    // nil: no logging
 
 	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
-	Console            http.Handler  // the web console (/, /console.js, /console.css); nil: none
-	Metrics            http.Handler  // /metrics; nil: none
+	MaxStreamsPerKey   int           // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
+	// AuthFailureLimit bounds failed API-key checks per client address (a
+	// token bucket; a failure takes a token, none left answers 429 without
+	// looking the key up). The zero value means DefaultAuthFailureLimit.
+	AuthFailureLimit RateLimit
+	Console          http.Handler // the web console (/, /console.js, /console.css); nil: none
+	Metrics          http.Handler // /metrics; nil: none
 
 	streams streamCloser // ends events streams on shutdown (see CloseStreams)
 	// Tenancy enables Idempotency-Key, project quotas and GET …/usage; nil: off.
@@ -42,8 +49,9 @@ type Server struct {
 	// status and manifest); 0: diffute.DefaultMediaRetention.
 	MediaRetention time.Duration
 
-	limiterOnce sync.Once
-	limiter     *rateLimiter
+	limiterOnce  sync.Once
+	limiter      *rateLimiter[int64]  // requests per API key
+	authFailures *rateLimiter[string] // failed key checks per client address
 	// Webhooks serves signing secrets, message lists and redelivery; nil turns
 	// those routes off (404).
 	Webhooks diffute.WebhookStore
@@ -127,14 +135,14 @@ func (s *Server) tenant(next handlerFunc) handlerFunc {
 		if !validTenantName(org) || !validTenantName(project) || org == "media" {
 			return diffute.Errorf(diffute.ENOTFOUND, "no such organization or project")
 		}
-		key, err := s.authorize(r, org, project)
+		key, err := s.authenticate(r, org, project)
 		if err != nil {
 			return err
 		}
 		if err := s.rateLimit(key); err != nil {
 			return err
 		}
-		return next(w, r)
+		return next(w, r.WithContext(context.WithValue(r.Context(), apiKeyContext{}, key)))
 	}
 }
 
@@ -152,6 +160,45 @@ func validTenantName(s string) bool {
 		}
 	}
 	return true
+}
+
+// apiKeyContext is the context key of the request's API key, set by tenant.
+type apiKeyContext struct{}
+
+// apiKeyOf returns the API key tenant checked for r.
+func apiKeyOf(r *http.Request) *diffute.APIKey {
+	k, _ := r.Context().Value(apiKeyContext{}).(*diffute.APIKey)
+	if k == nil {
+		panic("httpapi: apiKeyOf outside tenant")
+	}
+	return k
+}
+
+// authenticate is authorize behind the per-address limit on failed checks: a
+// client that keeps presenting bad keys is answered 429 before any lookup.
+func (s *Server) authenticate(r *http.Request, org, project string) (*diffute.APIKey, error) {
+	s.limiterOnce.Do(s.initLimiters)
+	addr := clientAddr(r)
+	limit := s.authFailureLimit()
+	if ok, wait := s.authFailures.peek(addr, limit); !ok {
+		return nil, &retryAfterError{after: wait, err: diffute.Errorf(diffute.ERATELIMIT,
+			"too many failed API key checks from this address; retry after %d s", int64(math.Ceil(wait.Seconds())))}
+	}
+	key, err := s.authorize(r, org, project)
+	if code := diffute.ErrorCode(err); code == diffute.EUNAUTHORIZED || code == diffute.EFORBIDDEN {
+		s.authFailures.allow(addr, limit)
+	}
+	return key, err
+}
+
+// clientAddr is the request's peer address without its port. Behind a proxy
+// this is the proxy's; the limit then holds for all its clients together.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // authorize checks x-api-key: absent, unknown or revoked → EUNAUTHORIZED; valid but
