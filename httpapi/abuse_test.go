@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -107,4 +108,42 @@ func TestFailedKeyChecksLimitedPerAddress(t *testing.T) {
 	if code, ra := status("dfk_guess-more"); code != http.StatusTooManyRequests || ra == "" {
 		t.Fatalf("failed check past the burst: %d (Retry-After %q), want 429", code, ra)
 	}
+}
+
+// TestEventsStreamOutlivesReadTimeout checks that the server's read timeout,
+// which bounds how long a request may take to arrive, does not cut an events
+// stream that has been open longer.
+func TestEventsStreamOutlivesReadTimeout(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.api.EventsPollInterval = 50 * time.Millisecond
+	srv := httptest.NewUnstartedServer(b.api.Handler())
+	srv.Config.ReadTimeout = 300 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	b.srv = srv
+	job := runningJob(t, b)
+	resp := openStream(t, b, b.key, job.ID)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream: %s", resp.Status)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	time.Sleep(time.Second) // past the read timeout, on purpose
+	done := *job
+	done.Status = diffute.StatusSucceeded
+	done.FinishedAt = time.Now()
+	b.mem.putJob(&done)
+	for line := range lines {
+		if line == "event: done" {
+			return
+		}
+	}
+	t.Fatal("the stream ended before its job's done event: cut by the read timeout")
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -40,6 +41,9 @@ type serveConfig struct {
 	engine              engineFlags
 	tenancy             tenancyFlags
 	media               mediaFlags
+	httpReadTimeout     time.Duration
+	httpIdleTimeout     time.Duration
+	maxConnsPerClient   int
 	workerOnly          bool          // diffute worker: no public API, only /healthz and /metrics
 	leaseTTL            time.Duration // worker lease on PostgreSQL; 0: queue.DefaultLeaseTTL
 }
@@ -75,6 +79,9 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
+	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", 60*time.Second, "how long a client may take to send a whole request, body included (events streams, once open, are not bound by it)")
+	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold open at once (0: no limit)")
 	c.engine.register(fs)
 	c.tenancy.register(fs, env)
 	c.media.register(fs)
@@ -94,6 +101,9 @@ func (c *serveConfig) check(env *environment, fs *flag.FlagSet) (*serveConfig, e
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return nil, errors.New("serve: --log-format must be json or text")
+	}
+	if c.httpReadTimeout <= 0 || c.httpIdleTimeout <= 0 || c.maxConnsPerClient < 0 {
+		return nil, errors.New("serve: --http-read-timeout and --http-idle-timeout must be positive, --max-conns-per-client 0 or more")
 	}
 	if err := c.media.validate(env); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -272,9 +282,11 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if cfg.workerOnly {
 		handler = s.workerHandler()
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cmp.Or(cfg.httpReadTimeout, 60*time.Second), IdleTimeout: cmp.Or(cfg.httpIdleTimeout, 120*time.Second),
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	s.http.RegisterOnShutdown(api.CloseStreams)
-	go func() { s.errc <- s.http.Serve(ln) }()
+	go func() { s.errc <- s.http.Serve(httpapi.LimitConnsPerClient(ln, cfg.maxConnsPerClient)) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
 	return s, nil
 }
