@@ -147,22 +147,36 @@ func getDeliveries(t *testing.T, srv *testServer, key string, id int64) delivery
 	return l
 }
 
-// waitMessageState polls the delivery log until the terminal message is in state.
-func waitMessageState(t *testing.T, srv *testServer, key string, id int64, state diffute.DeliveryState) deliveryLog {
+// waitDeliveries polls the delivery log until cond holds, failing after a
+// deadline. The server writes the log asynchronously (an attempt is recorded
+// after the receiver has answered), so an end-to-end test that reads it waits
+// on the condition it wants instead of reading once.
+func waitDeliveries(t *testing.T, srv *testServer, key string, id int64, what string, cond func(deliveryLog) bool) deliveryLog {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		l := getDeliveries(t, srv, key, id)
-		for _, m := range l.Messages {
-			if m.Event == diffute.EventCompleted && m.State == state {
-				return l
-			}
+		if cond(l) {
+			return l
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("terminal message never %s: %+v", state, l)
+			t.Fatalf("the delivery log never showed %s: %+v", what, l)
 		}
 		time.Sleep(20 * time.Millisecond) // polling a real server's state, not waiting on time
 	}
+}
+
+// waitMessageState polls the delivery log until the terminal message is in state.
+func waitMessageState(t *testing.T, srv *testServer, key string, id int64, state diffute.DeliveryState) deliveryLog {
+	t.Helper()
+	return waitDeliveries(t, srv, key, id, "the terminal message "+string(state), func(l deliveryLog) bool {
+		for _, m := range l.Messages {
+			if m.Event == diffute.EventCompleted && m.State == state {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 func webhookSecretCLI(t *testing.T, srv *testServer, args ...string) string {
@@ -239,11 +253,9 @@ func TestWebhooksSignedEventsAndRedelivery(t *testing.T) {
 	if events["started"] != 1 || events["prompt.completed"] != 2 || events["completed"] != 1 {
 		t.Fatalf("events %v", events)
 	}
-	l := waitMessageState(t, srv, key, id, "delivered")
-	for deadline := time.Now().Add(10 * time.Second); len(l.Deliveries) < 4 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond) // the other messages' attempts are recorded independently
-		l = getDeliveries(t, srv, key, id)
-	}
+	waitMessageState(t, srv, key, id, "delivered")
+	// The other messages' attempts are recorded independently.
+	l := waitDeliveries(t, srv, key, id, "4 attempts", func(l deliveryLog) bool { return len(l.Deliveries) >= 4 })
 	if len(l.Messages) != 4 || len(l.Deliveries) != 4 {
 		t.Errorf("delivery log: %d messages, %d attempts; want 4 and 4", len(l.Messages), len(l.Deliveries))
 	}
@@ -289,7 +301,10 @@ func TestWebhooksSignedEventsAndRedelivery(t *testing.T) {
 			t.Errorf("redelivery with one of the two secrets: %v", err)
 		}
 	}
-	l = waitMessageState(t, srv, key, id, "delivered")
+	// The receiver has the redelivery; its attempt is recorded after it
+	// answered (the flake this waits out: "4 attempts, last numbered 1").
+	l = waitDeliveries(t, srv, key, id, "the redelivery's attempt", func(l deliveryLog) bool { return len(l.Deliveries) >= 5 })
+	waitMessageState(t, srv, key, id, "delivered")
 	if n := len(l.Deliveries); n != 5 || l.Deliveries[4].Attempt != 2 {
 		t.Errorf("after redelivery: %d attempts, last numbered %d; want 5 and 2", n, l.Deliveries[n-1].Attempt)
 	}
@@ -443,19 +458,10 @@ func TestWebhookReceiverDownAcrossRestart(t *testing.T) {
 	srv, stop := start()
 	key := createKey(t, srv.getenv, dataDir, "acme", "default")
 	id := submit(t, srv, key, tinyJob("http://"+addr+"/hook"))
-	deadline := time.Now().Add(30 * time.Second)
-	var failedID string
-	for failedID == "" {
-		if l := getDeliveries(t, srv, key, id); len(l.Deliveries) > 0 {
-			failedID = l.Deliveries[0].MessageID
-			if l.Deliveries[0].StatusCode != 0 || l.Deliveries[0].Error == "" {
-				t.Errorf("attempt to a closed port: %+v", l.Deliveries[0])
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no failed attempt recorded")
-		}
-		time.Sleep(20 * time.Millisecond) // polling a real server's state
+	l := waitDeliveries(t, srv, key, id, "a failed attempt", func(l deliveryLog) bool { return len(l.Deliveries) > 0 })
+	failedID := l.Deliveries[0].MessageID
+	if l.Deliveries[0].StatusCode != 0 || l.Deliveries[0].Error == "" {
+		t.Errorf("attempt to a closed port: %+v", l.Deliveries[0])
 	}
 	stop()
 
