@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/webhookverify"
 )
 
 // demoRequest is the product page's example request, verbatim except for the model
@@ -247,4 +248,21 @@ func maskSecret(s string) string {
 		return strings.Repeat("*", len(s))
 	}
 	return s[:4] + strings.Repeat("*", 8) + s[len(s)-4:]
+}
+
+// verifyDemoWebhook checks the demo's webhook with package webhookverify, as an
+// application would: the request's secret and the project's signing secret.
+func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
+	secrets, err := srv.db.Store().WebhookSecrets(ctx, "acme", "default")
+	if err != nil {
+		return fmt.Errorf("demo: webhook secret: %w", err)
+	}
+	v := &webhookverify.Verifier{Bearer: demoSecret}
+	for _, s := range secrets {
+		v.SigningSecrets = append(v.SigningSecrets, s.Secret)
+	}
+	if err := errors.Join(v.CheckBearer(hook.header), v.Verify(hook.body, hook.header)); err != nil {
+		return fmt.Errorf("demo: the webhook does not verify: %w", err)
+	}
+	return nil
 }

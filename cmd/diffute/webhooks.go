@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"strings"
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/webhook"
-	"github.com/diffute/diffute/webhookverify"
 )
 
 // runWebhooks is "diffute webhooks secret": it prints a project's webhook
@@ -57,39 +54,5 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "previous secret, signing until %s:\n%s\n", s.ExpiresAt.Format("2006-01-02T15:04:05Z"), s.Secret)
 	}
 	fmt.Fprintf(env.stdout, "webhook signing secret of %s/%s (verify webhook-signature with it):\n%s\n", *org, *project, secrets[0].Secret)
-	return nil
-}
-
-// parseCIDRs reads --webhook-allow-cidr.
-func parseCIDRs(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(part)
-		if err != nil {
-			return nil, fmt.Errorf("--webhook-allow-cidr: %q is not a CIDR like 10.1.0.0/16", part)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
-// verifyDemoWebhook checks the demo's webhook with package webhookverify, as an
-// application would: the request's secret and the project's signing secret.
-func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
-	secrets, err := srv.db.Store().WebhookSecrets(ctx, "acme", "default")
-	if err != nil {
-		return fmt.Errorf("demo: webhook secret: %w", err)
-	}
-	v := &webhookverify.Verifier{Bearer: demoSecret}
-	for _, s := range secrets {
-		v.SigningSecrets = append(v.SigningSecrets, s.Secret)
-	}
-	if err := errors.Join(v.CheckBearer(hook.header), v.Verify(hook.body, hook.header)); err != nil {
-		return fmt.Errorf("demo: the webhook does not verify: %w", err)
-	}
 	return nil
 }
