@@ -107,8 +107,9 @@ type WebhookStore interface {
 	// RotateWebhookSecret makes a new current secret; the old one keeps signing
 	// for overlap. It returns the secrets as WebhookSecrets does.
 	RotateWebhookSecret(ctx context.Context, org, project string, overlap time.Duration) ([]WebhookSecret, error)
-	// WebhookMessages lists the messages of job jobID, pending ones included.
-	WebhookMessages(ctx context.Context, jobID int64) ([]WebhookMessage, error)
+	// WebhookMessages lists the messages of job jobID of org/project, pending
+	// ones included; none for a job of another tenant.
+	WebhookMessages(ctx context.Context, org, project string, jobID int64) ([]WebhookMessage, error)
 	// Redeliver sends the terminal message of a job of org/project again, with
 	// the same webhook-id. ECONFLICT when the job has no terminal message yet or
 	// it is still pending.

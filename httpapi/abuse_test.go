@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,4 +147,21 @@ func TestEventsStreamOutlivesReadTimeout(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream ended before its job's done event: cut by the read timeout")
+}
+
+// TestCheckNamesMissingDependencies: every store dependency is required and
+// checked once, at start; Handler refuses a Server that lacks one.
+func TestCheckNamesMissingDependencies(t *testing.T) {
+	t.Parallel()
+	s := &httpapi.Server{Store: &fakeStore{}}
+	err := s.Check()
+	if err == nil || !strings.Contains(err.Error(), "Keys, Media, Tenancy, Webhooks") {
+		t.Fatalf("Check = %v, want the four missing dependencies named", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Handler served a Server without its dependencies")
+		}
+	}()
+	s.Handler()
 }

@@ -127,28 +127,25 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// The job lookup is scoped to the tenant; Deliveries is not, so it must come first.
-	if _, err := s.Store.Job(r.Context(), r.PathValue("org"), r.PathValue("project"), id); err != nil {
+	org, project := r.PathValue("org"), r.PathValue("project")
+	// A job of another tenant is 404, not an empty log.
+	if _, err := s.Store.Job(r.Context(), org, project, id); err != nil {
 		return fmt.Errorf("get job: %w", err)
 	}
-	attempts, err := s.Store.Deliveries(r.Context(), id)
+	attempts, err := s.Store.Deliveries(r.Context(), org, project, id)
 	if err != nil {
 		return fmt.Errorf("list deliveries: %w", err)
 	}
-	views := deliveryViews(attempts)
-	out := map[string]any{"job_id": id, "deliveries": views}
-	if s.Webhooks != nil {
-		// Messages include those not attempted yet (pending), which have no
-		// attempt to show in deliveries.
-		msgs, err := s.Webhooks.WebhookMessages(r.Context(), id)
-		if err != nil {
-			return fmt.Errorf("list webhook messages: %w", err)
-		}
-		if msgs == nil {
-			msgs = []diffute.WebhookMessage{}
-		}
-		out["messages"] = msgs
+	// Messages include those not attempted yet (pending), which have no
+	// attempt to show in deliveries.
+	msgs, err := s.Webhooks.WebhookMessages(r.Context(), org, project, id)
+	if err != nil {
+		return fmt.Errorf("list webhook messages: %w", err)
 	}
+	if msgs == nil {
+		msgs = []diffute.WebhookMessage{}
+	}
+	out := map[string]any{"job_id": id, "deliveries": deliveryViews(attempts), "messages": msgs}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
@@ -257,9 +254,6 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 			Progress:      promptProgress(p),
 		}
 		if !job.Status.Terminal() && len(p.Images) > 0 {
-			if s.Media == nil {
-				return nil, &jobError{jobID: job.ID, err: errNoMedia}
-			}
 			for _, key := range p.Images {
 				u, err := s.Media.URL(ctx, key, s.mediaTTL())
 				if err != nil {
@@ -281,9 +275,6 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 		v.Progress = sum / float64(total)
 	}
 	if job.Status.Terminal() {
-		if s.Media == nil {
-			return nil, &jobError{jobID: job.ID, err: errNoMedia}
-		}
 		m, err := diffute.Manifests{Media: s.Media, TTL: s.mediaTTL(), Retention: s.mediaRetention()}.For(ctx, job, "", "")
 		if err != nil {
 			return nil, &jobError{jobID: job.ID, err: fmt.Errorf("manifest: %w", err)}
@@ -303,38 +294,29 @@ func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookSt
 		return WebhookStatus{State: diffute.DeliveryNone}, nil
 	}
 	wh := WebhookStatus{URL: job.Webhook, State: diffute.DeliveryPending}
-	attempts, err := s.Store.Deliveries(ctx, job.ID)
+	attempts, err := s.Store.Deliveries(ctx, job.Org, job.Project, job.ID)
 	if err != nil {
 		return wh, fmt.Errorf("list deliveries: %w", err)
 	}
 	wh.Attempts = len(attempts)
 	for _, a := range attempts {
 		wh.LastStatusCode = a.StatusCode
-		if a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300 {
-			wh.State = diffute.DeliveryDelivered
-		} else if wh.State != diffute.DeliveryDelivered {
-			wh.State = diffute.DeliveryFailed
+	}
+	// The state is the terminal message's (a delivered "started" message says
+	// nothing about the result), and every attempt is listed.
+	msgs, err := s.Webhooks.WebhookMessages(ctx, job.Org, job.Project, job.ID)
+	if err != nil {
+		return wh, fmt.Errorf("list webhook messages: %w", err)
+	}
+	for _, m := range msgs {
+		if m.Event == diffute.EventCompleted {
+			wh.State = m.State // pending, delivered or failed (gave up)
 		}
 	}
-	if s.Webhooks != nil {
-		// With the message list, state is the terminal message's (a delivered
-		// "started" message says nothing about the result), and every attempt
-		// is listed.
-		msgs, err := s.Webhooks.WebhookMessages(ctx, job.ID)
-		if err != nil {
-			return wh, fmt.Errorf("list webhook messages: %w", err)
-		}
-		wh.State = diffute.DeliveryPending
-		for _, m := range msgs {
-			if m.Event == diffute.EventCompleted {
-				wh.State = m.State // pending, delivered or failed (gave up)
-			}
-		}
-		if msgs == nil {
-			msgs = []diffute.WebhookMessage{}
-		}
-		wh.Log = &DeliveryLog{Messages: msgs, Deliveries: deliveryViews(attempts)}
+	if msgs == nil {
+		msgs = []diffute.WebhookMessage{}
 	}
+	wh.Log = &DeliveryLog{Messages: msgs, Deliveries: deliveryViews(attempts)}
 	return wh, nil
 }
 

@@ -1,22 +1,11 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/diffute/diffute"
 )
-
-// JobLister is the store method behind GET /{org}/{project}/media/inference. It is
-// asked of Store by type assertion, so stores (and test fakes) without it still
-// serve the rest of the API; the list answers 501 then.
-type JobLister interface {
-	// ListJobs returns up to limit (at most 100) jobs of org/project, newest
-	// first, continuing after job before when it is non-zero, and the cursor of
-	// the next page (0 when none follows).
-	ListJobs(ctx context.Context, org, project string, limit int, before int64) (jobs []*diffute.Job, next int64, err error)
-}
 
 // Bounds of the list's limit parameter.
 const (
@@ -49,10 +38,6 @@ type JobList struct {
 
 // listInference handles GET /{org}/{project}/media/inference?limit=N&before=JOB_ID.
 func (s *Server) listInference(w http.ResponseWriter, r *http.Request) error {
-	lister, ok := s.Store.(JobLister)
-	if !ok {
-		return diffute.Errorf(diffute.EUNAVAILABLE, "this store cannot list jobs")
-	}
 	q := r.URL.Query()
 	limit := defaultListLimit
 	if v := q.Get("limit"); v != "" {
@@ -70,7 +55,7 @@ func (s *Server) listInference(w http.ResponseWriter, r *http.Request) error {
 		}
 		before = n
 	}
-	jobs, next, err := lister.ListJobs(r.Context(), r.PathValue("org"), r.PathValue("project"), limit, before)
+	jobs, next, err := s.Store.ListJobs(r.Context(), r.PathValue("org"), r.PathValue("project"), limit, before)
 	if err != nil {
 		return err
 	}

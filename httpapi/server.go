@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -41,7 +40,7 @@ type Server struct {
 	Metrics          http.Handler // /metrics; nil: none
 
 	streams streamCloser // ends events streams on shutdown (see CloseStreams)
-	// Tenancy enables Idempotency-Key, project quotas and GET …/usage; nil: off.
+	// Tenancy serves Idempotency-Key, project quotas and GET …/usage.
 	Tenancy diffute.TenancyStore
 	// Policy returns an organization's rate limit and quotas; nil: no limits.
 	Policy func(org string) TenantPolicy
@@ -52,9 +51,29 @@ type Server struct {
 	limiterOnce  sync.Once
 	limiter      *rateLimiter[int64]  // requests per API key
 	authFailures *rateLimiter[string] // failed key checks per client address
-	// Webhooks serves signing secrets, message lists and redelivery; nil turns
-	// those routes off (404).
+	// Webhooks serves signing secrets, message lists and redelivery.
 	Webhooks diffute.WebhookStore
+}
+
+// Check reports a Server that cannot serve all its routes. Every store
+// dependency is required (Store, Keys, Media, Tenancy, Webhooks): no route
+// falls back to doing less when one is missing. serve calls it once at start;
+// Handler panics when it fails, since that is a wiring mistake.
+func (s *Server) Check() error {
+	var missing []string
+	for _, dep := range []struct {
+		name string
+		set  bool
+	}{{"Store", s.Store != nil}, {"Keys", s.Keys != nil}, {"Media", s.Media != nil},
+		{"Tenancy", s.Tenancy != nil}, {"Webhooks", s.Webhooks != nil}} {
+		if !dep.set {
+			missing = append(missing, dep.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("httpapi: Server needs %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.
@@ -62,6 +81,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Handler returns the API's routes wrapped in request logging and panic recovery.
 func (s *Server) Handler() http.Handler {
+	if err := s.Check(); err != nil {
+		panic(err)
+	}
 	// Media URLs get a mux of their own: "GET /media/{key...}" and
 	// "GET /{org}/{project}/media/inference/{job_id}" overlap (an organization named
 	// "media"), which one ServeMux refuses. "media" is therefore not a valid
@@ -99,8 +121,7 @@ func (s *Server) Handler() http.Handler {
 	apiH := s.problemFallback(api)
 	root := apiH
 	if s.Signer != nil {
-		handle(med, "GET /media/{key...}", s.serveMedia)
-		medH := s.problemFallback(med)
+		medH := s.mediaRoutes(med, handle)
 		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/media/") {
 				medH.ServeHTTP(w, r)
@@ -110,6 +131,28 @@ func (s *Server) Handler() http.Handler {
 		})
 	}
 	return s.logRequests(s.recoverPanics(root))
+}
+
+// mediaRoutes adds GET /media/{key...} to mux.
+func (s *Server) mediaRoutes(mux *http.ServeMux, handle func(*http.ServeMux, string, handlerFunc)) http.Handler {
+	handle(mux, "GET /media/{key...}", s.serveMedia)
+	return s.problemFallback(mux)
+}
+
+// MediaHandler serves signed media URLs (GET /media/{key...}) of store alone,
+// as Handler does beside the API: for a process or test that serves media
+// without the API.
+func MediaHandler(store diffute.MediaStore, signer *media.Signer, logger *slog.Logger) http.Handler {
+	s := &Server{Media: store, Signer: signer, Logger: logger}
+	mux := http.NewServeMux()
+	h := s.mediaRoutes(mux, func(mux *http.ServeMux, pattern string, h handlerFunc) {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				s.writeError(w, r, err)
+			}
+		}))
+	})
+	return s.logRequests(s.recoverPanics(h))
 }
 
 func (s *Server) limits() diffute.Limits {
@@ -241,16 +284,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ready := s.Ready
-	if ready == nil && s.Store != nil {
+	if ready == nil {
 		ready = s.Store.Ping
 	}
-	if ready != nil {
-		if err := ready(r.Context()); err != nil {
-			// Logged here rather than rendered as internal: an orchestrator polls this
-			// and needs 503, and the operator needs the cause.
-			s.log().WarnContext(r.Context(), "not ready", "err", err)
-			return diffute.Errorf(diffute.EUNAVAILABLE, "not ready")
-		}
+	if err := ready(r.Context()); err != nil {
+		// Logged here rather than rendered as internal: an orchestrator polls this
+		// and needs 503, and the operator needs the cause.
+		s.log().WarnContext(r.Context(), "not ready", "err", err)
+		return diffute.Errorf(diffute.EUNAVAILABLE, "not ready")
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
@@ -382,4 +423,3 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-var errNoMedia = errors.New("httpapi: no media store configured")

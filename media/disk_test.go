@@ -34,7 +34,7 @@ func openDisk(t *testing.T) (*media.Disk, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer((&httpapi.Server{Media: d, Signer: s}).Handler())
+	srv := httptest.NewServer(httpapi.MediaHandler(d, s, nil))
 	t.Cleanup(srv.Close)
 	s.BaseURL = srv.URL // before any URL is made or served
 	return d, root

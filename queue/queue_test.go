@@ -172,7 +172,7 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 
 func (b *testBundle) deliveryStatus(t *testing.T, jobID int64) (diffute.DeliveryState, int) {
 	t.Helper()
-	attempts, err := b.store.Deliveries(t.Context(), jobID)
+	attempts, err := b.store.Deliveries(t.Context(), "org", "proj", jobID)
 	if err != nil || len(attempts) == 0 {
 		return "", 0
 	}
@@ -372,7 +372,7 @@ func (ds suite) TestWebhookRetriedUntilDelivered(t *testing.T) {
 		s, n := b.deliveryStatus(t, job.ID)
 		return s == diffute.DeliveryDelivered && n == 3
 	})
-	attempts, _ := b.store.Deliveries(t.Context(), job.ID)
+	attempts, _ := b.store.Deliveries(t.Context(), job.Org, job.Project, job.ID)
 	if attempts[0].StatusCode != 500 || attempts[0].Error == "" || attempts[2].StatusCode != 200 || attempts[2].Attempt != 3 {
 		t.Errorf("attempts = %+v", attempts)
 	}

@@ -173,7 +173,7 @@ func (ds suite) TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 		StatusCode: 204, Latency: 3 * time.Millisecond, Status: diffute.DeliveryDelivered}); err != nil {
 		t.Fatal(err)
 	}
-	attempts, err := s.Deliveries(ctx, job.ID)
+	attempts, err := s.Deliveries(ctx, job.Org, job.Project, job.ID)
 	if err != nil || len(attempts) != 2 {
 		t.Fatalf("Deliveries = %v, %v", attempts, err)
 	}

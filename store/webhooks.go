@@ -209,10 +209,10 @@ func (db *DB) webhookSecrets(ctx context.Context, q querier, org, project string
 	return out, nil
 }
 
-// WebhookMessages lists the messages of job jobID in the order they were written.
-func (s *Store) WebhookMessages(ctx context.Context, jobID int64) ([]diffute.WebhookMessage, error) {
-	rows, err := s.db.read.QueryContext(ctx, `SELECT id, webhook_id, event, subject, status, attempts, created_at, updated_at
-		FROM deliveries WHERE job_id = ? ORDER BY id`, jobID)
+// WebhookMessages lists the messages of job jobID of org/project in the order they were written.
+func (s *Store) WebhookMessages(ctx context.Context, org, project string, jobID int64) ([]diffute.WebhookMessage, error) {
+	rows, err := s.db.read.QueryContext(ctx, `SELECT d.id, d.webhook_id, d.event, d.subject, d.status, d.attempts, d.created_at, d.updated_at
+		FROM deliveries d JOIN jobs j ON j.id = d.job_id WHERE d.job_id = ? AND j.org = ? AND j.project = ? ORDER BY d.id`, jobID, org, project)
 	if err != nil {
 		return nil, fmt.Errorf("store: webhook messages: %w", err)
 	}

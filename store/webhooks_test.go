@@ -121,7 +121,7 @@ func (ds suite) TestEventMessagesWrittenOnce(t *testing.T) {
 	if err := s.PromptCompleted(ctx, job.ID, 0); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := s.WebhookMessages(ctx, job.ID)
+	msgs, err := s.WebhookMessages(ctx, job.Org, job.Project, job.ID)
 	if err != nil || len(msgs) != 3 || msgs[2].Event != diffute.EventCompleted {
 		t.Fatalf("WebhookMessages = %+v, %v; want started, one prompt.completed, completed", msgs, err)
 	}
@@ -169,7 +169,7 @@ func (ds suite) TestRedeliver(t *testing.T) {
 	}
 	_, err = s.Redeliver(ctx, "org", "proj", job.ID)
 	wantCode(t, err, diffute.ECONFLICT) // still pending
-	msgs, _ := s.WebhookMessages(ctx, job.ID)
+	msgs, _ := s.WebhookMessages(ctx, job.Org, job.Project, job.ID)
 	if len(msgs) != 1 {
 		t.Fatalf("messages %+v", msgs)
 	}
@@ -285,4 +285,40 @@ func (ds suite) TestSigningSecretsResealedFromOldScheme(t *testing.T) {
 	}
 	// Re-sealed rows need the old key no more.
 	openURL(t, url, testOptions())
+}
+
+// TestDeliveryLookupsTenantScoped: the delivery log and message list of a job
+// are found only under its own organization and project.
+func (ds suite) TestDeliveryLookupsTenantScoped(t *testing.T) {
+	ctx := t.Context()
+	s := ds.open(t).Store()
+	job := storetest.NewJob("org", "proj")
+	if err := s.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.StartJob(ctx, job.ID); !ok || err != nil {
+		t.Fatalf("StartJob = %v, %v", ok, err)
+	}
+	if _, err := s.FinishJob(ctx, FinishParams{JobID: job.ID, Status: diffute.StatusSucceeded}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.WebhookMessages(ctx, "org", "proj", job.ID)
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("own tenant: %d messages, %v", len(msgs), err)
+	}
+	if err := s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: msgs[0].DeliveryID, Attempt: 1, At: time.Now(),
+		StatusCode: 200, Status: diffute.DeliveryDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := s.Deliveries(ctx, "org", "proj", job.ID); err != nil || len(a) != 1 {
+		t.Fatalf("own tenant: %d attempts, %v", len(a), err)
+	}
+	for _, tenant := range [][2]string{{"other", "proj"}, {"org", "other"}} {
+		if a, err := s.Deliveries(ctx, tenant[0], tenant[1], job.ID); err != nil || len(a) != 0 {
+			t.Errorf("%s/%s sees %d attempts (%v)", tenant[0], tenant[1], len(a), err)
+		}
+		if m, err := s.WebhookMessages(ctx, tenant[0], tenant[1], job.ID); err != nil || len(m) != 0 {
+			t.Errorf("%s/%s sees %d messages (%v)", tenant[0], tenant[1], len(m), err)
+		}
+	}
 }

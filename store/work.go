@@ -239,11 +239,11 @@ func (s *Store) RecordDeliveryAttempt(ctx context.Context, a AttemptRecord) erro
 }
 
 // Deliveries lists the delivery attempts of job jobID, oldest first.
-func (s *Store) Deliveries(ctx context.Context, jobID int64) ([]diffute.DeliveryAttempt, error) {
+func (s *Store) Deliveries(ctx context.Context, org, project string, jobID int64) ([]diffute.DeliveryAttempt, error) {
 	rows, err := s.db.read.QueryContext(ctx, `SELECT d.id, d.webhook_id, d.event, a.attempt, a.at,
 		a.status_code, a.latency_ms, a.error, a.excerpt
-		FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id
-		WHERE d.job_id = ? ORDER BY a.at, d.id, a.attempt`, jobID)
+		FROM delivery_attempts a JOIN deliveries d ON d.id = a.delivery_id JOIN jobs j ON j.id = d.job_id
+		WHERE d.job_id = ? AND j.org = ? AND j.project = ? ORDER BY a.at, d.id, a.attempt`, jobID, org, project)
 	if err != nil {
 		return nil, fmt.Errorf("store: deliveries: %w", err)
 	}

@@ -278,6 +278,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Metrics: mets,
 		Console: webui.Handler(),
 	}
+	if err := api.Check(); err != nil {
+		return nil, err
+	}
 	handler := api.Handler()
 	if cfg.workerOnly {
 		handler = s.workerHandler()
