@@ -151,7 +151,9 @@ func (m *memory) tenancy(store *fakeStore) *fakeTenancy {
 		SubmitJobFn: func(ctx context.Context, job *diffute.Job, _ diffute.Submission) (int64, bool, error) {
 			return job.ID, false, store.CreateJob(ctx, job)
 		},
-		UsageFn: func(context.Context, string, string, time.Time, time.Time) ([]diffute.UsageDay, error) { return nil, nil },
+		UsageFn: func(context.Context, string, string, time.Time, time.Time) ([]diffute.UsageDay, error) {
+			return nil, nil
+		},
 	}
 }
 
