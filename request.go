@@ -54,7 +54,7 @@ const (
 	FormatWebP = "webp"
 )
 
-// Schedulers a request may name; "" means the model's own scheduler_config.json.
+// SchedulerNames are the schedulers a request may name; "" means the model's own scheduler_config.json.
 var SchedulerNames = []string{"euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "lcm"}
 
 // MaxSeed is the largest seed accepted: seeds travel as JSON numbers and must stay

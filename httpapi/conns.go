@@ -5,16 +5,16 @@ import (
 	"sync"
 )
 
-// LimitConnsPerClient wraps ln so that one client address holds at most max
+// LimitConnsPerClient wraps ln so that one client address holds at most limit
 // connections at once; a connection beyond that is closed as soon as it is
 // accepted. With a read and an idle timeout on the http.Server, it bounds what
-// one client can hold open by trickling bodies or idling keep-alives. max <= 0
+// one client can hold open by trickling bodies or idling keep-alives. limit <= 0
 // returns ln unchanged.
-func LimitConnsPerClient(ln net.Listener, max int) net.Listener {
-	if max <= 0 {
+func LimitConnsPerClient(ln net.Listener, limit int) net.Listener {
+	if limit <= 0 {
 		return ln
 	}
-	return &connLimiter{Listener: ln, max: max, open: map[string]int{}}
+	return &connLimiter{Listener: ln, max: limit, open: map[string]int{}}
 }
 
 type connLimiter struct {

@@ -141,7 +141,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if st.Status.Terminal() {
-			send("done", st)
+			_ = send("done", st) // the stream ends either way
 			return nil
 		}
 		select {
@@ -200,16 +200,16 @@ func (c *streamCloser) close() {
 	c.closeOnce.Do(func() { close(ch) })
 }
 
-// open counts a new stream of key, or refuses it (429) when key has max open.
-func (c *streamCloser) open(key int64, max int) (release func(), err error) {
+// open counts a new stream of key, or refuses it (429) when key has limit open.
+func (c *streamCloser) open(key int64, limit int) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.perKey == nil {
 		c.perKey = map[int64]int{}
 	}
-	if c.perKey[key] >= max {
+	if c.perKey[key] >= limit {
 		return nil, &retryAfterError{after: 5 * time.Second, err: diffute.Errorf(diffute.ERATELIMIT,
-			"this API key has %d events streams open, its limit; close one first", max)}
+			"this API key has %d events streams open, its limit; close one first", limit)}
 	}
 	c.perKey[key]++
 	return func() {

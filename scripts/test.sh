@@ -27,6 +27,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
+echo "== golangci-lint (.golangci.yaml says why each linter that is off is off)"
+"$top/scripts/lint.sh"
 
 # Every package runs under the race detector except the end-to-end suite in
 # cmd/diffute: it drives real processes, a browser and full-size images through the

@@ -67,7 +67,7 @@ func openPostgres(ctx context.Context, url string) (*DB, error) {
 // migrationLock takes the migration advisory lock on a connection of its own and
 // returns its release.
 func (db *DB) migrationLock(ctx context.Context) (func(), error) {
-	conn, err := db.write.DB.Conn(ctx)
+	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migration lock: %w", err)
 	}
@@ -78,7 +78,7 @@ func (db *DB) migrationLock(ctx context.Context) (func(), error) {
 	return func() {
 		// Closing the connection would also release the lock; unlock first so
 		// the connection can go back to the pool clean.
-		conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+strconv.Itoa(migrationLockID)+")")
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock("+strconv.Itoa(migrationLockID)+")") // Close releases it anyway
 		conn.Close()
 	}, nil
 }

@@ -103,7 +103,7 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})}
-	go receiver.Serve(rl)
+	go func() { _ = receiver.Serve(rl) }() // ends with ErrServerClosed at Close
 	defer receiver.Close()
 	webhookURL := "http://" + rl.Addr().String() + "/webhooks/diffute"
 
@@ -123,7 +123,12 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.wait(srvCtx) }()
-	defer func() { stopServer(); <-done }()
+	defer func() {
+		stopServer()
+		if err := <-done; err != nil {
+			fmt.Fprintln(env.stderr, "demo: server:", err)
+		}
+	}()
 	fmt.Fprintf(env.stdout, "server   %s (data in a temporary directory)\nreceiver %s\n", srv.url, webhookURL)
 
 	secret, hash := diffute.NewAPIKeySecret()

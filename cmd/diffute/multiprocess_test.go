@@ -74,7 +74,7 @@ func buildBinary(t testing.TB) string {
 	built.once.Do(func() {
 		built.bin = filepath.Join(sharedBinDir, "diffute")
 		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if built.err != nil {

@@ -324,7 +324,7 @@ func (s *server) wait(ctx context.Context) error {
 func (s *server) close() {
 	if s.queue != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.queue.Stop(ctx)
+		_ = s.queue.Stop(ctx) // closing after a failed start: the start's error is the one to report
 		cancel()
 	}
 	if s.engine != nil {
