@@ -183,7 +183,7 @@ func New(db *store.DB, cfg Config) (*Queue, error) {
 			MaintenanceQueue: {MaxWorkers: 1},
 		}
 		for _, m := range cfg.Models {
-			rc.Queues[db.InferenceQueueFor(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
+			rc.Queues[InferenceQueueFor(m, db.SharedByWorkers())] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionInterval),
 			func() (river.JobArgs, *river.InsertOpts) {

@@ -123,7 +123,7 @@ func testOptions(media diffute.MediaStore, wh webhook.Config) store.Options {
 	if err != nil {
 		panic(err)
 	}
-	return store.Options{Secrets: box, Manifests: diffute.Manifests{Media: media},
+	return store.Options{Secrets: box, Manifests: diffute.Manifests{Media: media}, Inference: Inference,
 		DeliveryMaxAttempts: wh.WithDefaults().MaxAttempts()}
 }
 

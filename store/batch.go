@@ -232,7 +232,8 @@ func (s *Store) insertJobs(ctx context.Context, tx *tx, jobs []*pendingJob) erro
 	params := make([]river.InsertManyParams, len(jobs))
 	for i, p := range jobs {
 		params[i] = river.InsertManyParams{Args: diffute.InferenceArgs{JobID: p.job.ID},
-			InsertOpts: &river.InsertOpts{MaxAttempts: InferenceMaxAttempts, Queue: s.db.InferenceQueueFor(p.job.Model)}}
+			InsertOpts: &river.InsertOpts{MaxAttempts: s.db.opts.Inference.MaxAttempts,
+				Queue: s.db.opts.Inference.Queue(p.job.Model, s.db.SharedByWorkers())}}
 	}
 	res, err := s.db.river.InsertManyTx(ctx, tx.Tx, params)
 	if err != nil {

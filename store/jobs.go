@@ -14,11 +14,6 @@ import (
 	"github.com/diffute/diffute/secretbox"
 )
 
-// InferenceMaxAttempts is how many times River runs an inference job before giving
-// up. Engine errors fail the job at once; these attempts cover interruptions
-// (crashes, shutdowns) and transient storage errors.
-const InferenceMaxAttempts = 5
-
 // Store is the SQLite implementation of diffute.Store and diffute.KeyStore, plus
 // the job and delivery updates that package queue's workers make.
 type Store struct {

@@ -54,6 +54,19 @@ type Options struct {
 	// DeliveryMaxAttempts is the River MaxAttempts of each webhook delivery;
 	// 0 means 8, the length of the default retry schedule.
 	DeliveryMaxAttempts int
+	// Inference is how inference jobs are queued: the queue's policy
+	// (queue.Inference), applied here because the River job is written in the
+	// submission's transaction. Required.
+	Inference InferencePolicy
+}
+
+// InferencePolicy is the queue's rule for the River job of each submission.
+type InferencePolicy struct {
+	// MaxAttempts is River's MaxAttempts of an inference job.
+	MaxAttempts int
+	// Queue names the River queue of model's jobs on a database that several
+	// worker processes share or not (DB.SharedByWorkers).
+	Queue func(model string, sharedByWorkers bool) string
 }
 
 // Open opens the database at url and brings its schema up to date: River's
@@ -61,6 +74,9 @@ type Options struct {
 // embedded default, or postgres://… (postgresql://…), any pgx connection string,
 // for scale-out: several processes may open the same PostgreSQL database.
 func Open(ctx context.Context, url string, opts Options) (*DB, error) {
+	if opts.Inference.Queue == nil || opts.Inference.MaxAttempts < 1 {
+		return nil, errors.New("store: open: Options.Inference is required (queue.Inference)")
+	}
 	if opts.DeliveryMaxAttempts < 1 {
 		opts.DeliveryMaxAttempts = defaultDeliveryMaxAttempts
 	}

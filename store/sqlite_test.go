@@ -285,7 +285,7 @@ func TestClaimWorkerRefusesASecondProcess(t *testing.T) {
 		t.Errorf("ClaimWorker after the first closed = %d, %v; want its job back", n, err)
 	}
 	// API-only and CLI processes need no claim: they still open the file.
-	openURL(t, url, Options{})
+	openURL(t, url, Options{Inference: testInference})
 }
 
 // BenchmarkCreateJob measures accepted jobs per second through Store.CreateJob for a

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,8 +66,12 @@ func testOptions() Options {
 	if err != nil {
 		panic(err)
 	}
-	return Options{Secrets: box}
+	return Options{Secrets: box, Inference: testInference}
 }
+
+// testInference queues every inference job on River's default queue, as the
+// queue's policy does on SQLite; the store's tests need no more.
+var testInference = InferencePolicy{MaxAttempts: 5, Queue: func(string, bool) string { return "default" }}
 
 // openURL opens url with opts, closing it when the test ends.
 func openURL(t testing.TB, url string, opts Options) *DB {
@@ -97,6 +102,17 @@ func (s suite) openWith(t testing.TB, edit func(*Options)) *DB {
 	opts := testOptions()
 	edit(&opts)
 	return openURL(t, s.url(t), opts)
+}
+
+// countingMedia is keyMedia that counts the URLs it makes.
+type countingMedia struct {
+	keyMedia
+	calls atomic.Int64
+}
+
+func (m *countingMedia) URL(ctx context.Context, key string, ttl time.Duration) (string, error) {
+	m.calls.Add(1)
+	return m.keyMedia.URL(ctx, key, ttl)
 }
 
 // keyMedia is a media store whose URLs are the keys themselves, so that a test

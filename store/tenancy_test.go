@@ -138,7 +138,7 @@ func (ds suite) TestSecretKeyMismatchRefused(t *testing.T) {
 		box  *secretbox.Box
 		want error
 	}{{box1, nil}, {box1, nil}, {box2, ErrSecretKeyMismatch}} {
-		db, err := Open(ctx, url, Options{Secrets: tc.box})
+		db, err := Open(ctx, url, Options{Secrets: tc.box, Inference: testInference})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("open %d: Open = %v, want %v", i+1, err, tc.want)
 		}

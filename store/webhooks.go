@@ -232,20 +232,19 @@ func (s *Store) WebhookMessages(ctx context.Context, org, project string, jobID 
 }
 
 // Redeliver queues the terminal message of job jobID of org/project again, with
-// the same webhook-id and payload; attempt numbers continue from the last.
+// the same webhook-id; attempt numbers continue from the last. The payload is
+// shaped again by Options.Manifests, as the worker shaped it, so that its URLs
+// are fresh: a message redelivered days later would otherwise carry URLs that
+// have expired.
 func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64) (*diffute.WebhookMessage, error) {
 	tx, err := s.db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
 	defer tx.Rollback()
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM jobs WHERE id = ? AND org = ? AND project = ?`,
-		jobID, org, project).Scan(&n); err != nil {
-		return nil, fmt.Errorf("store: redeliver: %w", err)
-	}
-	if n == 0 {
-		return nil, diffute.Errorf(diffute.ENOTFOUND, "job %d not found", jobID)
+	job, err := loadJob(ctx, tx, jobID, &scope{org, project})
+	if err != nil {
+		return nil, err
 	}
 	var m diffute.WebhookMessage
 	err = tx.QueryRowContext(ctx, `SELECT id, webhook_id, event, subject, status, attempts, created_at, updated_at
@@ -260,9 +259,17 @@ func (s *Store) Redeliver(ctx context.Context, org, project string, jobID int64)
 	if m.State == diffute.DeliveryPending {
 		return nil, diffute.Errorf(diffute.ECONFLICT, "the terminal message of job %d is still being delivered", jobID)
 	}
+	manifest, err := s.db.opts.Manifests.For(ctx, job, diffute.EventCompleted, "")
+	if err != nil {
+		return nil, fmt.Errorf("store: redeliver: manifest: %w", err)
+	}
+	payload, err := manifest.Body()
+	if err != nil {
+		return nil, fmt.Errorf("store: redeliver: %w", err)
+	}
 	m.State, m.UpdatedAt = diffute.DeliveryPending, time.Now().UTC()
-	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', updated_at = ? WHERE id = ?`,
-		m.UpdatedAt, m.DeliveryID); err != nil {
+	if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', payload = ?, updated_at = ? WHERE id = ?`,
+		string(payload), m.UpdatedAt, m.DeliveryID); err != nil {
 		return nil, fmt.Errorf("store: redeliver: %w", err)
 	}
 	if _, err := s.db.river.InsertTx(ctx, tx.Tx, diffute.DeliveryArgs{DeliveryID: m.DeliveryID, AttemptBase: m.Attempts},

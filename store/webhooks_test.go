@@ -154,7 +154,8 @@ func (ds suite) TestEventMessagesWrittenOnce(t *testing.T) {
 
 func (ds suite) TestRedeliver(t *testing.T) {
 	ctx := t.Context()
-	db := ds.open(t)
+	media := &countingMedia{}
+	db := ds.openWith(t, func(o *Options) { o.Manifests.Media = media })
 	s := db.Store()
 	job := storetest.NewJob("org", "proj")
 	if err := s.CreateJob(ctx, job); err != nil {
@@ -177,9 +178,24 @@ func (ds suite) TestRedeliver(t *testing.T) {
 		StatusCode: 410, Status: diffute.DeliveryFailed}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.write.ExecContext(ctx, `INSERT INTO images (job_id, prompt_idx, image_idx, media_key, created_at)
+		VALUES (?, 0, 0, 'org/proj/x/Ansel_Adams/0.png', ?)`, job.ID, time.Now().UTC()); err != nil {
+		t.Fatal(err)
+	}
+	before := media.calls.Load()
 	m, err := s.Redeliver(ctx, "org", "proj", job.ID)
 	if err != nil || m.MessageID != msgs[0].MessageID || m.State != diffute.DeliveryPending {
 		t.Fatalf("Redeliver = %+v, %v", m, err)
+	}
+	// The payload is shaped again, with fresh URLs, by the one manifest shaper.
+	d, err := s.Delivery(ctx, m.DeliveryID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var payload diffute.Manifest
+	if err := json.Unmarshal(d.Payload, &payload); err != nil || payload.Event != diffute.EventCompleted ||
+		payload.Status != diffute.StatusCanceled || len(payload.Images["Ansel_Adams"]) != 1 || media.calls.Load() != before+1 {
+		t.Errorf("redelivered payload %s (%v), %d URLs made; want the cancelled manifest with its image's fresh URL", d.Payload, err, media.calls.Load()-before)
 	}
 	var args string
 	if err := db.read.QueryRowContext(ctx, `SELECT json(args) FROM river_job WHERE kind = ? ORDER BY id DESC LIMIT 1`,
@@ -200,7 +216,7 @@ func (ds suite) TestWebhookSecretsEncryptedAtRest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Open(ctx, url, Options{Secrets: box})
+		return Open(ctx, url, Options{Secrets: box, Inference: testInference})
 	}
 	db, err := open(testKey)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/media"
+	"github.com/diffute/diffute/queue"
 	"github.com/diffute/diffute/secretbox"
 	"github.com/diffute/diffute/store"
 )
@@ -89,6 +90,7 @@ func openState(ctx context.Context, env *environment, spec openSpec) (_ *opened,
 		LegacySigningKey:    legacy,
 		Manifests:           diffute.Manifests{TTL: spec.mediaTTL, Retention: spec.mediaRetention},
 		DeliveryMaxAttempts: spec.deliveryMaxAttempts,
+		Inference:           queue.Inference,
 	}
 	if o.media != nil {
 		opts.Manifests.Media = o.media
