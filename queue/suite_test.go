@@ -1,10 +1,9 @@
 package queue
 
 import (
-	"reflect"
-	"strings"
 	"testing"
 
+	"github.com/diffute/diffute/internal/bothdb"
 	"github.com/diffute/diffute/pgtest"
 )
 
@@ -35,21 +34,5 @@ var suites = map[string]suite{
 
 func TestSuite(t *testing.T) {
 	t.Parallel()
-	for name, s := range suites {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			v := reflect.ValueOf(s)
-			for i := range v.NumMethod() {
-				m := v.Type().Method(i)
-				if !strings.HasPrefix(m.Name, "Test") {
-					continue
-				}
-				test := v.Method(i).Interface().(func(*testing.T))
-				t.Run(strings.TrimPrefix(m.Name, "Test"), func(t *testing.T) {
-					t.Parallel()
-					test(t)
-				})
-			}
-		})
-	}
+	bothdb.Run(t, suites)
 }

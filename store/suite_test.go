@@ -4,14 +4,13 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
-	"reflect"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/diffute/diffute"
 
+	"github.com/diffute/diffute/internal/bothdb"
 	"github.com/diffute/diffute/pgtest"
 	"github.com/diffute/diffute/secretbox"
 )
@@ -41,20 +40,7 @@ var suites = map[string]suite{
 
 func TestSuite(t *testing.T) {
 	t.Parallel()
-	for name, s := range suites {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			v := reflect.ValueOf(s)
-			for i := range v.NumMethod() {
-				m := v.Type().Method(i)
-				if !strings.HasPrefix(m.Name, "Test") {
-					continue
-				}
-				test := v.Method(i).Interface().(func(*testing.T))
-				t.Run(strings.TrimPrefix(m.Name, "Test"), test)
-			}
-		})
-	}
+	bothdb.Run(t, suites)
 }
 
 // testKey is the secret key of testOptions.
