@@ -69,8 +69,16 @@ func (l *rateLimiter[K]) allow(key K, limit RateLimit) (bool, time.Duration) {
 	return l.take(key, limit, 1)
 }
 
-// peek reports whether key's bucket has a token, taking none.
+// peek reports whether key's bucket has a token, taking none. A key without a
+// bucket (the common case: a client that never failed) has a full one, and
+// none is made for it.
 func (l *rateLimiter[K]) peek(key K, limit RateLimit) (bool, time.Duration) {
+	l.mu.Lock()
+	_, ok := l.buckets[key]
+	l.mu.Unlock()
+	if !ok {
+		return true, 0
+	}
 	return l.take(key, limit, 0)
 }
 

@@ -75,7 +75,7 @@ func benchQueue(b *testing.B, eng diffute.Engine) (*store.DB, *Queue) {
 		b.Fatal(err)
 	}
 	q, err := New(db, Config{
-		Engine: eng, Media: media, Concurrency: 2,
+		Engine: eng, Media: media, Concurrency: 2, Models: []string{"tiny-sd"},
 		Webhook: wh,
 	})
 	if err != nil {
