@@ -132,15 +132,17 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if _, err := s.Store.Job(r.Context(), org, project, id); err != nil {
 		return fmt.Errorf("get job: %w", err)
 	}
-	attempts, err := s.Store.Deliveries(r.Context(), org, project, id)
-	if err != nil {
-		return fmt.Errorf("list deliveries: %w", err)
-	}
 	// Messages include those not attempted yet (pending), which have no
-	// attempt to show in deliveries.
+	// attempt to show in deliveries. They are read first: a message's state
+	// follows its latest attempt (written together), so attempts read after
+	// include every attempt the states reflect.
 	msgs, err := s.Webhooks.WebhookMessages(r.Context(), org, project, id)
 	if err != nil {
 		return fmt.Errorf("list webhook messages: %w", err)
+	}
+	attempts, err := s.Store.Deliveries(r.Context(), org, project, id)
+	if err != nil {
+		return fmt.Errorf("list deliveries: %w", err)
 	}
 	if msgs == nil {
 		msgs = []diffute.WebhookMessage{}
@@ -294,6 +296,13 @@ func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookSt
 		return WebhookStatus{State: diffute.DeliveryNone}, nil
 	}
 	wh := WebhookStatus{URL: job.Webhook, State: diffute.DeliveryPending}
+	// The state is the terminal message's (a delivered "started" message says
+	// nothing about the result), and every attempt is listed. Messages first,
+	// as in listDeliveries, so the attempts include all the states reflect.
+	msgs, err := s.Webhooks.WebhookMessages(ctx, job.Org, job.Project, job.ID)
+	if err != nil {
+		return wh, fmt.Errorf("list webhook messages: %w", err)
+	}
 	attempts, err := s.Store.Deliveries(ctx, job.Org, job.Project, job.ID)
 	if err != nil {
 		return wh, fmt.Errorf("list deliveries: %w", err)
@@ -301,12 +310,6 @@ func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookSt
 	wh.Attempts = len(attempts)
 	for _, a := range attempts {
 		wh.LastStatusCode = a.StatusCode
-	}
-	// The state is the terminal message's (a delivered "started" message says
-	// nothing about the result), and every attempt is listed.
-	msgs, err := s.Webhooks.WebhookMessages(ctx, job.Org, job.Project, job.ID)
-	if err != nil {
-		return wh, fmt.Errorf("list webhook messages: %w", err)
 	}
 	for _, m := range msgs {
 		if m.Event == diffute.EventCompleted {
