@@ -46,6 +46,6 @@
 // (ClaimWorker holds a lock beside it and refuses a second), so a job still
 // running at start was interrupted and is requeued at once. On PostgreSQL each
 // working River client holds a lease that it renews every few seconds
-// (lease.go); a running job whose client's lease has expired is made available
+// (postgres_lease.go); a running job whose client's lease has expired is made available
 // again by any live worker, within seconds rather than River's hour-long rescue.
 package store
