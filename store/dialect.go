@@ -14,7 +14,7 @@ import (
 // once, in the subset SQLite and PostgreSQL share (ON CONFLICT, RETURNING,
 // coalesce, CASE), with ? placeholders; the dialect only rewrites placeholders and
 // chooses the migration folder. Anything that differs more than that belongs in a
-// dialect-specific file (postgres.go, lease.go), not in a second copy of the store.
+// dialect-specific file (sqlite.go, postgres.go, postgres_lease.go), not in a second copy of the store.
 type Dialect int
 
 const (
