@@ -71,6 +71,16 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"webhook user info", func(r *diffute.InferenceRequest) { r.Webhook = "https://u:p@x/y" }, "webhook"},
 		{"webhook no host", func(r *diffute.InferenceRequest) { r.Webhook = "https:///y" }, "webhook"},
 		{"secret newline", func(r *diffute.InferenceRequest) { r.Secret = "a\nb" }, "secret"},
+		// Regression: these were accepted and then no delivery could ever be sent.
+		{"secret NUL", func(r *diffute.InferenceRequest) { r.Secret = "a\x00b" }, "secret"},
+		{"secret DEL", func(r *diffute.InferenceRequest) { r.Secret = "a\x7fb" }, "secret"},
+		{"secret ESC", func(r *diffute.InferenceRequest) { r.Secret = "\x1b[31m" }, "secret"},
+		{"secret C1 control", func(r *diffute.InferenceRequest) { r.Secret = "a\u0085b" }, "secret"},
+		{"webhook port 0", func(r *diffute.InferenceRequest) { r.Webhook = "https://example.com:0/hook" }, "webhook"},
+		{"webhook port 65536", func(r *diffute.InferenceRequest) { r.Webhook = "https://example.com:65536/hook" }, "webhook"},
+		{"webhook port 99999999", func(r *diffute.InferenceRequest) { r.Webhook = "https://example.com:99999999/hook" }, "webhook"},
+		{"webhook port with leading zero", func(r *diffute.InferenceRequest) { r.Webhook = "https://example.com:0443/hook" }, "webhook"},
+		{"webhook empty port", func(r *diffute.InferenceRequest) { r.Webhook = "https://example.com:/hook" }, "webhook"},
 		{"no prompts", func(r *diffute.InferenceRequest) { r.Prompts = nil }, "prompts"},
 		{"path in prompt name", func(r *diffute.InferenceRequest) { r.Prompts[0].Name = "../x" }, "prompts[0].name"},
 		{"slash in prompt name", func(r *diffute.InferenceRequest) { r.Prompts[0].Name = "a/b" }, "prompts[0].name"},
@@ -117,6 +127,10 @@ func TestValidateNamesTheField(t *testing.T) {
 	r := validRequest()
 	if err := r.Validate(diffute.DefaultLimits, []string{"diffute/tiny-sd"}); err != nil {
 		t.Fatalf("valid request: %v", err)
+	}
+	r.Webhook, r.Secret = "https://example.com:65535/hook", "tab-less sécret ✓"
+	if err := r.Validate(diffute.DefaultLimits, []string{"diffute/tiny-sd"}); err != nil {
+		t.Fatalf("port 65535 and a non-ASCII secret: %v", err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -68,7 +69,7 @@ const (
 	FormatWebP = "webp"
 )
 
-// Schedulers a request may name; "" means the model's own scheduler_config.json.
+// SchedulerNames are the schedulers a request may name; "" means the model's own scheduler_config.json.
 var SchedulerNames = []string{"euler", "euler_a", "dpmpp_2m", "dpmpp_2m_karras", "ddim", "lcm"}
 
 // Noise generators a request may name (PromptRequest.RNG).
@@ -168,8 +169,10 @@ func (r *InferenceRequest) Validate(l Limits, models []string) error {
 	if len(r.Secret) > l.MaxSecretLen {
 		return FieldErrorf(EUNPROCESSABLE, "secret", "must be at most %d bytes", l.MaxSecretLen)
 	}
-	if !utf8.ValidString(r.Secret) || strings.ContainsAny(r.Secret, "\r\n") {
-		return FieldErrorf(EUNPROCESSABLE, "secret", "must be a single line of valid UTF-8")
+	// The secret is sent as "Authorization: Bearer <secret>": a control
+	// character (NUL, ESC, DEL, a line break…) would make every delivery fail.
+	if !utf8.ValidString(r.Secret) || strings.ContainsFunc(r.Secret, unicode.IsControl) {
+		return FieldErrorf(EUNPROCESSABLE, "secret", "must be a single line of valid UTF-8 without control characters")
 	}
 	if len(r.Prompts) == 0 {
 		return FieldErrorf(EUNPROCESSABLE, "prompts", "at least one prompt is required")
@@ -257,6 +260,12 @@ func CheckWebhookURL(s string, maxLen int) error {
 	}
 	if u.Host == "" || u.Hostname() == "" {
 		return FieldErrorf(EUNPROCESSABLE, "webhook", "must have a host")
+	}
+	if p := u.Port(); p != "" || strings.HasSuffix(u.Host, ":") {
+		// url.Parse takes any digits; a port outside 1-65535 can never be dialed.
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || p[0] == '0' {
+			return FieldErrorf(EUNPROCESSABLE, "webhook", "port must be a number from 1 to 65535")
+		}
 	}
 	if u.User != nil {
 		return FieldErrorf(EUNPROCESSABLE, "webhook", "must not contain user info")

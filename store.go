@@ -16,8 +16,13 @@ type Store interface {
 	Job(ctx context.Context, org, project string, id int64) (*Job, error)
 	// CancelJob cancels a queued or running job; ECONFLICT when it is already terminal.
 	CancelJob(ctx context.Context, org, project string, id int64) (*Job, error)
-	// Deliveries lists the webhook delivery attempts of a job, oldest first.
-	Deliveries(ctx context.Context, jobID int64) ([]DeliveryAttempt, error)
+	// ListJobs returns up to limit (at most 100) jobs of org/project, newest
+	// first, continuing after job before when it is non-zero, and the cursor of
+	// the next page (0 when none follows).
+	ListJobs(ctx context.Context, org, project string, limit int, before int64) (jobs []*Job, next int64, err error)
+	// Deliveries lists the webhook delivery attempts of a job of org/project,
+	// oldest first; none for a job of another tenant.
+	Deliveries(ctx context.Context, org, project string, jobID int64) ([]DeliveryAttempt, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 }

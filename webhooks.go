@@ -59,6 +59,24 @@ func SplitEvents(s string) []string {
 	return strings.Split(s, ",")
 }
 
+// DeliveryState is where a webhook message stands. It is the one list of states
+// that the store's rows (deliveries.status), the delivery worker, the API's
+// status view and the console share.
+type DeliveryState string
+
+const (
+	// DeliveryNone is the status view's state of a job that named no webhook;
+	// no message is ever in it.
+	DeliveryNone DeliveryState = "none"
+	// DeliveryPending: not attempted yet, or a retry will follow.
+	DeliveryPending DeliveryState = "pending"
+	// DeliveryDelivered: an attempt got a 2xx answer.
+	DeliveryDelivered DeliveryState = "delivered"
+	// DeliveryFailed: attempts ran out (or the receiver refused for good); a
+	// redelivery makes it pending again.
+	DeliveryFailed DeliveryState = "failed"
+)
+
 // WebhookSecret is a project's webhook signing secret ("whsec_…"). ExpiresAt is
 // zero for the current secret, and set on the previous one after a rotation: it
 // keeps signing until then.
@@ -71,14 +89,14 @@ type WebhookSecret struct {
 // WebhookMessage is one webhook message of a job (an event) and its delivery
 // state; its attempts are DeliveryAttempts with the same DeliveryID.
 type WebhookMessage struct {
-	DeliveryID int64     `json:"delivery_id"`
-	MessageID  string    `json:"webhook_id"`
-	Event      string    `json:"event"`
-	Subject    string    `json:"prompt,omitempty"` // the prompt of a prompt.completed message
-	State      string    `json:"state"`            // pending, delivered or failed
-	Attempts   int       `json:"attempts"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	DeliveryID int64         `json:"delivery_id"`
+	MessageID  string        `json:"webhook_id"`
+	Event      string        `json:"event"`
+	Subject    string        `json:"prompt,omitempty"` // the prompt of a prompt.completed message
+	State      DeliveryState `json:"state"`
+	Attempts   int           `json:"attempts"`
+	CreatedAt  time.Time     `json:"created_at"`
+	UpdatedAt  time.Time     `json:"updated_at"`
 }
 
 // WebhookStore keeps projects' signing secrets and jobs' webhook messages.
@@ -89,8 +107,9 @@ type WebhookStore interface {
 	// RotateWebhookSecret makes a new current secret; the old one keeps signing
 	// for overlap. It returns the secrets as WebhookSecrets does.
 	RotateWebhookSecret(ctx context.Context, org, project string, overlap time.Duration) ([]WebhookSecret, error)
-	// WebhookMessages lists the messages of job jobID, pending ones included.
-	WebhookMessages(ctx context.Context, jobID int64) ([]WebhookMessage, error)
+	// WebhookMessages lists the messages of job jobID of org/project, pending
+	// ones included; none for a job of another tenant.
+	WebhookMessages(ctx context.Context, org, project string, jobID int64) ([]WebhookMessage, error)
 	// Redeliver sends the terminal message of a job of org/project again, with
 	// the same webhook-id. ECONFLICT when the job has no terminal message yet or
 	// it is still pending.

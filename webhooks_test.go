@@ -1,6 +1,7 @@
 package diffute_test
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/diffute/diffute"
@@ -19,7 +20,7 @@ func TestWebhookEventsValidated(t *testing.T) {
 		r := validRequest()
 		r.WebhookEvents = diffute.SplitEvents(events)
 		err := r.Validate(diffute.DefaultLimits, nil)
-		if e, ok := err.(*diffute.Error); !ok || e.Field != field {
+		if e, ok := errors.AsType[*diffute.Error](err); !ok || e.Field != field {
 			t.Errorf("%q: %v, want an error naming %s", events, err, field)
 		}
 	}

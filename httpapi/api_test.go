@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,7 +129,8 @@ func TestJobStatus(t *testing.T) {
 	if st.Prompts[1].Progress != 0 || len(st.Prompts[1].Images) != 0 {
 		t.Errorf("second prompt %+v", st.Prompts[1])
 	}
-	if st.Webhook != (httpapi.WebhookStatus{URL: job.Webhook, State: httpapi.WebhookPending}) {
+	if st.Webhook.URL != job.Webhook || st.Webhook.State != diffute.DeliveryPending || st.Webhook.Attempts != 0 ||
+		st.Webhook.Log == nil || len(st.Webhook.Log.Messages) != 0 {
 		t.Errorf("webhook %+v", st.Webhook)
 	}
 	// The partial image URL opens without an API key.
@@ -151,22 +151,31 @@ func TestJobStatus(t *testing.T) {
 	job.Status, job.FinishedAt = diffute.StatusSucceeded, time.Now()
 	job.Prompts[0].ImagesDone = 2
 	b.mem.putJob(job)
+	// The state is the terminal message's, as the store keeps it.
+	wh := b.api.Webhooks.(*fakeWebhooks)
+	setState := func(state diffute.DeliveryState) {
+		wh.mu.Lock()
+		defer wh.mu.Unlock()
+		wh.messages[job.ID] = []diffute.WebhookMessage{{DeliveryID: 1, Event: diffute.EventCompleted, State: state}}
+	}
+	setState(diffute.DeliveryFailed)
 	b.mem.mu.Lock()
 	b.mem.deliveries[job.ID] = []diffute.DeliveryAttempt{{Attempt: 1, StatusCode: 500}}
 	b.mem.mu.Unlock()
 	_, body = b.get(t, path)
 	st = httpapi.JobStatus{}
 	json.Unmarshal(body, &st)
-	if st.Webhook.State != httpapi.WebhookFailed || st.Webhook.Attempts != 1 || st.Webhook.LastStatusCode != 500 {
+	if st.Webhook.State != diffute.DeliveryFailed || st.Webhook.Attempts != 1 || st.Webhook.LastStatusCode != 500 {
 		t.Errorf("webhook after a failed attempt: %+v", st.Webhook)
 	}
+	setState(diffute.DeliveryDelivered)
 	b.mem.mu.Lock()
 	b.mem.deliveries[job.ID] = append(b.mem.deliveries[job.ID], diffute.DeliveryAttempt{Attempt: 2, StatusCode: 204, Latency: 3 * time.Millisecond})
 	b.mem.mu.Unlock()
 	_, body = b.get(t, path)
 	st = httpapi.JobStatus{}
 	json.Unmarshal(body, &st)
-	if st.Webhook.State != httpapi.WebhookDelivered || st.Webhook.Attempts != 2 || st.Webhook.LastStatusCode != 204 {
+	if st.Webhook.State != diffute.DeliveryDelivered || st.Webhook.Attempts != 2 || st.Webhook.LastStatusCode != 204 {
 		t.Errorf("webhook after a delivery: %+v", st.Webhook)
 	}
 	if st.Manifest == nil || st.Manifest.JobID != job.ID || st.Manifest.Status != diffute.StatusSucceeded ||
@@ -381,11 +390,9 @@ func TestReadyz(t *testing.T) {
 		t.Error("the cause of not being ready was not logged")
 	}
 	// An explicit Ready function takes precedence.
-	ready := &httpapi.Server{Ready: func(context.Context) error { return nil }}
-	rec := httptest.NewRecorder()
-	ready.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-	if rec.Code != 200 {
-		t.Errorf("readyz with Ready returning nil: %d", rec.Code)
+	b.api.Ready = func(context.Context) error { return nil } // no request is in flight
+	if resp, _ := b.get(t, "/readyz"); resp.StatusCode != 200 {
+		t.Errorf("readyz with Ready returning nil: %d", resp.StatusCode)
 	}
 }
 

@@ -17,10 +17,14 @@ import (
 func BenchmarkCreateInference(b *testing.B) {
 	mem := newMemory()
 	key := mem.addKey(diffute.APIKey{ID: 1, Org: org})
+	store := &fakeStore{CreateJobFn: func(context.Context, *diffute.Job) error { return nil }}
 	api := &httpapi.Server{
-		Store:  &fakeStore{CreateJobFn: func(context.Context, *diffute.Job) error { return nil }},
-		Keys:   mem.keyStore(),
-		Models: servedModels,
+		Store:    store,
+		Keys:     mem.keyStore(),
+		Media:    &struct{ diffute.MediaStore }{},
+		Tenancy:  mem.tenancy(store),
+		Webhooks: &fakeWebhooks{},
+		Models:   servedModels,
 	}
 	h := api.Handler()
 	body := mustJSON(b, exampleRequest())

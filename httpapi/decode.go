@@ -180,7 +180,7 @@ func (w *shapeWalker) value(t reflect.Type, path string) error {
 		switch t.Kind() {
 		case reflect.Int, reflect.Int64, reflect.Int32:
 			if _, err := strconv.ParseInt(v.String(), 10, t.Bits()); err != nil {
-				if ne, ok := errors.AsType[*strconv.NumError](err); ok && ne.Err == strconv.ErrRange {
+				if ne, ok := errors.AsType[*strconv.NumError](err); ok && errors.Is(ne.Err, strconv.ErrRange) {
 					return diffute.FieldErrorf(diffute.EUNPROCESSABLE, path, "is out of range")
 				}
 				return diffute.FieldErrorf(diffute.EUNPROCESSABLE, path, "must be an integer")

@@ -14,6 +14,14 @@ import (
 // DefaultEventsPollInterval is how often an events stream reads its job.
 const DefaultEventsPollInterval = 250 * time.Millisecond
 
+// DefaultMaxStreamsPerKey is how many events streams one API key may hold open
+// at once when Server.MaxStreamsPerKey is 0; each polls the database.
+const DefaultMaxStreamsPerKey = 8
+
+// streamKeyRecheck is how often an open stream checks its API key again, so
+// that revoking a key ends its streams within seconds.
+const streamKeyRecheck = time.Second
+
 // eventsHeartbeat is how often an idle stream sends a comment line, so that
 // proxies and clients see a live connection during a long model load.
 const eventsHeartbeat = 15 * time.Second
@@ -62,7 +70,16 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("get job: %w", err)
 	}
+	key := apiKeyOf(r)
+	release, err := s.streams.open(key.ID, s.maxStreamsPerKey())
+	if err != nil {
+		return err
+	}
+	defer release()
 	rc := http.NewResponseController(w)
+	// The server's read timeout bounds reading a request; a stream, which reads
+	// nothing more, may outlive it.
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -93,6 +110,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	var lastProgress []byte
 	sent := map[[2]int]bool{} // (prompt, image) already sent
+	keyChecked := time.Now()
 	for {
 		st, err := s.jobStatus(r.Context(), job)
 		if err != nil {
@@ -123,7 +141,7 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if st.Status.Terminal() {
-			send("done", st)
+			_ = send("done", st) // the stream ends either way
 			return nil
 		}
 		select {
@@ -132,6 +150,13 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 		case <-s.streams.closing():
 			return nil // the server is shutting down; clients reconnect elsewhere
 		case <-ticker.C:
+		}
+		if time.Since(keyChecked) >= streamKeyRecheck {
+			// A revoked (or narrowed) key ends its streams.
+			if _, err := s.authorize(r, org, project); err != nil {
+				return nil
+			}
+			keyChecked = time.Now()
 		}
 		if time.Since(lastWrite) >= eventsHeartbeat {
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
@@ -155,11 +180,14 @@ func (s *Server) jobEvents(w http.ResponseWriter, r *http.Request) error {
 // registers this with RegisterOnShutdown.
 func (s *Server) CloseStreams() { s.streams.close() }
 
-// streamCloser is a channel closed once, created on first use so that the zero
-// Server works.
+// streamCloser ends streams on shutdown and counts the open ones per API key.
+// The zero value is ready.
 type streamCloser struct {
 	once, closeOnce sync.Once
 	ch              chan struct{}
+
+	mu     sync.Mutex
+	perKey map[int64]int
 }
 
 func (c *streamCloser) closing() chan struct{} {
@@ -170,6 +198,34 @@ func (c *streamCloser) closing() chan struct{} {
 func (c *streamCloser) close() {
 	ch := c.closing()
 	c.closeOnce.Do(func() { close(ch) })
+}
+
+// open counts a new stream of key, or refuses it (429) when key has limit open.
+func (c *streamCloser) open(key int64, limit int) (release func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.perKey == nil {
+		c.perKey = map[int64]int{}
+	}
+	if c.perKey[key] >= limit {
+		return nil, &retryAfterError{after: 5 * time.Second, err: diffute.Errorf(diffute.ERATELIMIT,
+			"this API key has %d events streams open, its limit; close one first", limit)}
+	}
+	c.perKey[key]++
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.perKey[key]--; c.perKey[key] <= 0 {
+			delete(c.perKey, key)
+		}
+	}, nil
+}
+
+func (s *Server) maxStreamsPerKey() int {
+	if s.MaxStreamsPerKey <= 0 {
+		return DefaultMaxStreamsPerKey
+	}
+	return s.MaxStreamsPerKey
 }
 
 func progressEvent(st *JobStatus) ProgressEvent {

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/diffute/diffute"
 )
@@ -12,7 +13,8 @@ type fakeStore struct {
 	CreateJobFn  func(ctx context.Context, job *diffute.Job) error
 	JobFn        func(ctx context.Context, org, project string, id int64) (*diffute.Job, error)
 	CancelJobFn  func(ctx context.Context, org, project string, id int64) (*diffute.Job, error)
-	DeliveriesFn func(ctx context.Context, jobID int64) ([]diffute.DeliveryAttempt, error)
+	ListJobsFn   func(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, int64, error)
+	DeliveriesFn func(ctx context.Context, org, project string, jobID int64) ([]diffute.DeliveryAttempt, error)
 	PingFn       func(ctx context.Context) error
 }
 
@@ -27,8 +29,27 @@ func (f *fakeStore) Job(ctx context.Context, org, project string, id int64) (*di
 func (f *fakeStore) CancelJob(ctx context.Context, org, project string, id int64) (*diffute.Job, error) {
 	return f.CancelJobFn(ctx, org, project, id)
 }
-func (f *fakeStore) Deliveries(ctx context.Context, jobID int64) ([]diffute.DeliveryAttempt, error) {
-	return f.DeliveriesFn(ctx, jobID)
+func (f *fakeStore) ListJobs(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, int64, error) {
+	return f.ListJobsFn(ctx, org, project, limit, before)
+}
+func (f *fakeStore) Deliveries(ctx context.Context, org, project string, jobID int64) ([]diffute.DeliveryAttempt, error) {
+	return f.DeliveriesFn(ctx, org, project, jobID)
+}
+
+// fakeTenancy is a diffute.TenancyStore whose behaviour each test sets through
+// function fields.
+type fakeTenancy struct {
+	SubmitJobFn func(ctx context.Context, job *diffute.Job, sub diffute.Submission) (int64, bool, error)
+	UsageFn     func(ctx context.Context, org, project string, from, to time.Time) ([]diffute.UsageDay, error)
+}
+
+var _ diffute.TenancyStore = (*fakeTenancy)(nil)
+
+func (f *fakeTenancy) SubmitJob(ctx context.Context, job *diffute.Job, sub diffute.Submission) (int64, bool, error) {
+	return f.SubmitJobFn(ctx, job, sub)
+}
+func (f *fakeTenancy) Usage(ctx context.Context, org, project string, from, to time.Time) ([]diffute.UsageDay, error) {
+	return f.UsageFn(ctx, org, project, from, to)
 }
 func (f *fakeStore) Ping(ctx context.Context) error { return f.PingFn(ctx) }
 
@@ -109,12 +130,30 @@ func (m *memory) store() *fakeStore {
 			c := *j
 			return &c, nil
 		},
-		DeliveriesFn: func(_ context.Context, id int64) ([]diffute.DeliveryAttempt, error) {
+		ListJobsFn: func(context.Context, string, string, int, int64) ([]*diffute.Job, int64, error) {
+			return nil, 0, nil
+		},
+		DeliveriesFn: func(_ context.Context, org, project string, id int64) ([]diffute.DeliveryAttempt, error) {
 			m.mu.Lock()
 			defer m.mu.Unlock()
+			if j, ok := m.jobs[id]; !ok || j.Org != org || j.Project != project {
+				return nil, nil
+			}
 			return append([]diffute.DeliveryAttempt(nil), m.deliveries[id]...), nil
 		},
 		PingFn: func(context.Context) error { return nil },
+	}
+}
+
+// tenancy submits through store's CreateJob: no idempotency, no quotas.
+func (m *memory) tenancy(store *fakeStore) *fakeTenancy {
+	return &fakeTenancy{
+		SubmitJobFn: func(ctx context.Context, job *diffute.Job, _ diffute.Submission) (int64, bool, error) {
+			return job.ID, false, store.CreateJob(ctx, job)
+		},
+		UsageFn: func(context.Context, string, string, time.Time, time.Time) ([]diffute.UsageDay, error) {
+			return nil, nil
+		},
 	}
 }
 
@@ -163,4 +202,13 @@ func (m *memory) createCount() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.creates
+}
+
+// revokeAll revokes every key.
+func (m *memory) revokeAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, k := range m.keys {
+		k.RevokedAt = time.Now()
+	}
 }

@@ -52,15 +52,6 @@ func (s *Server) submit(r *http.Request, job *diffute.Job, req *diffute.Inferenc
 	if err != nil {
 		return 0, "", false, err
 	}
-	if s.Tenancy == nil {
-		if key != "" {
-			return 0, "", false, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "Idempotency-Key", "this server does not support Idempotency-Key")
-		}
-		if err := s.Store.CreateJob(r.Context(), job); err != nil {
-			return 0, "", false, &jobError{jobID: job.ID, err: fmt.Errorf("create job: %w", err)}
-		}
-		return job.ID, job.Status, false, nil
-	}
 	sub := diffute.Submission{IdempotencyKey: key, Quota: s.policy(job.Org).Quota}
 	if key != "" {
 		if sub.RequestHash, err = requestHash(req); err != nil {

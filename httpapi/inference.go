@@ -127,39 +127,30 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	// The job lookup is scoped to the tenant; Deliveries is not, so it must come first.
-	if _, err := s.Store.Job(r.Context(), r.PathValue("org"), r.PathValue("project"), id); err != nil {
+	org, project := r.PathValue("org"), r.PathValue("project")
+	// A job of another tenant is 404, not an empty log.
+	if _, err := s.Store.Job(r.Context(), org, project, id); err != nil {
 		return fmt.Errorf("get job: %w", err)
 	}
-	attempts, err := s.Store.Deliveries(r.Context(), id)
+	// Messages include those not attempted yet (pending), which have no
+	// attempt to show in deliveries. They are read first: a message's state
+	// follows its latest attempt (written together), so attempts read after
+	// include every attempt the states reflect.
+	msgs, err := s.Webhooks.WebhookMessages(r.Context(), org, project, id)
+	if err != nil {
+		return fmt.Errorf("list webhook messages: %w", err)
+	}
+	attempts, err := s.Store.Deliveries(r.Context(), org, project, id)
 	if err != nil {
 		return fmt.Errorf("list deliveries: %w", err)
 	}
-	views := deliveryViews(attempts)
-	out := map[string]any{"job_id": id, "deliveries": views}
-	if s.Webhooks != nil {
-		// Messages include those not attempted yet (pending), which have no
-		// attempt to show in deliveries.
-		msgs, err := s.Webhooks.WebhookMessages(r.Context(), id)
-		if err != nil {
-			return fmt.Errorf("list webhook messages: %w", err)
-		}
-		if msgs == nil {
-			msgs = []diffute.WebhookMessage{}
-		}
-		out["messages"] = msgs
+	if msgs == nil {
+		msgs = []diffute.WebhookMessage{}
 	}
+	out := map[string]any{"job_id": id, "deliveries": deliveryViews(attempts), "messages": msgs}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
-
-// Webhook delivery states in the status response.
-const (
-	WebhookNone      = "none"      // the request named no webhook
-	WebhookPending   = "pending"   // not attempted yet
-	WebhookDelivered = "delivered" // an attempt got a 2xx answer
-	WebhookFailed    = "failed"    // the latest attempt failed; a retry may still follow
-)
 
 // JobStatus is the body of GET, and DELETE, /{org}/{project}/media/inference/{job_id}.
 // It never contains the webhook secret.
@@ -210,10 +201,10 @@ type PromptStatus struct {
 // WebhookStatus is the delivery state of a job's webhook. The URL is the one the
 // client sent; the secret is never shown.
 type WebhookStatus struct {
-	URL            string `json:"url,omitempty"`
-	State          string `json:"state"`
-	Attempts       int    `json:"attempts"`
-	LastStatusCode int    `json:"last_status_code,omitempty"`
+	URL            string                `json:"url,omitempty"`
+	State          diffute.DeliveryState `json:"state"`
+	Attempts       int                   `json:"attempts"`
+	LastStatusCode int                   `json:"last_status_code,omitempty"`
 	// Log is the delivery log, as at …/deliveries; set when the server has a
 	// WebhookStore. A pointer keeps WebhookStatus comparable.
 	Log *DeliveryLog `json:"log,omitempty"`
@@ -271,9 +262,6 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 			Progress:       promptProgress(p),
 		}
 		if !job.Status.Terminal() && len(p.Images) > 0 {
-			if s.Media == nil {
-				return nil, &jobError{jobID: job.ID, err: errNoMedia}
-			}
 			for _, key := range p.Images {
 				u, err := s.Media.URL(ctx, key, s.mediaTTL())
 				if err != nil {
@@ -295,14 +283,10 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 		v.Progress = sum / float64(total)
 	}
 	if job.Status.Terminal() {
-		if s.Media == nil {
-			return nil, &jobError{jobID: job.ID, err: errNoMedia}
-		}
-		m, err := diffute.NewManifest(ctx, job, s.Media, s.mediaTTL())
+		m, err := diffute.Manifests{Media: s.Media, TTL: s.mediaTTL(), Retention: s.mediaRetention()}.For(ctx, job, "", "")
 		if err != nil {
 			return nil, &jobError{jobID: job.ID, err: fmt.Errorf("manifest: %w", err)}
 		}
-		m.ExpiresAt = v.ExpiresAt
 		v.Manifest = m
 	}
 	wh, err := s.webhookStatus(ctx, job)
@@ -315,41 +299,33 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 
 func (s *Server) webhookStatus(ctx context.Context, job *diffute.Job) (WebhookStatus, error) {
 	if job.Webhook == "" {
-		return WebhookStatus{State: WebhookNone}, nil
+		return WebhookStatus{State: diffute.DeliveryNone}, nil
 	}
-	wh := WebhookStatus{URL: job.Webhook, State: WebhookPending}
-	attempts, err := s.Store.Deliveries(ctx, job.ID)
+	wh := WebhookStatus{URL: job.Webhook, State: diffute.DeliveryPending}
+	// The state is the terminal message's (a delivered "started" message says
+	// nothing about the result), and every attempt is listed. Messages first,
+	// as in listDeliveries, so the attempts include all the states reflect.
+	msgs, err := s.Webhooks.WebhookMessages(ctx, job.Org, job.Project, job.ID)
+	if err != nil {
+		return wh, fmt.Errorf("list webhook messages: %w", err)
+	}
+	attempts, err := s.Store.Deliveries(ctx, job.Org, job.Project, job.ID)
 	if err != nil {
 		return wh, fmt.Errorf("list deliveries: %w", err)
 	}
 	wh.Attempts = len(attempts)
 	for _, a := range attempts {
 		wh.LastStatusCode = a.StatusCode
-		if a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300 {
-			wh.State = WebhookDelivered
-		} else if wh.State != WebhookDelivered {
-			wh.State = WebhookFailed
+	}
+	for _, m := range msgs {
+		if m.Event == diffute.EventCompleted {
+			wh.State = m.State // pending, delivered or failed (gave up)
 		}
 	}
-	if s.Webhooks != nil {
-		// With the message list, state is the terminal message's (a delivered
-		// "started" message says nothing about the result), and every attempt
-		// is listed.
-		msgs, err := s.Webhooks.WebhookMessages(ctx, job.ID)
-		if err != nil {
-			return wh, fmt.Errorf("list webhook messages: %w", err)
-		}
-		wh.State = WebhookPending
-		for _, m := range msgs {
-			if m.Event == diffute.EventCompleted {
-				wh.State = m.State // pending, delivered or failed (gave up)
-			}
-		}
-		if msgs == nil {
-			msgs = []diffute.WebhookMessage{}
-		}
-		wh.Log = &DeliveryLog{Messages: msgs, Deliveries: deliveryViews(attempts)}
+	if msgs == nil {
+		msgs = []diffute.WebhookMessage{}
 	}
+	wh.Log = &DeliveryLog{Messages: msgs, Deliveries: deliveryViews(attempts)}
 	return wh, nil
 }
 

@@ -1,21 +1,11 @@
 package httpapi
 
 import (
-	"context"
 	"net/http"
 	"strconv"
 
 	"github.com/diffute/diffute"
 )
-
-// JobLister is the store method behind GET /{org}/{project}/media/inference. It is
-// asked of Store by type assertion, so stores (and test fakes) without it still
-// serve the rest of the API; the list answers 501 then.
-type JobLister interface {
-	// ListJobs returns up to limit jobs of org/project, newest first, continuing
-	// after job before when it is non-zero.
-	ListJobs(ctx context.Context, org, project string, limit int, before int64) ([]*diffute.Job, error)
-}
 
 // Bounds of the list's limit parameter.
 const (
@@ -48,10 +38,6 @@ type JobList struct {
 
 // listInference handles GET /{org}/{project}/media/inference?limit=N&before=JOB_ID.
 func (s *Server) listInference(w http.ResponseWriter, r *http.Request) error {
-	lister, ok := s.Store.(JobLister)
-	if !ok {
-		return diffute.Errorf(diffute.EUNAVAILABLE, "this store cannot list jobs")
-	}
 	q := r.URL.Query()
 	limit := defaultListLimit
 	if v := q.Get("limit"); v != "" {
@@ -69,19 +55,16 @@ func (s *Server) listInference(w http.ResponseWriter, r *http.Request) error {
 		}
 		before = n
 	}
-	// One more than asked tells whether a next page exists.
-	jobs, err := lister.ListJobs(r.Context(), r.PathValue("org"), r.PathValue("project"), limit+1, before)
+	jobs, next, err := s.Store.ListJobs(r.Context(), r.PathValue("org"), r.PathValue("project"), limit, before)
 	if err != nil {
 		return err
 	}
-	out := JobList{Jobs: make([]JobSummary, 0, min(len(jobs), limit))}
-	for i, j := range jobs {
-		if i == limit {
-			next := jobs[limit-1].ID
-			out.NextBefore = &next
-			break
-		}
+	out := JobList{Jobs: make([]JobSummary, 0, len(jobs))}
+	for _, j := range jobs {
 		out.Jobs = append(out.Jobs, summarize(j))
+	}
+	if next != 0 {
+		out.NextBefore = &next
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil

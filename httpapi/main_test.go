@@ -55,12 +55,14 @@ func setup(t *testing.T) *testBundle {
 	logs := &syncBuffer{}
 	store := mem.store()
 	api := &httpapi.Server{
-		Store:  store,
-		Keys:   mem.keyStore(),
-		Media:  disk,
-		Signer: signer,
-		Models: servedModels,
-		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Store:    store,
+		Keys:     mem.keyStore(),
+		Media:    disk,
+		Tenancy:  mem.tenancy(store),
+		Webhooks: &fakeWebhooks{secrets: map[string][]diffute.WebhookSecret{}, messages: map[int64][]diffute.WebhookMessage{}},
+		Signer:   signer,
+		Models:   servedModels,
+		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

@@ -17,9 +17,6 @@ func (s *Server) serveMedia(w http.ResponseWriter, r *http.Request) error {
 	if err := s.Signer.Verify(key, r.URL.Query(), now); err != nil {
 		return err
 	}
-	if s.Media == nil {
-		return errNoMedia
-	}
 	f, info, err := s.Media.Open(r.Context(), key)
 	if err != nil {
 		if diffute.ErrorCode(err) == diffute.ENOTFOUND {

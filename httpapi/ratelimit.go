@@ -44,11 +44,12 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 	}
 }
 
-// rateLimiter keeps one token bucket per API key, in memory: limits are per
-// process, which in scale-out mode means per API node (documented).
-type rateLimiter struct {
+// rateLimiter keeps one token bucket per K (an API key, a client address), in
+// memory: limits are per process, which in scale-out mode means per API node
+// (documented).
+type rateLimiter[K comparable] struct {
 	mu      sync.Mutex
-	buckets map[int64]*bucket
+	buckets map[K]*bucket
 	now     func() time.Time
 }
 
@@ -64,7 +65,24 @@ const maxIdleBuckets = 10000
 
 // allow takes a token from key's bucket under limit. When none is left it
 // returns how long until one will be.
-func (l *rateLimiter) allow(key int64, limit RateLimit) (bool, time.Duration) {
+func (l *rateLimiter[K]) allow(key K, limit RateLimit) (bool, time.Duration) {
+	return l.take(key, limit, 1)
+}
+
+// peek reports whether key's bucket has a token, taking none. A key without a
+// bucket (the common case: a client that never failed) has a full one, and
+// none is made for it.
+func (l *rateLimiter[K]) peek(key K, limit RateLimit) (bool, time.Duration) {
+	l.mu.Lock()
+	_, ok := l.buckets[key]
+	l.mu.Unlock()
+	if !ok {
+		return true, 0
+	}
+	return l.take(key, limit, 0)
+}
+
+func (l *rateLimiter[K]) take(key K, limit RateLimit, n float64) (bool, time.Duration) {
 	if limit.Rate <= 0 {
 		return true, 0
 	}
@@ -73,7 +91,7 @@ func (l *rateLimiter) allow(key int64, limit RateLimit) (bool, time.Duration) {
 	defer l.mu.Unlock()
 	now := l.now()
 	if l.buckets == nil {
-		l.buckets = make(map[int64]*bucket)
+		l.buckets = make(map[K]*bucket)
 	}
 	b, ok := l.buckets[key]
 	if !ok || b.limit != limit {
@@ -86,14 +104,14 @@ func (l *rateLimiter) allow(key int64, limit RateLimit) (bool, time.Duration) {
 	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*limit.Rate)
 	b.last = now
 	if b.tokens >= 1 {
-		b.tokens--
+		b.tokens -= n
 		return true, 0
 	}
 	wait := time.Duration((1 - b.tokens) / limit.Rate * float64(time.Second))
 	return false, wait
 }
 
-func (l *rateLimiter) sweep(now time.Time) {
+func (l *rateLimiter[K]) sweep(now time.Time) {
 	for k, b := range l.buckets {
 		if b.tokens+now.Sub(b.last).Seconds()*b.limit.Rate >= float64(max(b.limit.Burst, 1)) {
 			delete(l.buckets, k)
@@ -109,9 +127,26 @@ func (s *Server) policy(org string) TenantPolicy {
 	return s.Policy(org)
 }
 
+// DefaultAuthFailureLimit is Server.AuthFailureLimit's default: 20 failed key
+// checks at once from one address, then one every 2 seconds — plenty for a
+// mistyped key, far too few to guess one.
+var DefaultAuthFailureLimit = RateLimit{Rate: 0.5, Burst: 20}
+
+func (s *Server) authFailureLimit() RateLimit {
+	if s.AuthFailureLimit == (RateLimit{}) {
+		return DefaultAuthFailureLimit
+	}
+	return s.AuthFailureLimit
+}
+
+func (s *Server) initLimiters() {
+	s.limiter = &rateLimiter[int64]{now: time.Now}
+	s.authFailures = &rateLimiter[string]{now: time.Now}
+}
+
 // rateLimit spends a token of key's bucket, or refuses with 429 and Retry-After.
 func (s *Server) rateLimit(key *diffute.APIKey) error {
-	s.limiterOnce.Do(func() { s.limiter = &rateLimiter{now: time.Now} })
+	s.limiterOnce.Do(s.initLimiters)
 	ok, wait := s.limiter.allow(key.ID, s.policy(key.Org).RateLimit)
 	if ok {
 		return nil

@@ -11,7 +11,7 @@ import (
 func TestTokenBucket(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_800_000_000, 0)
-	l := &rateLimiter{now: func() time.Time { return now }}
+	l := &rateLimiter[int64]{now: func() time.Time { return now }}
 	lim := RateLimit{Rate: 2, Burst: 3}
 	for i := range 3 {
 		if ok, _ := l.allow(1, lim); !ok {
@@ -49,7 +49,7 @@ func TestTokenBucket(t *testing.T) {
 func TestBucketSweep(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(0, 0)
-	l := &rateLimiter{now: func() time.Time { return now }}
+	l := &rateLimiter[int64]{now: func() time.Time { return now }}
 	lim := RateLimit{Rate: 1, Burst: 1}
 	for k := range int64(maxIdleBuckets) {
 		l.allow(k, lim)

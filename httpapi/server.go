@@ -2,9 +2,10 @@ package httpapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -30,11 +31,16 @@ type Server struct {
 	Logger   *slog.Logger                    // nil: no logging
 
 	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
-	Console            http.Handler  // the web console (/, /console.js, /console.css); nil: none
-	Metrics            http.Handler  // /metrics; nil: none
+	MaxStreamsPerKey   int           // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
+	// AuthFailureLimit bounds failed API-key checks per client address (a
+	// token bucket; a failure takes a token, none left answers 429 without
+	// looking the key up). The zero value means DefaultAuthFailureLimit.
+	AuthFailureLimit RateLimit
+	Console          http.Handler // the web console (/, /console.js, /console.css); nil: none
+	Metrics          http.Handler // /metrics; nil: none
 
 	streams streamCloser // ends events streams on shutdown (see CloseStreams)
-	// Tenancy enables Idempotency-Key, project quotas and GET …/usage; nil: off.
+	// Tenancy serves Idempotency-Key, project quotas and GET …/usage.
 	Tenancy diffute.TenancyStore
 	// Policy returns an organization's rate limit and quotas; nil: no limits.
 	Policy func(org string) TenantPolicy
@@ -42,11 +48,32 @@ type Server struct {
 	// status and manifest); 0: diffute.DefaultMediaRetention.
 	MediaRetention time.Duration
 
-	limiterOnce sync.Once
-	limiter     *rateLimiter
-	// Webhooks serves signing secrets, message lists and redelivery; nil turns
-	// those routes off (404).
+	limiterOnce  sync.Once
+	limiter      *rateLimiter[int64]  // requests per API key
+	authFailures *rateLimiter[string] // failed key checks per client address
+	// Webhooks serves signing secrets, message lists and redelivery.
 	Webhooks diffute.WebhookStore
+}
+
+// Check reports a Server that cannot serve all its routes. Every store
+// dependency is required (Store, Keys, Media, Tenancy, Webhooks): no route
+// falls back to doing less when one is missing. serve calls it once at start;
+// Handler panics when it fails, since that is a wiring mistake.
+func (s *Server) Check() error {
+	var missing []string
+	for _, dep := range []struct {
+		name string
+		set  bool
+	}{{"Store", s.Store != nil}, {"Keys", s.Keys != nil}, {"Media", s.Media != nil},
+		{"Tenancy", s.Tenancy != nil}, {"Webhooks", s.Webhooks != nil}} {
+		if !dep.set {
+			missing = append(missing, dep.name)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("httpapi: Server needs %s", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // handlerFunc is a handler that returns its failure for writeError to render.
@@ -54,6 +81,9 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Handler returns the API's routes wrapped in request logging and panic recovery.
 func (s *Server) Handler() http.Handler {
+	if err := s.Check(); err != nil {
+		panic(err)
+	}
 	// Media URLs get a mux of their own: "GET /media/{key...}" and
 	// "GET /{org}/{project}/media/inference/{job_id}" overlap (an organization named
 	// "media"), which one ServeMux refuses. "media" is therefore not a valid
@@ -91,8 +121,7 @@ func (s *Server) Handler() http.Handler {
 	apiH := s.problemFallback(api)
 	root := apiH
 	if s.Signer != nil {
-		handle(med, "GET /media/{key...}", s.serveMedia)
-		medH := s.problemFallback(med)
+		medH := s.mediaRoutes(med, handle)
 		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if strings.HasPrefix(r.URL.Path, "/media/") {
 				medH.ServeHTTP(w, r)
@@ -102,6 +131,28 @@ func (s *Server) Handler() http.Handler {
 		})
 	}
 	return s.logRequests(s.recoverPanics(root))
+}
+
+// mediaRoutes adds GET /media/{key...} to mux.
+func (s *Server) mediaRoutes(mux *http.ServeMux, handle func(*http.ServeMux, string, handlerFunc)) http.Handler {
+	handle(mux, "GET /media/{key...}", s.serveMedia)
+	return s.problemFallback(mux)
+}
+
+// MediaHandler serves signed media URLs (GET /media/{key...}) of store alone,
+// as Handler does beside the API: for a process or test that serves media
+// without the API.
+func MediaHandler(store diffute.MediaStore, signer *media.Signer, logger *slog.Logger) http.Handler {
+	s := &Server{Media: store, Signer: signer, Logger: logger}
+	mux := http.NewServeMux()
+	h := s.mediaRoutes(mux, func(mux *http.ServeMux, pattern string, h handlerFunc) {
+		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := h(w, r); err != nil {
+				s.writeError(w, r, err)
+			}
+		}))
+	})
+	return s.logRequests(s.recoverPanics(h))
 }
 
 func (s *Server) limits() diffute.Limits {
@@ -127,14 +178,14 @@ func (s *Server) tenant(next handlerFunc) handlerFunc {
 		if !validTenantName(org) || !validTenantName(project) || org == "media" {
 			return diffute.Errorf(diffute.ENOTFOUND, "no such organization or project")
 		}
-		key, err := s.authorize(r, org, project)
+		key, err := s.authenticate(r, org, project)
 		if err != nil {
 			return err
 		}
 		if err := s.rateLimit(key); err != nil {
 			return err
 		}
-		return next(w, r)
+		return next(w, r.WithContext(context.WithValue(r.Context(), apiKeyContext{}, key)))
 	}
 }
 
@@ -152,6 +203,45 @@ func validTenantName(s string) bool {
 		}
 	}
 	return true
+}
+
+// apiKeyContext is the context key of the request's API key, set by tenant.
+type apiKeyContext struct{}
+
+// apiKeyOf returns the API key tenant checked for r.
+func apiKeyOf(r *http.Request) *diffute.APIKey {
+	k, _ := r.Context().Value(apiKeyContext{}).(*diffute.APIKey)
+	if k == nil {
+		panic("httpapi: apiKeyOf outside tenant")
+	}
+	return k
+}
+
+// authenticate is authorize behind the per-address limit on failed checks: a
+// client that keeps presenting bad keys is answered 429 before any lookup.
+func (s *Server) authenticate(r *http.Request, org, project string) (*diffute.APIKey, error) {
+	s.limiterOnce.Do(s.initLimiters)
+	addr := clientAddr(r)
+	limit := s.authFailureLimit()
+	if ok, wait := s.authFailures.peek(addr, limit); !ok {
+		return nil, &retryAfterError{after: wait, err: diffute.Errorf(diffute.ERATELIMIT,
+			"too many failed API key checks from this address; retry after %d s", int64(math.Ceil(wait.Seconds())))}
+	}
+	key, err := s.authorize(r, org, project)
+	if code := diffute.ErrorCode(err); code == diffute.EUNAUTHORIZED || code == diffute.EFORBIDDEN {
+		s.authFailures.allow(addr, limit)
+	}
+	return key, err
+}
+
+// clientAddr is the request's peer address without its port. Behind a proxy
+// this is the proxy's; the limit then holds for all its clients together.
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // authorize checks x-api-key: absent, unknown or revoked → EUNAUTHORIZED; valid but
@@ -194,16 +284,14 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 	ready := s.Ready
-	if ready == nil && s.Store != nil {
+	if ready == nil {
 		ready = s.Store.Ping
 	}
-	if ready != nil {
-		if err := ready(r.Context()); err != nil {
-			// Logged here rather than rendered as internal: an orchestrator polls this
-			// and needs 503, and the operator needs the cause.
-			s.log().WarnContext(r.Context(), "not ready", "err", err)
-			return diffute.Errorf(diffute.EUNAVAILABLE, "not ready")
-		}
+	if err := ready(r.Context()); err != nil {
+		// Logged here rather than rendered as internal: an orchestrator polls this
+		// and needs 503, and the operator needs the cause.
+		s.log().WarnContext(r.Context(), "not ready", "err", err)
+		return diffute.Errorf(diffute.EUNAVAILABLE, "not ready")
 	}
 	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ready"})
 	return nil
@@ -334,5 +422,3 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the connection's writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-var errNoMedia = errors.New("httpapi: no media store configured")

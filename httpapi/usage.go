@@ -41,9 +41,6 @@ type UsageResponse struct {
 // getUsage handles GET /{org}/{project}/usage?from=YYYY-MM-DD&to=YYYY-MM-DD (UTC
 // days, inclusive; default the last 30 days).
 func (s *Server) getUsage(w http.ResponseWriter, r *http.Request) error {
-	if s.Tenancy == nil {
-		return diffute.Errorf(diffute.ENOTFOUND, "usage metering is not enabled on this server")
-	}
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	to, err := usageDate(r, "to", today)
 	if err != nil {

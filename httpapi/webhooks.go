@@ -19,19 +19,9 @@ type webhookSecretResponse struct {
 	Secrets []diffute.WebhookSecret `json:"secrets"`
 }
 
-func (s *Server) webhooks() (diffute.WebhookStore, error) {
-	if s.Webhooks == nil {
-		return nil, diffute.Errorf(diffute.ENOTFOUND, "webhook management is not available on this server")
-	}
-	return s.Webhooks, nil
-}
-
 // getWebhookSecret handles GET /{org}/{project}/webhook-secret.
 func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) error {
-	ws, err := s.webhooks()
-	if err != nil {
-		return err
-	}
+	ws := s.Webhooks
 	secrets, err := ws.WebhookSecrets(r.Context(), r.PathValue("org"), r.PathValue("project"))
 	if err != nil {
 		return fmt.Errorf("webhook secret: %w", err)
@@ -41,10 +31,7 @@ func (s *Server) getWebhookSecret(w http.ResponseWriter, r *http.Request) error 
 
 // rotateWebhookSecret handles POST /{org}/{project}/webhook-secret/rotate.
 func (s *Server) rotateWebhookSecret(w http.ResponseWriter, r *http.Request) error {
-	ws, err := s.webhooks()
-	if err != nil {
-		return err
-	}
+	ws := s.Webhooks
 	secrets, err := ws.RotateWebhookSecret(r.Context(), r.PathValue("org"), r.PathValue("project"), secretOverlap)
 	if err != nil {
 		return fmt.Errorf("rotate webhook secret: %w", err)
@@ -65,10 +52,7 @@ func (s *Server) writeSecrets(w http.ResponseWriter, r *http.Request, secrets []
 // redeliver handles POST /{org}/{project}/media/inference/{job_id}/redeliver: the
 // job's terminal message is queued again with the same webhook-id.
 func (s *Server) redeliver(w http.ResponseWriter, r *http.Request) error {
-	ws, err := s.webhooks()
-	if err != nil {
-		return err
-	}
+	ws := s.Webhooks
 	id, err := jobID(r)
 	if err != nil {
 		return err

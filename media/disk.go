@@ -80,10 +80,21 @@ func (d *Disk) Put(ctx context.Context, key string, data []byte, contentType str
 		}
 	}
 	dir := path.Dir(key)
-	if err := d.root.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("media: create directory for %s: %w", key, err)
+	var (
+		tmp string
+		f   *os.File
+		err error
+	)
+	// Twice: Sweep may remove an old, empty directory between MkdirAll and the
+	// temporary file's creation.
+	for range 2 {
+		if err := d.root.MkdirAll(dir, 0o750); err != nil {
+			return fmt.Errorf("media: create directory for %s: %w", key, err)
+		}
+		if tmp, f, err = d.createTemp(dir); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
 	}
-	tmp, f, err := d.createTemp(dir)
 	if err != nil {
 		return fmt.Errorf("media: create %s: %w", key, err)
 	}
@@ -176,7 +187,8 @@ func (d *Disk) URL(ctx context.Context, key string, ttl time.Duration) (string, 
 }
 
 // Delete removes the object under key; an absent object is not an error. Emptied
-// directories are left in place: a concurrent Put may be about to use them.
+// directories are left in place for Sweep: a concurrent Put may be about to use
+// them.
 func (d *Disk) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -189,6 +201,61 @@ func (d *Disk) Delete(ctx context.Context, key string) error {
 		return nil
 	}
 	return fmt.Errorf("media: delete %s: %w", key, err)
+}
+
+// Sweep removes what crashes and retention leave under the root: temporary
+// files of writes that never finished (".tmp-*", from a process killed
+// mid-write) and directories left empty (a job whose images retention deleted),
+// each only when last modified before before, so that a write in progress is
+// never touched. It returns how many it removed. The retention job runs it.
+func (d *Disk) Sweep(ctx context.Context, before time.Time) (int, error) {
+	fsys := d.root.FS()
+	removed := 0
+	// sweep reports whether dir is empty once swept.
+	var sweep func(dir string) (bool, error)
+	sweep = func(dir string) (bool, error) {
+		entries, err := fs.ReadDir(fsys, dir)
+		if err != nil {
+			return false, fmt.Errorf("media: sweep %s: %w", dir, err)
+		}
+		left := len(entries)
+		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
+			p := path.Join(dir, e.Name())
+			info, err := e.Info() // before the sweep below changes a directory's time
+			if errors.Is(err, fs.ErrNotExist) {
+				left--
+				continue
+			}
+			if err != nil {
+				return false, fmt.Errorf("media: sweep %s: %w", p, err)
+			}
+			switch {
+			case e.IsDir():
+				empty, err := sweep(p)
+				if err != nil {
+					return false, err
+				}
+				// A Put may be about to use it: it tries again when the
+				// directory vanishes under it, and a refusal here is fine.
+				if empty && info.ModTime().Before(before) && d.root.Remove(p) == nil {
+					removed++
+					left--
+				}
+			case strings.HasPrefix(e.Name(), ".tmp-") && info.ModTime().Before(before):
+				if err := d.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					return false, fmt.Errorf("media: sweep %s: %w", p, err)
+				}
+				removed++
+				left--
+			}
+		}
+		return left == 0, nil
+	}
+	_, err := sweep(".")
+	return removed, err
 }
 
 // CheckKey reports whether key is one Disk accepts: '/'-separated segments of

@@ -34,7 +34,7 @@ func openDisk(t *testing.T) (*media.Disk, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close() })
-	srv := httptest.NewServer((&httpapi.Server{Media: d, Signer: s}).Handler())
+	srv := httptest.NewServer(httpapi.MediaHandler(d, s, nil))
 	t.Cleanup(srv.Close)
 	s.BaseURL = srv.URL // before any URL is made or served
 	return d, root
@@ -166,5 +166,62 @@ func TestDiskServedByAPI(t *testing.T) {
 	expired := strings.Replace(u, "expires=", "expires=1", 1) // a different expiry: signature fails
 	if resp, _ := get(expired, nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("tampered expiry: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestDiskSweepRemovesCrashLeftovers is the regression test of temporary files
+// from a crash mid-write, and job folders emptied by retention, staying forever:
+// Sweep removes both once they are old, and leaves images, fresh temporary
+// files (a write in progress) and folders still in use.
+func TestDiskSweepRemovesCrashLeftovers(t *testing.T) {
+	t.Parallel()
+	d, root := openDisk(t)
+	ctx := t.Context()
+	const kept = "acme/p/1/a/0.png"
+	if err := d.Put(ctx, kept, []byte("png"), "image/png"); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	write := func(rel string, at time.Time) string {
+		p := filepath.Join(root, rel)
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("partial"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	staleTmp := write("acme/p/1/a/.tmp-0123456789abcdef", old)
+	freshTmp := write("acme/p/1/a/.tmp-fedcba9876543210", time.Now())
+	emptyJob := filepath.Join(root, "acme", "p", "2", "a")
+	if err := os.MkdirAll(emptyJob, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{emptyJob, filepath.Dir(emptyJob)} {
+		if err := os.Chtimes(dir, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := d.Sweep(ctx, time.Now().Add(-time.Hour))
+	if err != nil || n != 3 {
+		t.Errorf("Sweep = %d, %v; want the stale temporary file and the two empty folders", n, err)
+	}
+	for _, gone := range []string{staleTmp, filepath.Dir(emptyJob)} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s survived the sweep (%v)", gone, err)
+		}
+	}
+	for _, stays := range []string{freshTmp, filepath.Join(root, kept)} {
+		if _, err := os.Stat(stays); err != nil {
+			t.Errorf("%s was swept: %v", stays, err)
+		}
+	}
+	// A Put into a swept job folder recreates it.
+	if err := d.Put(ctx, "acme/p/2/a/0.png", []byte("png"), "image/png"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -75,12 +75,17 @@ func (s *Signer) Verify(key string, q url.Values, now time.Time) error {
 	if len(q["expires"]) != 1 || len(q["sig"]) != 1 {
 		return diffute.Errorf(diffute.EFORBIDDEN, "media URL is not signed")
 	}
-	exp, err := strconv.ParseInt(q.Get("expires"), 10, 64)
-	if err != nil || exp < 0 {
+	// Only the canonical form that URL writes verifies: decimal digits without
+	// a sign or leading zeros, and the signature's one base64 spelling (no
+	// padding, zero trailing bits). Another spelling of the same values would be
+	// a second URL for one grant, which caches and logs would tell apart.
+	rawExp, rawSig := q.Get("expires"), q.Get("sig")
+	exp, err := strconv.ParseInt(rawExp, 10, 64)
+	if err != nil || exp < 0 || strconv.FormatInt(exp, 10) != rawExp {
 		return diffute.Errorf(diffute.EFORBIDDEN, "media URL has a malformed expiry")
 	}
-	got, err := base64.RawURLEncoding.DecodeString(q.Get("sig"))
-	if err != nil || !hmac.Equal(got, s.mac(key, exp)) {
+	got, err := base64.RawURLEncoding.Strict().DecodeString(rawSig)
+	if err != nil || base64.RawURLEncoding.EncodeToString(got) != rawSig || !hmac.Equal(got, s.mac(key, exp)) {
 		return diffute.Errorf(diffute.EFORBIDDEN, "media URL signature does not match")
 	}
 	if now.Unix() >= exp {

@@ -212,3 +212,30 @@ func TestLoadOrCreateKeyRace(t *testing.T) {
 		}
 	}
 }
+
+// TestSignerAcceptsTheCanonicalFormOnly is the regression test of signed URLs
+// verifying in other spellings of the same values: base64 with non-zero
+// trailing bits, and expires with a sign or leading zeros. Each would be a
+// second URL for one grant.
+func TestSignerAcceptsTheCanonicalFormOnly(t *testing.T) {
+	t.Parallel()
+	s := newSigner(t)
+	now := time.Unix(1_800_000_000, 0)
+	k, q := parse(t, s, s.URL("acme/web/1234567890123/p/0.png", now.Add(time.Hour)))
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	sig, exp := q.Get("sig"), q.Get("expires")
+	last := strings.IndexByte(alphabet, sig[len(sig)-1])
+	// 32 bytes are 43 characters: the last carries 2 bits of data and 4 zero
+	// bits; setting one of those spells the same bytes another way.
+	trailing := sig[:len(sig)-1] + string(alphabet[last^1])
+	for name, v := range map[string]url.Values{
+		"signature with trailing bits": {"expires": {exp}, "sig": {trailing}},
+		"expires with a plus sign":     {"expires": {"+" + exp}, "sig": {sig}},
+		"expires with a leading zero":  {"expires": {"0" + exp}, "sig": {sig}},
+	} {
+		wantForbidden(t, s.Verify(k, v, now), name)
+	}
+	if err := s.Verify(k, q, now); err != nil {
+		t.Fatalf("the canonical URL: %v", err)
+	}
+}

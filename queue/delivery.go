@@ -11,7 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/webhook"
 )
 
@@ -87,15 +87,15 @@ func (w *deliveryWorker) NextRetry(rj *river.Job[diffute.DeliveryArgs]) time.Tim
 }
 
 func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.DeliveryArgs]) error {
-	store := w.q.store
-	d, err := store.Delivery(ctx, rj.Args.DeliveryID)
+	st := w.q.store
+	d, err := st.Delivery(ctx, rj.Args.DeliveryID)
 	if diffute.ErrorCode(err) == diffute.ENOTFOUND {
 		return river.JobCancel(err)
 	}
 	if err != nil {
 		return err
 	}
-	if d.Status != sqlite.DeliveryPending {
+	if d.Status != diffute.DeliveryPending {
 		return nil
 	}
 	// The project's secrets are read at each attempt (through a one-second
@@ -105,10 +105,10 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 		return err
 	}
 	res := w.q.sender.Send(ctx, webhook.Message{ID: d.MessageID, URL: d.URL, Secret: d.Secret, Body: d.Payload, SigningSecrets: signing})
-	rec := sqlite.AttemptRecord{
+	rec := store.AttemptRecord{
 		DeliveryID: d.ID, Attempt: rj.Args.AttemptBase + rj.Attempt, At: time.Now().Add(-res.Latency),
 		StatusCode: res.StatusCode, Latency: res.Latency, Excerpt: res.Excerpt,
-		Status: sqlite.DeliveryPending,
+		Status: diffute.DeliveryPending,
 	}
 	if res.Err != nil {
 		rec.Error = res.Err.Error()
@@ -116,14 +116,14 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 	gone := res.StatusCode == http.StatusGone
 	switch {
 	case res.Err == nil:
-		rec.Status = sqlite.DeliveryDelivered
+		rec.Status = diffute.DeliveryDelivered
 	case gone || rj.Attempt >= rj.MaxAttempts:
-		rec.Status = sqlite.DeliveryFailed
+		rec.Status = diffute.DeliveryFailed
 	}
 	// Record even when the attempt's context ended: the attempt happened.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if err := store.RecordDeliveryAttempt(rctx, rec); err != nil {
+	if err := st.RecordDeliveryAttempt(rctx, rec); err != nil {
 		return fmt.Errorf("queue: delivery %d: %w", d.ID, errors.Join(res.Err, err))
 	}
 	switch {
@@ -133,7 +133,7 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 		// 410 Gone: the receiver says the endpoint no longer exists; stop.
 		return river.JobCancel(res.Err)
 	}
-	if res.RetryAfter > 0 && rec.Status == sqlite.DeliveryPending {
+	if res.RetryAfter > 0 && rec.Status == diffute.DeliveryPending {
 		w.retryAfter.Store(rj.ID, res.RetryAfter)
 	}
 	return res.Err

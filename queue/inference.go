@@ -15,7 +15,7 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/imageenc"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 )
 
 // progressInterval throttles progress writes: the engine may report a step every
@@ -148,6 +148,14 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 	if len(imgs) != req.NumImages {
 		return &engineError{fmt.Errorf("engine returned %d images, want %d", len(imgs), req.NumImages)}
 	}
+	steps := int64(p.Steps)
+	if n := engineSteps.Load(); n > 0 {
+		steps = n
+	}
+	// Each image is metered with its record, in one transaction: its share of
+	// the batch's engine time, and its own pixel-steps.
+	perImage := diffute.Usage{Images: 1, PixelSteps: int64(p.Width) * int64(p.Height) * steps,
+		EngineTime: elapsed / time.Duration(len(imgs))}
 	var buf bytes.Buffer
 	for j, img := range imgs {
 		idx := first + j
@@ -159,20 +167,9 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		if err := w.q.cfg.Media.Put(ctx, key, bytes.Clone(buf.Bytes()), format.ContentType()); err != nil {
 			return fmt.Errorf("queue: store %s: %w", key, err)
 		}
-		if err := w.q.store.RecordImage(ctx, job.ID, i, idx, key); err != nil {
+		if err := w.q.store.RecordImage(ctx, job.ID, i, idx, key, perImage); err != nil {
 			return err
 		}
-	}
-	steps := int64(p.Steps)
-	if n := engineSteps.Load(); n > 0 {
-		steps = n
-	}
-	n := int64(len(imgs))
-	usage := diffute.Usage{Images: n, PixelSteps: n * int64(p.Width) * int64(p.Height) * steps, EngineTime: elapsed}
-	if err := w.q.store.RecordUsage(ctx, job.ID, usage, time.Now()); err != nil {
-		// The images are stored and recorded; failing (and retrying) the job
-		// over its meter would redo nothing and still not meter it.
-		w.q.cfg.Logger.WarnContext(ctx, "usage not recorded", slog.Int64("job_id", job.ID), slog.String("error", err.Error()))
 	}
 	return w.q.store.PromptCompleted(ctx, job.ID, i)
 }
@@ -202,13 +199,9 @@ func (w *inferenceWorker) progress(ctx context.Context, cancel context.CancelCau
 }
 
 // finish ends job id with status and writes its webhook delivery (see
-// sqlite.Store.FinishJob). A job cancelled meanwhile is left as it is.
+// store.Store.FinishJob). A job cancelled meanwhile is left as it is.
 func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, msg string) error {
-	job, err := q.store.FinishJob(ctx, sqlite.FinishParams{
-		JobID: id, Status: status, Error: msg,
-		DeliveryMaxAttempts: q.cfg.Webhook.MaxAttempts(),
-		Manifest:            q.manifest,
-	})
+	job, err := q.store.FinishJob(ctx, store.FinishParams{JobID: id, Status: status, Error: msg})
 	if diffute.ErrorCode(err) == diffute.ECONFLICT {
 		return nil
 	}
@@ -221,18 +214,4 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
 		slog.String("org", job.Org), slog.String("project", job.Project), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
 	return nil
-}
-
-// manifest builds job's manifest with media URLs valid for the configured TTL.
-func (q *Queue) manifest(ctx context.Context, j *diffute.Job) (*diffute.Manifest, error) {
-	if q.cfg.Media == nil {
-		// An API-only process without media: the manifest lists no URLs.
-		return &diffute.Manifest{Name: j.Name, Images: map[string][]string{}, JobID: j.ID, Status: j.Status, Error: j.Error}, nil
-	}
-	m, err := diffute.NewManifest(ctx, j, q.cfg.Media, q.cfg.MediaTTL)
-	if err == nil && !j.FinishedAt.IsZero() {
-		exp := j.FinishedAt.Add(q.cfg.MediaRetention).UTC()
-		m.ExpiresAt = &exp
-	}
-	return m, err
 }

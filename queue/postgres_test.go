@@ -9,7 +9,6 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/pgtest"
-	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/storetest"
 )
 
@@ -29,7 +28,7 @@ func TestPostgresJobSucceedsThroughNotify(t *testing.T) {
 	}
 	waitFor(t, "delivery recorded", 10*time.Second, func() bool {
 		s, n := b.deliveryStatus(t, job.ID)
-		return s == sqlite.DeliveryDelivered && n == 1
+		return s == diffute.DeliveryDelivered && n == 1
 	})
 }
 
@@ -47,7 +46,7 @@ func TestPostgresOrphanedJobIsRescued(t *testing.T) {
 		t.Fatalf("StartJob = %v, %v", ok, err)
 	}
 	key := diffute.MediaKey("org", "proj", job.ID, job.Prompts[0].Name, 0, "png")
-	if err := b.store.RecordImage(t.Context(), job.ID, 0, 0, key); err != nil {
+	if err := b.store.RecordImage(t.Context(), job.ID, 0, 0, key, diffute.Usage{Images: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.db.MarkRunningForTest(t.Context(), job.ID, "dead-worker"); err != nil {
@@ -145,28 +144,5 @@ func TestPostgresWorkerTakesOnlyItsModels(t *testing.T) {
 	setup(t, setupOpts{databaseURL: url, models: []string{"acme/other-model"}})
 	if err := json.Unmarshal(a.waitHook(t).body, &m); err != nil || m.JobID != other.ID || m.Status != diffute.StatusSucceeded {
 		t.Fatalf("second webhook = %+v (%v), want job %d succeeded", m, err, other.ID)
-	}
-}
-
-// queueOnPostgres is the name of TestQueueOnPostgres; setup opens PostgreSQL
-// under it.
-const queueOnPostgres = "TestQueueOnPostgres"
-
-// TestQueueOnPostgres runs the queue's dialect-independent tests again on
-// PostgreSQL: webhook delivery and its retries (the delivery-attempt trigger),
-// cancellation, usage metering and retention.
-func TestQueueOnPostgres(t *testing.T) {
-	t.Parallel()
-	for name, test := range map[string]func(*testing.T){
-		"JobSucceedsAndWebhookArrives":        TestJobSucceedsAndWebhookArrives,
-		"EngineErrorFailsJobAndWebhookSaysSo": TestEngineErrorFailsJobAndWebhookSaysSo,
-		"CancelQueuedJobNeverRuns":            TestCancelQueuedJobNeverRuns,
-		"CancelRunningJobStopsWorker":         TestCancelRunningJobStopsWorker,
-		"WebhookRetriedUntilDelivered":        TestWebhookRetriedUntilDelivered,
-		"WebhookFailsAfterLastAttempt":        TestWebhookFailsAfterLastAttempt,
-		"Webhook410StopsRetries":              TestWebhook410StopsRetries,
-		"UsageAndRetention":                   TestUsageAndRetention,
-	} {
-		t.Run(name, test)
 	}
 }

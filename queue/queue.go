@@ -12,7 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/webhook"
 )
 
@@ -41,21 +41,20 @@ const (
 
 // Config configures the queue.
 type Config struct {
-	Engine   diffute.Engine
-	Media    diffute.MediaStore
-	MediaTTL time.Duration // lifetime of manifest URLs; default diffute.DefaultMediaTTL
+	Engine diffute.Engine
+	Media  diffute.MediaStore
 	// Concurrency is the number of inference workers; 0 means this process only
 	// inserts jobs and works none (neither inference nor webhooks).
 	Concurrency int
 	// Models are the models whose inference queues this process works (see
-	// sqlite.InferenceQueue); required with Concurrency > 0. A worker never
+	// store.InferenceQueue); required with Concurrency > 0. A worker never
 	// fetches a job for a model it does not serve.
 	Models       []string
 	Webhook      webhook.Config
 	Logger       *slog.Logger
 	PollInterval time.Duration // River FetchPollInterval; default by dialect (DefaultPollInterval, DefaultPostgresPollInterval)
 	// LeaseTTL is the worker lease on PostgreSQL (default DefaultLeaseTTL); see
-	// sqlite.DB.RescueOrphanedJobs.
+	// store.DB.RescueOrphanedJobs.
 	LeaseTTL time.Duration
 	// ClientID names this process's River client, in River's attempted_by and in
 	// the lease table; default a random one.
@@ -68,13 +67,13 @@ type Config struct {
 	// RetentionInterval is how often expired media is deleted; default
 	// DefaultRetentionInterval.
 	RetentionInterval time.Duration
+	// Sweeper, when set, cleans what the media store leaves behind (disk
+	// media); the retention job runs it.
+	Sweeper MediaSweeper
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
 func (c Config) WithDefaults() Config {
-	if c.MediaTTL == 0 {
-		c.MediaTTL = diffute.DefaultMediaTTL
-	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = DefaultLeaseTTL
 	}
@@ -103,8 +102,8 @@ func (c Config) Validate() error {
 	if c.Concurrency > 0 && len(c.Models) == 0 {
 		errs = append(errs, errors.New("queue: workers need the Models they serve"))
 	}
-	if c.MediaTTL < 0 || c.PollInterval < 0 || c.LeaseTTL < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
-		errs = append(errs, errors.New("queue: MediaTTL, PollInterval, LeaseTTL, MediaRetention and RetentionInterval must not be negative"))
+	if c.PollInterval < 0 || c.LeaseTTL < 0 || c.MediaRetention < 0 || c.RetentionInterval < 0 {
+		errs = append(errs, errors.New("queue: PollInterval, LeaseTTL, MediaRetention and RetentionInterval must not be negative"))
 	}
 	errs = append(errs, c.Webhook.Validate())
 	return errors.Join(errs...)
@@ -112,8 +111,8 @@ func (c Config) Validate() error {
 
 // Queue is the River client with Diffute's workers.
 type Queue struct {
-	db     *sqlite.DB
-	store  *sqlite.Store
+	db     *store.DB
+	store  *store.Store
 	cfg    Config
 	client *river.Client[*sql.Tx]
 	sender *webhook.Sender
@@ -128,11 +127,11 @@ type Queue struct {
 }
 
 // New builds the queue on db. Nothing runs until Start.
-func New(db *sqlite.DB, cfg Config) (*Queue, error) {
+func New(db *store.DB, cfg Config) (*Queue, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = DefaultPollInterval
-		if db.Dialect() == sqlite.Postgres {
+		if db.Listens() {
 			cfg.PollInterval = DefaultPostgresPollInterval
 		}
 	}
@@ -144,10 +143,6 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	q := &Queue{db: db, store: db.Store(), cfg: cfg, sender: webhook.NewSender(cfg.Webhook),
 		slots: make(chan struct{}, max(1, cfg.Concurrency))}
-	// The store writes some webhook messages in its own transactions (started,
-	// prompt.completed, a cancelled job's terminal message); they need the same
-	// manifests and attempt count as the ones this queue's workers write.
-	db.SetWebhookHooks(sqlite.WebhookHooks{Manifest: q.manifest, MaxAttempts: cfg.Webhook.MaxAttempts()})
 	workers := river.NewWorkers()
 	if err := river.AddWorkerSafely(workers, &inferenceWorker{q: q}); err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
@@ -175,7 +170,7 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 	}
 	if cfg.Concurrency > 0 {
 		rc.Queues = map[string]river.QueueConfig{
-			sqlite.DeliveryQueue: {
+			store.DeliveryQueue: {
 				MaxWorkers: deliveryWorkers,
 				// SQLite has no LISTEN/NOTIFY: a new message waits for the next
 				// poll. Polling this queue more often keeps completion-to-first-
@@ -188,7 +183,7 @@ func New(db *sqlite.DB, cfg Config) (*Queue, error) {
 			MaintenanceQueue: {MaxWorkers: 1},
 		}
 		for _, m := range cfg.Models {
-			rc.Queues[db.InferenceQueueFor(m)] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
+			rc.Queues[InferenceQueueFor(m, db.SharedByWorkers())] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		}
 		rc.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(river.PeriodicInterval(cfg.RetentionInterval),
 			func() (river.JobArgs, *river.InsertOpts) {
@@ -215,15 +210,7 @@ func (q *Queue) Start(ctx context.Context) error {
 	if q.started {
 		return errors.New("queue: already started")
 	}
-	if q.db.Dialect() == sqlite.SQLite {
-		n, err := q.db.RequeueRunningJobs(ctx)
-		if err != nil {
-			return fmt.Errorf("queue: %w", err)
-		}
-		if n > 0 {
-			q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
-		}
-	} else {
+	if q.db.SharedByWorkers() {
 		// The lease exists before the client fetches anything, so no live
 		// worker's job ever looks orphaned.
 		stop, err := q.startLease(ctx)
@@ -231,6 +218,14 @@ func (q *Queue) Start(ctx context.Context) error {
 			return err
 		}
 		q.stopLease = stop
+	} else {
+		n, err := q.db.ClaimWorker(ctx)
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		if n > 0 {
+			q.cfg.Logger.InfoContext(ctx, "resuming jobs interrupted by a previous process", slog.Int("jobs", n))
+		}
 	}
 	if err := q.client.Start(ctx); err != nil {
 		if q.stopLease != nil {
@@ -279,8 +274,8 @@ func (q *Queue) Stop(ctx context.Context) error {
 // jobs a second whatever the engine's speed; on PostgreSQL, where fetches run on a
 // pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
 // interval's pace: every fetch there takes the one write connection.
-func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
-	if db.Dialect() == sqlite.Postgres {
+func fetchCooldown(db *store.DB, poll time.Duration) time.Duration {
+	if db.Listens() {
 		return min(10*time.Millisecond, poll)
 	}
 	return min(river.FetchCooldownDefault, poll)
@@ -289,8 +284,8 @@ func fetchCooldown(db *sqlite.DB, poll time.Duration) time.Duration {
 // deliveryPoll is the delivery queue's fetch poll interval: short on SQLite,
 // where polling is how a new message is found; on PostgreSQL NOTIFY wakes the
 // workers and polling is only the fallback, so it stays at poll.
-func deliveryPoll(db *sqlite.DB, poll time.Duration) time.Duration {
-	if db.Dialect() == sqlite.Postgres {
+func deliveryPoll(db *store.DB, poll time.Duration) time.Duration {
+	if db.Listens() {
 		return poll
 	}
 	return min(deliveryPollInterval, poll)

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
@@ -20,8 +21,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/pgtest"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/secretbox"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/storetest"
 	"github.com/diffute/diffute/webhook"
 )
@@ -36,8 +37,8 @@ type hook struct {
 
 type testBundle struct {
 	dir    string
-	db     *sqlite.DB
-	store  *sqlite.Store
+	db     *store.DB
+	store  *store.Store
 	queue  *Queue
 	engine *fakeEngine
 	media  *dirMedia
@@ -74,28 +75,25 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 	t.Cleanup(b.recv.Close)
 	b.media = newDirMedia(filepath.Join(b.dir, "media"))
 	var err error
-	if o.databaseURL == "" && strings.HasPrefix(t.Name(), queueOnPostgres+"/") {
-		o.databaseURL = pgtest.URL(t)
+	if o.databaseURL == "" {
+		o.databaseURL = "sqlite:" + filepath.Join(b.dir, "diffute.db")
 	}
-	if o.databaseURL != "" {
-		b.db, err = sqlite.OpenPostgres(t.Context(), o.databaseURL)
-	} else {
-		b.db, err = sqlite.Open(t.Context(), filepath.Join(b.dir, "diffute.db"))
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.store = b.db.Store()
 	schedule := o.schedule
 	if schedule == nil {
 		schedule = []time.Duration{0, 10 * time.Millisecond, 10 * time.Millisecond}
 	}
+	whCfg := webhook.Config{AllowPrivate: true, Timeout: 5 * time.Second, RetrySchedule: schedule}
+	b.db, err = store.Open(t.Context(), o.databaseURL, testOptions(b.media, whCfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.store = b.db.Store()
 	if o.models == nil {
 		o.models = []string{"tiny-sd"}
 	}
 	b.queue, err = New(b.db, Config{
 		Engine: b.engine, Media: b.media, Concurrency: 2, Models: o.models,
-		Webhook:      webhook.Config{AllowPrivate: true, Timeout: 5 * time.Second, RetrySchedule: schedule},
+		Webhook:      whCfg,
 		PollInterval: cmp.Or(o.poll, 20*time.Millisecond),
 		LeaseTTL:     o.leaseTTL,
 	})
@@ -116,6 +114,17 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 		b.start(t)
 	}
 	return b
+}
+
+// testOptions are the store options of a queue test: a secret box, manifests
+// with media's URLs and the webhook configuration's attempts.
+func testOptions(media diffute.MediaStore, wh webhook.Config) store.Options {
+	box, err := secretbox.New(bytes.Repeat([]byte{3}, secretbox.KeySize))
+	if err != nil {
+		panic(err)
+	}
+	return store.Options{Secrets: box, Manifests: diffute.Manifests{Media: media}, Inference: Inference,
+		DeliveryMaxAttempts: wh.WithDefaults().MaxAttempts()}
 }
 
 func (b *testBundle) start(t *testing.T) {
@@ -161,9 +170,9 @@ func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) 
 	}
 }
 
-func (b *testBundle) deliveryStatus(t *testing.T, jobID int64) (string, int) {
+func (b *testBundle) deliveryStatus(t *testing.T, jobID int64) (diffute.DeliveryState, int) {
 	t.Helper()
-	attempts, err := b.store.Deliveries(t.Context(), jobID)
+	attempts, err := b.store.Deliveries(t.Context(), "org", "proj", jobID)
 	if err != nil || len(attempts) == 0 {
 		return "", 0
 	}
@@ -174,9 +183,8 @@ func (b *testBundle) deliveryStatus(t *testing.T, jobID int64) (string, int) {
 	return d.Status, len(attempts)
 }
 
-func TestJobSucceedsAndWebhookArrives(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
+func (ds suite) TestJobSucceedsAndWebhookArrives(t *testing.T) {
+	b := ds.setup(t, setupOpts{})
 	job := b.newJob(t)
 	h := b.waitHook(t)
 
@@ -232,7 +240,7 @@ func TestJobSucceedsAndWebhookArrives(t *testing.T) {
 	}
 	waitFor(t, "delivery recorded", 10*time.Second, func() bool {
 		s, n := b.deliveryStatus(t, job.ID)
-		return s == sqlite.DeliveryDelivered && n == 1
+		return s == diffute.DeliveryDelivered && n == 1
 	})
 	got, err := b.store.Job(t.Context(), "org", "proj", job.ID)
 	if err != nil || got.Status != diffute.StatusSucceeded || got.StartedAt.IsZero() || got.FinishedAt.IsZero() ||
@@ -247,9 +255,8 @@ func sameColor(a, b image.Image) bool {
 	return r1 == r2 && g1 == g2 && b1 == b2
 }
 
-func TestEngineErrorFailsJobAndWebhookSaysSo(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
+func (ds suite) TestEngineErrorFailsJobAndWebhookSaysSo(t *testing.T) {
+	b := ds.setup(t, setupOpts{})
 	b.engine.GenerateFunc = func(ctx context.Context, req diffute.GenerateRequest, p func(diffute.Progress)) ([]image.Image, error) {
 		if req.Prompt == "jungle, painting" {
 			return nil, errors.New("model exploded")
@@ -273,9 +280,8 @@ func TestEngineErrorFailsJobAndWebhookSaysSo(t *testing.T) {
 	}
 }
 
-func TestCancelQueuedJobNeverRuns(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{noStart: true})
+func (ds suite) TestCancelQueuedJobNeverRuns(t *testing.T) {
+	b := ds.setup(t, setupOpts{noStart: true})
 	canceled := b.newJob(t)
 	if _, err := b.store.CancelJob(t.Context(), "org", "proj", canceled.ID); err != nil {
 		t.Fatal(err)
@@ -302,9 +308,8 @@ func TestCancelQueuedJobNeverRuns(t *testing.T) {
 	}
 }
 
-func TestCancelRunningJobStopsWorker(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
+func (ds suite) TestCancelRunningJobStopsWorker(t *testing.T) {
+	b := ds.setup(t, setupOpts{})
 	running := make(chan struct{})
 	stopped := make(chan time.Time, 1)
 	b.engine.GenerateFunc = func(ctx context.Context, req diffute.GenerateRequest, progress func(diffute.Progress)) ([]image.Image, error) {
@@ -357,9 +362,8 @@ func TestCancelRunningJobStopsWorker(t *testing.T) {
 	}
 }
 
-func TestWebhookRetriedUntilDelivered(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
+func (ds suite) TestWebhookRetriedUntilDelivered(t *testing.T) {
+	b := ds.setup(t, setupOpts{})
 	b.status.Store(500)
 	job := b.newJob(t)
 	first := b.waitHook(t)
@@ -372,36 +376,34 @@ func TestWebhookRetriedUntilDelivered(t *testing.T) {
 	}
 	waitFor(t, "delivered after 3 attempts", 10*time.Second, func() bool {
 		s, n := b.deliveryStatus(t, job.ID)
-		return s == sqlite.DeliveryDelivered && n == 3
+		return s == diffute.DeliveryDelivered && n == 3
 	})
-	attempts, _ := b.store.Deliveries(t.Context(), job.ID)
+	attempts, _ := b.store.Deliveries(t.Context(), job.Org, job.Project, job.ID)
 	if attempts[0].StatusCode != 500 || attempts[0].Error == "" || attempts[2].StatusCode != 200 || attempts[2].Attempt != 3 {
 		t.Errorf("attempts = %+v", attempts)
 	}
 }
 
-func TestWebhookFailsAfterLastAttempt(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{schedule: []time.Duration{0, 10 * time.Millisecond}})
+func (ds suite) TestWebhookFailsAfterLastAttempt(t *testing.T) {
+	b := ds.setup(t, setupOpts{schedule: []time.Duration{0, 10 * time.Millisecond}})
 	b.status.Store(503)
 	job := b.newJob(t)
 	b.waitHook(t)
 	b.waitHook(t)
 	waitFor(t, "failed after 2 attempts", 10*time.Second, func() bool {
 		s, n := b.deliveryStatus(t, job.ID)
-		return s == sqlite.DeliveryFailed && n == 2
+		return s == diffute.DeliveryFailed && n == 2
 	})
 }
 
-func TestWebhook410StopsRetries(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
+func (ds suite) TestWebhook410StopsRetries(t *testing.T) {
+	b := ds.setup(t, setupOpts{})
 	b.status.Store(410)
 	job := b.newJob(t)
 	b.waitHook(t)
 	waitFor(t, "failed after one attempt", 10*time.Second, func() bool {
 		s, n := b.deliveryStatus(t, job.ID)
-		return s == sqlite.DeliveryFailed && n == 1
+		return s == diffute.DeliveryFailed && n == 1
 	})
 	// A second job's webhook arriving next proves no retry of the first came
 	// before it (the retry would have been due within 10ms).

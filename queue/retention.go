@@ -34,8 +34,37 @@ type retentionWorker struct {
 }
 
 func (w *retentionWorker) Work(ctx context.Context, _ *river.Job[RetentionArgs]) error {
-	_, err := w.q.DeleteExpiredMedia(ctx, time.Now())
-	return err
+	now := time.Now()
+	if _, err := w.q.DeleteExpiredMedia(ctx, now); err != nil {
+		return err
+	}
+	return w.q.SweepMedia(ctx, now)
+}
+
+// sweepAge is how old a temporary file or an empty folder must be before the
+// sweep removes it: far longer than any write takes.
+const sweepAge = time.Hour
+
+// MediaSweeper is a media store that leaves things behind to clean: disk media
+// (temporary files of writes a crash cut short, folders retention emptied).
+type MediaSweeper interface {
+	Sweep(ctx context.Context, before time.Time) (int, error)
+}
+
+// SweepMedia runs Config.Sweeper, when set, on what is older than sweepAge. The
+// retention job runs it after deleting expired media, and at start.
+func (q *Queue) SweepMedia(ctx context.Context, now time.Time) error {
+	if q.cfg.Sweeper == nil {
+		return nil
+	}
+	n, err := q.cfg.Sweeper.Sweep(ctx, now.Add(-sweepAge))
+	if err != nil {
+		return fmt.Errorf("queue: sweep media: %w", err)
+	}
+	if n > 0 {
+		q.cfg.Logger.InfoContext(ctx, "swept leftover temporary files and empty folders from media", slog.Int("removed", n))
+	}
+	return nil
 }
 
 // DeleteExpiredMedia deletes the images of every job that ended more than

@@ -10,9 +10,8 @@ import (
 
 // TestUsageAndRetention runs a job, checks what it metered and the manifest's
 // expires_at, then lets retention delete its media.
-func TestUsageAndRetention(t *testing.T) {
-	t.Parallel()
-	b := setup(t, setupOpts{})
+func (ds suite) TestUsageAndRetention(t *testing.T) {
+	b := ds.setup(t, setupOpts{})
 	job := b.newJob(t)
 	h := b.waitHook(t)
 	var m diffute.Manifest

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/storetest"
 	"github.com/diffute/diffute/webhook"
 )
@@ -65,16 +65,18 @@ func (r *benchReceiver) wait(b *testing.B) {
 	}
 }
 
-func benchQueue(b *testing.B, eng diffute.Engine) (*sqlite.DB, *Queue) {
+func benchQueue(b *testing.B, eng diffute.Engine) (*store.DB, *Queue) {
 	b.Helper()
 	dir := b.TempDir()
-	db, err := sqlite.Open(b.Context(), filepath.Join(dir, "diffute.db"))
+	media := newDirMedia(filepath.Join(dir, "media"))
+	wh := webhook.Config{AllowPrivate: true}
+	db, err := store.Open(b.Context(), "sqlite:"+filepath.Join(dir, "diffute.db"), testOptions(media, wh))
 	if err != nil {
 		b.Fatal(err)
 	}
 	q, err := New(db, Config{
-		Engine: eng, Media: newDirMedia(filepath.Join(dir, "media")), Concurrency: 2,
-		Webhook: webhook.Config{AllowPrivate: true},
+		Engine: eng, Media: media, Concurrency: 2, Models: []string{"tiny-sd"},
+		Webhook: wh,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -437,7 +438,7 @@ func TestReadAcrossOverwrite(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reading on after an overwrite: %v", err)
 	}
-	if !bytes.Equal(append(head, rest...), v1) {
+	if !bytes.Equal(slices.Concat(head, rest), v1) {
 		t.Errorf("reading on after an overwrite did not return the version opened")
 	}
 	if _, err := r.Seek(0, io.SeekStart); err != nil {

@@ -27,11 +27,13 @@ unformatted=$(gofmt -l $(git ls-files '*.go') 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
+echo "== golangci-lint (.golangci.yaml says why each linter that is off is off)"
+"$top/scripts/lint.sh"
 
 # Every package runs under the race detector except the end-to-end suite in
 # cmd/diffute: it drives real processes, a browser and full-size images through the
 # pipeline, which the detector slows tenfold; the concurrency it exercises is
-# raced in the packages that own it (queue, sqlite, httpapi, onnx, webhook, …).
+# raced in the packages that own it (queue, store, httpapi, onnx, webhook, …).
 echo "== go test (race detector on)"
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/diffute$')
 echo "== go test ./cmd/diffute (end to end)"

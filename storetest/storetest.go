@@ -209,7 +209,7 @@ func testCancelTerminal(t *testing.T, h *Harness) {
 func testDeliveriesEmpty(t *testing.T, h *Harness) {
 	job := NewJob("org1", "proj1")
 	mustCreate(t, h, job)
-	d, err := h.Store.Deliveries(ctxT(t), job.ID)
+	d, err := h.Store.Deliveries(ctxT(t), "org1", "proj1", job.ID)
 	if err != nil || len(d) != 0 {
 		t.Errorf("Deliveries of a new job = %v, %v; want none", d, err)
 	}

@@ -23,8 +23,9 @@ var DefaultRetrySchedule = []time.Duration{
 
 // Config configures deliveries.
 type Config struct {
-	// AllowPrivate lets webhooks reach loopback, private and other internal
-	// addresses (--webhook-allow-private); for development and closed networks.
+	// AllowPrivate lets webhooks reach loopback and private addresses (RFC 1918,
+	// IPv6 unique local; --webhook-allow-private), for development and closed
+	// networks. It never opens link-local or cloud metadata addresses.
 	AllowPrivate bool
 	// AllowCIDRs are internal ranges allowed even when AllowPrivate is false.
 	AllowCIDRs []netip.Prefix

@@ -8,7 +8,8 @@ import (
 // FuzzCheckAddr checks the dial-time guard on any 16-byte address read both as
 // IPv6 and (its first four bytes) as IPv4: an address the default configuration
 // allows is in no forbidden range, nor embeds an IPv4 address that is; one it
-// refuses is in one; and AllowPrivate allows everything.
+// refuses is in one; AllowPrivate adds loopback and private addresses and never
+// a link-local one.
 func FuzzCheckAddr(f *testing.F) {
 	for _, s := range []string{"127.0.0.1", "169.254.169.254", "::ffff:10.0.0.1", "64:ff9b::a9fe:a9fe",
 		"2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe", "fd00:ec2::254", "8.8.8.8", "2606:4700::1111", "::"} {
@@ -36,8 +37,12 @@ func FuzzCheckAddr(f *testing.F) {
 					t.Fatalf("%v was refused (%v) but is in no forbidden range", ip, err)
 				}
 			}
-			if err := (Config{AllowPrivate: true}).CheckAddr(ip); err != nil {
-				t.Fatalf("AllowPrivate refused %v: %v", ip, err)
+			err = (Config{AllowPrivate: true}).CheckAddr(ip)
+			if err == nil && inAny(neverPrefixes, plain) {
+				t.Fatalf("AllowPrivate allowed link-local %v", ip)
+			}
+			if err != nil && inAny(privatePrefixes, plain) && !inAny(neverPrefixes, plain) {
+				t.Fatalf("AllowPrivate refused private %v: %v", ip, err)
 			}
 		}
 	})

@@ -54,21 +54,66 @@ var (
 	compat = netip.MustParsePrefix("::/96") // IPv4-compatible (deprecated)
 )
 
+// privatePrefixes are all that AllowPrivate opens: loopback and the private
+// ranges (RFC 1918, IPv6 unique local). Link-local, CGNAT, "this network" and
+// the rest stay closed.
+var privatePrefixes = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// neverPrefixes are refused whatever the configuration: link-local addresses,
+// where clouds answer with instance credentials (169.254.169.254, and AWS's
+// IPv6 metadata endpoint fd00:ec2::254, which lies inside the unique-local range
+// that AllowPrivate opens).
+var neverPrefixes = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{"169.254.0.0/16", "fe80::/10", "fd00:ec2::254/128"} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
 // CheckAddr reports whether a webhook may connect to ip under c: nil when allowed,
 // an error wrapping ErrForbiddenAddress when not. IPv6 forms that embed an IPv4
 // address (mapped, compatible, NAT64, 6to4, Teredo) are judged by that address too.
+// Link-local and cloud metadata addresses are refused under any configuration;
+// AllowPrivate opens loopback and private ranges only; AllowCIDRs open what they
+// name.
 func (c Config) CheckAddr(ip netip.Addr) error {
 	ip = ip.Unmap().WithZone("")
-	if c.AllowPrivate || c.allowed(ip) {
-		return nil
-	}
-	if !ip.IsValid() || forbidden(ip) {
+	if !ip.IsValid() {
 		return fmt.Errorf("%w: %v", ErrForbiddenAddress, ip)
 	}
-	if v4, ok := embeddedIPv4(ip); ok && !c.allowed(v4) && forbidden(v4) {
+	v4, embeds := embeddedIPv4(ip)
+	if inAny(neverPrefixes, ip) || (embeds && inAny(neverPrefixes, v4)) {
+		return fmt.Errorf("%w: %v is link-local or a cloud metadata address", ErrForbiddenAddress, ip)
+	}
+	if c.allowed(ip) || c.opens(ip) {
+		return nil
+	}
+	if forbidden(ip) {
+		return fmt.Errorf("%w: %v", ErrForbiddenAddress, ip)
+	}
+	if embeds && !c.allowed(v4) && forbidden(v4) && !c.opens(v4) {
 		return fmt.Errorf("%w: %v embeds %v", ErrForbiddenAddress, ip, v4)
 	}
 	return nil
+}
+
+// opens reports whether AllowPrivate opens ip.
+func (c Config) opens(ip netip.Addr) bool { return c.AllowPrivate && inAny(privatePrefixes, ip) }
+
+func inAny(prefixes []netip.Prefix, ip netip.Addr) bool {
+	for _, p := range prefixes {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c Config) allowed(ip netip.Addr) bool {
@@ -80,14 +125,7 @@ func (c Config) allowed(ip netip.Addr) bool {
 	return false
 }
 
-func forbidden(ip netip.Addr) bool {
-	for _, p := range forbiddenPrefixes {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
+func forbidden(ip netip.Addr) bool { return inAny(forbiddenPrefixes, ip) }
 
 func embeddedIPv4(ip netip.Addr) (netip.Addr, bool) {
 	if !ip.Is6() {

@@ -287,3 +287,27 @@ func TestRetrySchedule(t *testing.T) {
 		t.Errorf("defaults invalid: %v", err)
 	}
 }
+
+// TestAllowPrivateNeverOpensLinkLocal is the regression test of
+// --webhook-allow-private opening the cloud metadata endpoints: it opens
+// loopback and private ranges, and no link-local address in any form.
+func TestAllowPrivateNeverOpensLinkLocal(t *testing.T) {
+	t.Parallel()
+	c := Config{AllowPrivate: true}
+	for _, s := range []string{"169.254.169.254", "169.254.1.1", "fd00:ec2::254", "fe80::1", "::ffff:169.254.169.254",
+		"64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::", "0.0.0.0", "100.64.0.1"} {
+		if err := c.CheckAddr(netip.MustParseAddr(s)); !errors.Is(err, ErrForbiddenAddress) {
+			t.Errorf("AllowPrivate: CheckAddr(%s) = %v, want refused", s, err)
+		}
+	}
+	for _, s := range []string{"127.0.0.1", "::1", "10.1.2.3", "172.16.5.4", "192.168.1.1", "fd12:3456::1", "8.8.8.8"} {
+		if err := c.CheckAddr(netip.MustParseAddr(s)); err != nil {
+			t.Errorf("AllowPrivate: CheckAddr(%s) = %v, want allowed", s, err)
+		}
+	}
+	// Not even a CIDR the operator names opens the metadata endpoint.
+	wide := Config{AllowCIDRs: []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}}
+	if err := wide.CheckAddr(netip.MustParseAddr("169.254.169.254")); !errors.Is(err, ErrForbiddenAddress) {
+		t.Errorf("AllowCIDRs 169.254.0.0/16: metadata endpoint = %v, want refused", err)
+	}
+}

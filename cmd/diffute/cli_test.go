@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -90,7 +91,7 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"nonsense"}, getenv, &stdout, &stderr); err != errUsage || !strings.Contains(stderr.String(), "unknown command") {
+	if err := run(context.Background(), []string{"nonsense"}, getenv, &stdout, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "unknown command") {
 		t.Errorf("unknown command: %v %q", err, stderr.String())
 	}
 }

@@ -20,8 +20,8 @@ type flagGroup struct {
 }
 
 var serveFlagGroups = []flagGroup{
-	{title: "Server", about: "Where the API listens and how it shuts down.",
-		names: []string{"addr", "public-url", "shutdown-timeout", "log-format"}},
+	{title: "Server", about: "Where the API listens, what one client may hold open, and how it shuts down.",
+		names: []string{"addr", "public-url", "shutdown-timeout", "log-format", "http-read-timeout", "http-idle-timeout", "max-conns-per-client"}},
 	{title: "Storage", about: "The database (the SQLite file in the data directory, or a shared PostgreSQL), where images go (the data directory or S3) and the key that signs media URLs.",
 		names: []string{"data-dir", "database-url", "media-ttl", "url-signing-key"}, prefixes: []string{"s3-", "media-", "retention"}},
 	{title: "Workers and engine", about: "Inference workers in this process and the ONNX Runtime engine.",

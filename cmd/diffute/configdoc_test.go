@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -40,7 +41,7 @@ func TestServeHelpGroupsFlags(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
 	err := run(context.Background(), []string{"serve", "--help"}, func(string) string { return "" }, &stdout, &stderr)
-	if err != errUsage {
+	if !errors.Is(err, errUsage) {
 		t.Fatalf("serve --help: %v", err)
 	}
 	help := stderr.String()

@@ -74,7 +74,7 @@ func TestKillMidJobLosesNothing(t *testing.T) {
 	}
 	proc.Wait()
 
-	_, url = startProcess(t, bin, env, dataDir)
+	startProcess(t, bin, env, dataDir)
 	hook := recv.wait(t, 120*time.Second)
 	var m diffute.Manifest
 	if err := json.Unmarshal(hook.body, &m); err != nil {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/webhookverify"
 )
 
 // demoRequest is the product page's example request, verbatim except for the model
@@ -102,7 +103,7 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})}
-	go receiver.Serve(rl)
+	go func() { _ = receiver.Serve(rl) }() // ends with ErrServerClosed at Close
 	defer receiver.Close()
 	webhookURL := "http://" + rl.Addr().String() + "/webhooks/diffute"
 
@@ -122,7 +123,12 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.wait(srvCtx) }()
-	defer func() { stopServer(); <-done }()
+	defer func() {
+		stopServer()
+		if err := <-done; err != nil {
+			fmt.Fprintln(env.stderr, "demo: server:", err)
+		}
+	}()
 	fmt.Fprintf(env.stdout, "server   %s (data in a temporary directory)\nreceiver %s\n", srv.url, webhookURL)
 
 	secret, hash := diffute.NewAPIKeySecret()
@@ -247,4 +253,21 @@ func maskSecret(s string) string {
 		return strings.Repeat("*", len(s))
 	}
 	return s[:4] + strings.Repeat("*", 8) + s[len(s)-4:]
+}
+
+// verifyDemoWebhook checks the demo's webhook with package webhookverify, as an
+// application would: the request's secret and the project's signing secret.
+func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
+	secrets, err := srv.db.Store().WebhookSecrets(ctx, "acme", "default")
+	if err != nil {
+		return fmt.Errorf("demo: webhook secret: %w", err)
+	}
+	v := &webhookverify.Verifier{Bearer: demoSecret}
+	for _, s := range secrets {
+		v.SigningSecrets = append(v.SigningSecrets, s.Secret)
+	}
+	if err := errors.Join(v.CheckBearer(hook.header), v.Verify(hook.body, hook.header)); err != nil {
+		return fmt.Errorf("demo: the webhook does not verify: %w", err)
+	}
+	return nil
 }

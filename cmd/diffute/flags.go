@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,4 +89,21 @@ func (s *stateFlags) sqlitePath() (string, error) {
 		scheme, _, _ := strings.Cut(u, ":") // not the whole URL: it may hold a password
 		return "", fmt.Errorf("--database-url: scheme %q unknown; want sqlite:PATH or postgres://…", scheme)
 	}
+}
+
+// parseCIDRs reads --webhook-allow-cidr.
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(part)
+		if err != nil {
+			return nil, fmt.Errorf("--webhook-allow-cidr: %q is not a CIDR like 10.1.0.0/16", part)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/sqlite"
 )
 
 func runKeys(ctx context.Context, env *environment, args []string) error {
@@ -34,12 +33,12 @@ func runKeys(ctx context.Context, env *environment, args []string) error {
 	if id == "" && fs.NArg() > 0 {
 		id = fs.Arg(0)
 	}
-	db, err := openDB(ctx, &state)
+	o, err := openState(ctx, env, openSpec{state: &state})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	keys := db.Store()
+	defer o.close()
+	keys := o.db.Store()
 
 	switch sub {
 	case "create":
@@ -94,27 +93,4 @@ func runKeys(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stderr, "diffute keys: unknown subcommand %q\nUsage: diffute %s\n", sub, summary)
 		return errUsage
 	}
-}
-
-// openDB opens the database the state flags name, creating the data directory.
-func openDB(ctx context.Context, state *stateFlags) (*sqlite.DB, error) {
-	if isPostgresURL(state.databaseURL) {
-		return openPostgres(ctx, state)
-	}
-	path, err := state.sqlitePath()
-	if err != nil {
-		return nil, err
-	}
-	if err := ensureDir(state.dataDir); err != nil {
-		return nil, err
-	}
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
-	if err := setSecretKey(db, state.dataDir); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
 }

@@ -6,12 +6,12 @@ import (
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 )
 
 // newMetrics wires /metrics to the database (queues, webhook attempts) and the
 // engine (loaded models); eng is nil in an API-only process.
-func newMetrics(db *sqlite.DB, eng *onnx.Engine) *metrics.Metrics {
+func newMetrics(db *store.DB, eng *onnx.Engine) *metrics.Metrics {
 	src := metrics.Source{
 		Queues: func(ctx context.Context) ([]metrics.QueueStat, error) {
 			stats, err := db.Store().QueueStats(ctx)

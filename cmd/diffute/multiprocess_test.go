@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/diffute/diffute"
+	"github.com/diffute/diffute/secretbox"
 	"github.com/diffute/diffute/webhookverify"
 )
 
@@ -74,7 +75,7 @@ func buildBinary(t testing.TB) string {
 	built.once.Do(func() {
 		built.bin = filepath.Join(sharedBinDir, "diffute")
 		if out, err := exec.Command("go", "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
-			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if built.err != nil {
@@ -275,8 +276,9 @@ func assertSealedInPostgres(t testing.TB, url, secret string) {
 	if err := conn.QueryRow(t.Context(), `SELECT secret FROM webhook_secrets`).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(stored, strings.TrimPrefix(secret, "whsec_")) || !strings.HasPrefix(stored, "sealed:") {
-		t.Fatalf("webhook_secrets holds %q, want it sealed", stored)
+	// Sealed by the one secret box (secretbox's enc:v1: values), as on SQLite.
+	if strings.Contains(stored, strings.TrimPrefix(secret, "whsec_")) || !secretbox.IsSealed(stored) {
+		t.Fatalf("webhook_secrets holds %q, want it sealed by the secret box", stored)
 	}
 }
 

@@ -29,7 +29,7 @@ import (
 var (
 	specOnce   sync.Once
 	specRouter routers.Router
-	specErr    error
+	errSpec    error
 	// validated counts the exchanges checked, so a test can assert that checking
 	// happened at all.
 	validated atomic.Int64
@@ -40,15 +40,15 @@ func loadSpec() (routers.Router, error) {
 		loader := openapi3.NewLoader()
 		doc, err := loader.LoadFromData(httpapi.OpenAPI)
 		if err != nil {
-			specErr = fmt.Errorf("load openapi.json: %w", err)
+			errSpec = fmt.Errorf("load openapi.json: %w", err)
 			return
 		}
 		if err := doc.Validate(loader.Context); err != nil {
-			specErr = fmt.Errorf("openapi.json is not a valid document: %w", err)
+			errSpec = fmt.Errorf("openapi.json is not a valid document: %w", err)
 			return
 		}
 		doc.Servers = nil // match requests to any test server's host
-		specRouter, specErr = gorillamux.NewRouter(doc)
+		specRouter, errSpec = gorillamux.NewRouter(doc)
 		// Bodies the validator cannot parse are checked by the tests that read them.
 		raw := func(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
 			b, err := io.ReadAll(r)
@@ -58,7 +58,7 @@ func loadSpec() (routers.Router, error) {
 			openapi3filter.RegisterBodyDecoder(ct, raw)
 		}
 	})
-	return specRouter, specErr
+	return specRouter, errSpec
 }
 
 // apiClient returns an HTTP client whose every exchange is validated against the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -14,10 +15,11 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
+	"github.com/diffute/diffute/media"
 	"github.com/diffute/diffute/metrics"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/queue"
-	"github.com/diffute/diffute/sqlite"
+	"github.com/diffute/diffute/store"
 	"github.com/diffute/diffute/webhook"
 	"github.com/diffute/diffute/webui"
 )
@@ -39,6 +41,9 @@ type serveConfig struct {
 	engine              engineFlags
 	tenancy             tenancyFlags
 	media               mediaFlags
+	httpReadTimeout     time.Duration
+	httpIdleTimeout     time.Duration
+	maxConnsPerClient   int
 	workerOnly          bool          // diffute worker: no public API, only /healthz and /metrics
 	leaseTTL            time.Duration // worker lease on PostgreSQL; 0: queue.DefaultLeaseTTL
 }
@@ -74,6 +79,9 @@ func serveFlags(env *environment) (*serveConfig, *flag.FlagSet) {
 	fs.DurationVar(&c.mediaTTL, "media-ttl", diffute.DefaultMediaTTL, "how long media URLs stay valid")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM, how long running jobs may take to finish")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format on stderr: json or text")
+	fs.DurationVar(&c.httpReadTimeout, "http-read-timeout", 60*time.Second, "how long a client may take to send a whole request, body included (events streams, once open, are not bound by it)")
+	fs.DurationVar(&c.httpIdleTimeout, "http-idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.maxConnsPerClient, "max-conns-per-client", 256, "connections one client address may hold open at once (0: no limit)")
 	c.engine.register(fs)
 	c.tenancy.register(fs, env)
 	c.media.register(fs)
@@ -96,6 +104,9 @@ func (c *serveConfig) check(env *environment, fs *flag.FlagSet) (*serveConfig, e
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {
 		return nil, errors.New("serve: --log-format must be json or text")
+	}
+	if c.httpReadTimeout <= 0 || c.httpIdleTimeout <= 0 || c.maxConnsPerClient < 0 {
+		return nil, errors.New("serve: --http-read-timeout and --http-idle-timeout must be positive, --max-conns-per-client 0 or more")
 	}
 	if err := c.media.validate(env); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -137,7 +148,7 @@ type server struct {
 	listen  string // where this process listens (url may be the balancer's)
 	cfg     *serveConfig
 	logger  *slog.Logger
-	db      *sqlite.DB
+	db      *store.DB
 	engine  *onnx.Engine
 	media   closableMedia
 	queue   *queue.Queue
@@ -185,46 +196,43 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if err != nil {
 		return nil, err
 	}
-	box, err := cfg.tenancy.secretBox(cfg.state.dataDir)
-	if err != nil {
-		return nil, err
-	}
-	if s.db, err = openDB(ctx, &cfg.state); err != nil {
-		return nil, err
-	}
-	if err := s.db.UseSecretBox(ctx, box); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
-	if err := usePostgresSecretKey(s.db, &cfg.tenancy, cfg.state.dataDir); err != nil {
-		return nil, err
-	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return nil, fmt.Errorf("serve: --addr %s: %w", cfg.addr, err)
 	}
+	defer func() {
+		if err != nil {
+			ln.Close()
+		}
+	}()
 	s.listen = "http://" + ln.Addr().String()
 	s.url = cfg.publicURL
 	if s.url == "" {
 		s.url = "http://" + ln.Addr().String()
 	}
 	s.url = strings.TrimRight(s.url, "/")
-
-	if cfg.media.mediaURL == "" { // disk media under the data directory
-		if err := ensureDir(cfg.state.dataDir); err != nil {
-			ln.Close()
-			return nil, err
-		}
+	webhookCfg := webhook.Config{
+		AllowPrivate:  cfg.webhookAllowPrivate,
+		AllowCIDRs:    allowCIDRs,
+		Timeout:       cfg.webhookTimeout,
+		RetrySchedule: retries,
 	}
-	disk, signer, err := cfg.media.open(ctx, env, cfg.state.dataDir, s.url)
+	o, err := openState(ctx, env, openSpec{
+		state: &cfg.state, secrets: &cfg.tenancy, media: &cfg.media, baseURL: s.url,
+		mediaTTL: cfg.mediaTTL, mediaRetention: cfg.tenancy.mediaRetention,
+		deliveryMaxAttempts: webhookCfg.WithDefaults().MaxAttempts(),
+	})
 	if err != nil {
-		ln.Close()
+		if errors.Is(err, store.ErrSecretKeyMismatch) {
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 		return nil, err
 	}
-	s.media = disk
+	s.db, s.media = o.db, o.media
+	disk, signer := o.media, o.signer
 	var eng diffute.Engine
 	if cfg.workers > 0 {
 		if s.engine, err = cfg.engine.open(src, s.logger); err != nil {
-			ln.Close()
 			return nil, err
 		}
 		eng = s.engine
@@ -236,28 +244,21 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	s.queue, err = queue.New(s.db, queue.Config{
 		Engine:      eng,
 		Media:       disk,
-		MediaTTL:    cfg.mediaTTL,
 		Concurrency: cfg.workers,
 		Models:      s.models,
 		LeaseTTL:    cfg.leaseTTL,
 		// Retention runs where workers run; an API-only node deletes nothing.
 		MediaRetention:    cfg.tenancy.mediaRetention,
 		RetentionInterval: cfg.tenancy.retentionInterval,
-		Webhook: webhook.Config{
-			AllowPrivate:  cfg.webhookAllowPrivate,
-			AllowCIDRs:    allowCIDRs,
-			Timeout:       cfg.webhookTimeout,
-			RetrySchedule: retries,
-		},
-		Logger:   s.logger,
-		OnFinish: observeJob(mets),
+		Sweeper:           sweeper(o.sweeper),
+		Webhook:           webhookCfg,
+		Logger:            s.logger,
+		OnFinish:          observeJob(mets),
 	})
 	if err != nil {
-		ln.Close()
 		return nil, err
 	}
 	if err := s.queue.Start(context.WithoutCancel(ctx)); err != nil {
-		ln.Close()
 		return nil, err
 	}
 	api := &httpapi.Server{
@@ -283,13 +284,18 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Metrics: mets,
 		Console: webui.Handler(),
 	}
+	if err := api.Check(); err != nil {
+		return nil, err
+	}
 	handler := api.Handler()
 	if cfg.workerOnly {
 		handler = s.workerHandler()
 	}
-	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	s.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: cmp.Or(cfg.httpReadTimeout, 60*time.Second), IdleTimeout: cmp.Or(cfg.httpIdleTimeout, 120*time.Second),
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	s.http.RegisterOnShutdown(api.CloseStreams)
-	go func() { s.errc <- s.http.Serve(ln) }()
+	go func() { s.errc <- s.http.Serve(httpapi.LimitConnsPerClient(ln, cfg.maxConnsPerClient)) }()
 	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
 	return s, nil
 }
@@ -324,7 +330,7 @@ func (s *server) wait(ctx context.Context) error {
 func (s *server) close() {
 	if s.queue != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		s.queue.Stop(ctx)
+		_ = s.queue.Stop(ctx) // closing after a failed start: the start's error is the one to report
 		cancel()
 	}
 	if s.engine != nil {
@@ -336,6 +342,14 @@ func (s *server) close() {
 	if s.db != nil {
 		s.db.Close()
 	}
+}
+
+// sweeper is d as a queue.MediaSweeper, nil when d is (S3 leaves nothing behind).
+func sweeper(d *media.Disk) queue.MediaSweeper {
+	if d == nil {
+		return nil
+	}
+	return d
 }
 
 func ensureDir(dir string) error {

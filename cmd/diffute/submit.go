@@ -264,6 +264,6 @@ func (b *progressBars) draw(ev httpapi.ProgressEvent) {
 	if !b.tty {
 		out = bytes.ReplaceAll(out, []byte("\x1b[K"), nil)
 	}
-	b.w.Write(out)
+	_, _ = b.w.Write(out) // a progress display; a closed terminal is not an error to report
 	b.drawn = len(ev.Prompts)
 }

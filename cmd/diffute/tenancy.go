@@ -143,7 +143,7 @@ func (t *tenancyFlags) policy() (func(org string) httpapi.TenantPolicy, error) {
 		dec := json.NewDecoder(bytes.NewReader(b))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&file); err != nil {
-			return nil, fmt.Errorf(`serve: --org-limits %s: %v; want {"ORG": {"max_active_jobs": N, "max_images_per_day": N, "rate_limit": R, "rate_burst": N}}`, t.orgLimits, err)
+			return nil, fmt.Errorf(`serve: --org-limits %s: %w; want {"ORG": {"max_active_jobs": N, "max_images_per_day": N, "rate_limit": R, "rate_burst": N}}`, t.orgLimits, err)
 		}
 		for org, o := range file {
 			p := def

@@ -4,15 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"path/filepath"
-	"strings"
 
 	"github.com/diffute/diffute"
-	"github.com/diffute/diffute/media"
-	"github.com/diffute/diffute/sqlite"
 	"github.com/diffute/diffute/webhook"
-	"github.com/diffute/diffute/webhookverify"
 )
 
 // runWebhooks is "diffute webhooks secret": it prints a project's webhook
@@ -30,7 +24,7 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	org := fs.String("org", "", "organization of the project")
 	project := fs.String("project", "", "project whose signing secret to print")
 	rotate := fs.Bool("rotate", false, "make a new secret; the old one keeps signing for 24h")
-	var tenancy tenancyFlags // the secret key, which seals secrets on PostgreSQL
+	var tenancy tenancyFlags // the secret key, which seals the signing secrets
 	registerTenancyFlags(fs, env, &tenancy, "secret-key", "secret-key-file")
 	if err := parseFlags(fs, env, args[1:]); err != nil {
 		return err
@@ -41,14 +35,12 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	if !diffute.ValidPromptName(*org, 64) || !diffute.ValidPromptName(*project, 64) {
 		return errors.New("webhooks secret: --org and --project are required: 1-64 characters of A-Z, a-z, 0-9, '_' or '-'")
 	}
-	db, err := openDB(ctx, &state)
+	o, err := openState(ctx, env, openSpec{state: &state, secrets: &tenancy})
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := usePostgresSecretKey(db, &tenancy, state.dataDir); err != nil {
-		return fmt.Errorf("webhooks secret: %w", err)
-	}
+	defer o.close()
+	db := o.db
 	var secrets []diffute.WebhookSecret
 	if *rotate {
 		secrets, err = db.Store().RotateWebhookSecret(ctx, *org, *project, webhook.SignatureOverlap)
@@ -63,48 +55,4 @@ func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	}
 	fmt.Fprintf(env.stdout, "webhook signing secret of %s/%s (verify webhook-signature with it):\n%s\n", *org, *project, secrets[0].Secret)
 	return nil
-}
-
-// parseCIDRs reads --webhook-allow-cidr.
-func parseCIDRs(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, part := range strings.Split(s, ",") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(part)
-		if err != nil {
-			return nil, fmt.Errorf("--webhook-allow-cidr: %q is not a CIDR like 10.1.0.0/16", part)
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
-}
-
-// verifyDemoWebhook checks the demo's webhook with package webhookverify, as an
-// application would: the request's secret and the project's signing secret.
-func verifyDemoWebhook(ctx context.Context, srv *server, hook received) error {
-	secrets, err := srv.db.Store().WebhookSecrets(ctx, "acme", "default")
-	if err != nil {
-		return fmt.Errorf("demo: webhook secret: %w", err)
-	}
-	v := &webhookverify.Verifier{Bearer: demoSecret}
-	for _, s := range secrets {
-		v.SigningSecrets = append(v.SigningSecrets, s.Secret)
-	}
-	if err := errors.Join(v.CheckBearer(hook.header), v.Verify(hook.body, hook.header)); err != nil {
-		return fmt.Errorf("demo: the webhook does not verify: %w", err)
-	}
-	return nil
-}
-
-// setSecretKey gives db the key that encrypts webhook signing secrets at rest,
-// kept beside url-signing.key in the data directory (made on first use).
-func setSecretKey(db *sqlite.DB, dataDir string) error {
-	key, err := media.LoadOrCreateKey(filepath.Join(dataDir, "webhook-secrets.key"))
-	if err != nil {
-		return fmt.Errorf("webhook secrets key: %w", err)
-	}
-	return db.SetSecretKey(key)
 }

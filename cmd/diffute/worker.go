@@ -10,6 +10,7 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/queue"
+	"github.com/diffute/diffute/store"
 )
 
 // parseWorkerFlags reads `diffute worker`: serve's queue and engine without the
@@ -42,7 +43,7 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	switch {
 	case fs.NArg() > 0:
 		return nil, fmt.Errorf("worker: unexpected argument %q", fs.Arg(0))
-	case !isPostgresURL(c.state.databaseURL):
+	case !store.IsPostgresURL(c.state.databaseURL):
 		return nil, errors.New("worker: --database-url postgres://… is required: workers share the API nodes' PostgreSQL (on one box, `diffute serve` runs its own workers)")
 	case c.leaseTTL < time.Second:
 		return nil, errors.New("worker: --lease-ttl must be 1s or more")

@@ -174,7 +174,7 @@ func waitReady(endpoint string, exited <-chan error) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("versitygw exited before answering: %v", err)
+			return fmt.Errorf("versitygw exited before answering: %w", err)
 		case <-deadline.C:
 			return fmt.Errorf("versitygw did not answer on %s within %s", endpoint, startTimeout)
 		case <-tick.C:
@@ -209,14 +209,14 @@ func freePort() (string, error) {
 var (
 	binaryOnce sync.Once
 	binaryPath string
-	binaryErr  error
+	errBinary  error
 )
 
 // findBinary looks for versitygw in $DIFFUTE_VERSITYGW, then where `go install` puts
 // it ($(go env GOBIN), or the first $(go env GOPATH)/bin), then on PATH.
 func findBinary() (string, error) {
-	binaryOnce.Do(func() { binaryPath, binaryErr = lookBinary() })
-	return binaryPath, binaryErr
+	binaryOnce.Do(func() { binaryPath, errBinary = lookBinary() })
+	return binaryPath, errBinary
 }
 
 func lookBinary() (string, error) {
