@@ -198,7 +198,7 @@ func mapSingleFile(path string, f *safetensors.File) (*SingleFile, error) {
 			m = clipMapper{}
 		}
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint: %s: %s (%s*): %v", path, comp, prefix, err)
+			return nil, fmt.Errorf("checkpoint: %s: %s (%s*): %w", path, comp, prefix, err)
 		}
 		ws := newWeightMap()
 		for _, k := range keys {

@@ -37,10 +37,10 @@ func split(text string, yield func(piece string) bool) {
 			continue
 		}
 		n := 0
-		switch {
-		case r == '<':
+		switch r {
+		case '<':
 			n = max(literalLen(text[i:], startOfText), literalLen(text[i:], endOfText))
-		case r == '\'':
+		case '\'':
 			n = contractionLen(text[i:])
 		}
 		if n == 0 {

@@ -169,7 +169,10 @@ func missingLocally(dir string) []string {
 		}
 	}
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
+		if err != nil {
+			return nil //nolint:nilerr // an unreadable entry is skipped: the listing is best effort
+		}
+		if d.IsDir() {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, p)

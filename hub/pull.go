@@ -402,7 +402,9 @@ func (c *Client) getFrom(ctx context.Context, file string, meta *fileMeta, f *os
 	switch resp.StatusCode {
 	case http.StatusPartialContent:
 		var start int64 = -1
-		fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start)
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-", &start); err != nil {
+			start = -1 // unparsable: refused just below
+		}
 		if start != off {
 			return false, fmt.Errorf("hub: %s: asked for bytes from %d, got Content-Range %q", file, off, resp.Header.Get("Content-Range"))
 		}
@@ -487,9 +489,11 @@ func (c *Client) do(ctx context.Context, method, rawURL, repo string, rangeFrom 
 		next, perr := u.Parse(loc)
 		relative := perr == nil && loc != "" && !strings.Contains(loc, "://") && !strings.HasPrefix(loc, "//")
 		if loc == "" || perr != nil || (!relative && !followAbsolute) {
-			return resp, nil
+			// Not a redirect to follow (none, unparsable, or to another host):
+			// the caller reads this response's status.
+			return resp, nil //nolint:nilerr // perr is folded into that answer
 		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // drain for reuse; best effort
 		resp.Body.Close()
 		if hop+1 >= maxRedirects {
 			return nil, fmt.Errorf("hub: %s %s: too many redirects", method, redact(u))

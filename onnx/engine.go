@@ -116,7 +116,7 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	so.Destroy()
+	_ = so.Destroy()
 	return &Engine{
 		cfg: cfg,
 		opts: []Option{

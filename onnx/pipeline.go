@@ -462,7 +462,7 @@ func (p *Pipeline) released() bool {
 func (p *Pipeline) destroy() {
 	for _, s := range []*ort.DynamicAdvancedSession{p.te1.session(), p.te2.session(), p.unet.session(), p.vae.session()} {
 		if s != nil {
-			s.Destroy()
+			_ = s.Destroy()
 		}
 	}
 	// The sessions borrowed the built graphs' weights; free them only now.

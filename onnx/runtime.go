@@ -184,7 +184,7 @@ func (c sessionConfig) newSessionOptions() (*ort.SessionOptions, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			so.Destroy()
+			_ = so.Destroy()
 		}
 	}()
 	if c.intra > 0 {

@@ -94,7 +94,7 @@ import (
 
 var (
 	supplyOnce sync.Once
-	supplyErr  error
+	errSupply  error
 )
 
 // initSupply binds the C API table of the library InitRuntime loaded.
@@ -104,16 +104,16 @@ func initSupply() error {
 		lib := runtimeState.path
 		runtimeState.mu.Unlock()
 		if lib == "" {
-			supplyErr = fmt.Errorf("onnx: ONNX Runtime is not initialised")
+			errSupply = fmt.Errorf("onnx: ONNX Runtime is not initialised")
 			return
 		}
 		p := C.CString(lib)
 		defer C.free(unsafe.Pointer(p))
 		if rc := C.diffute_api_init(p); rc != 0 {
-			supplyErr = fmt.Errorf("onnx: cannot bind ONNX Runtime's C API in %s (code %d)", lib, int(rc))
+			errSupply = fmt.Errorf("onnx: cannot bind ONNX Runtime's C API in %s (code %d)", lib, int(rc))
 		}
 	})
-	return supplyErr
+	return errSupply
 }
 
 func cError(msg *C.char) error {

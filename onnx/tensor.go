@@ -113,17 +113,9 @@ func (t *floatTensor) load(off int, dst []float32) {
 	}
 }
 
-// at returns element i as float32.
-func (t *floatTensor) at(i int) float32 {
-	if t.f32 != nil {
-		return t.f32[i]
-	}
-	return halfToFloat32(t.f16[i])
-}
-
 func (t *floatTensor) destroy() {
 	if t != nil && t.value != nil {
-		t.value.Destroy()
+		_ = t.value.Destroy()
 		t.value = nil
 	}
 }

@@ -134,7 +134,7 @@ func (t *textEncoder) encode(ids []int64, rows int) (encoded, error) {
 	defer func() {
 		for _, v := range outs {
 			if v != nil {
-				v.Destroy()
+				_ = v.Destroy()
 			}
 		}
 	}()

@@ -290,14 +290,14 @@ func (c *unetCall) run(i int) error {
 
 func (c *unetCall) destroy() {
 	if c.binding != nil {
-		c.binding.Destroy()
+		_ = c.binding.Destroy()
 	}
 	for _, t := range []*floatTensor{c.sample, c.out, c.hidden, c.embeds, c.timeIDs} {
 		t.destroy()
 	}
 	for _, v := range c.timesteps {
 		if v != nil {
-			v.Destroy()
+			_ = v.Destroy()
 		}
 	}
 }

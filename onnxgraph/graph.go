@@ -116,7 +116,7 @@ func NewGraph(name string) *Graph { return &Graph{name: name} }
 // Err returns the first error a builder method recorded, if any.
 func (g *Graph) Err() error { return g.err }
 
-func (g *Graph) fail(format string, args ...any) {
+func (g *Graph) failf(format string, args ...any) {
 	if g.err == nil {
 		g.err = fmt.Errorf("onnxgraph: graph %q: "+format, append([]any{g.name}, args...)...)
 	}
@@ -139,7 +139,7 @@ func (g *Graph) Output(name string, dtype DType, dims ...Dim) {
 func (g *Graph) Initializer(name string, dtype DType, dims []int64, data any) {
 	raw, err := encodeData(dtype, dims, data)
 	if err != nil {
-		g.fail("initializer %q: %w", name, err)
+		g.failf("initializer %q: %w", name, err)
 		return
 	}
 	g.inits = append(g.inits, tensor{name: name, dtype: dtype, dims: append([]int64(nil), dims...), raw: raw})
@@ -151,7 +151,7 @@ func (g *Graph) Initializer(name string, dtype DType, dims []int64, data any) {
 // the model bytes. The model records it as external data at SuppliedLocation.
 func (g *Graph) SuppliedInitializer(name string, dtype DType, dims []int64) {
 	if _, err := numElements(dims); err != nil {
-		g.fail("initializer %q: %w", name, err)
+		g.failf("initializer %q: %w", name, err)
 		return
 	}
 	g.inits = append(g.inits, tensor{name: name, dtype: dtype, dims: append([]int64(nil), dims...), supplied: true})
@@ -173,7 +173,7 @@ func (g *Graph) NodeIn(domain, op string, inputs, outputs []string, attrs ...Att
 func (g *Graph) Node(op string, inputs, outputs []string, attrs ...Attr) {
 	for _, a := range attrs {
 		if a.err != nil {
-			g.fail("node %s -> %v: attribute %q: %w", op, outputs, a.name, a.err)
+			g.failf("node %s -> %v: attribute %q: %w", op, outputs, a.name, a.err)
 		}
 	}
 	g.nodes = append(g.nodes, node{

@@ -114,8 +114,10 @@ func Write(out io.Writer, metadata map[string]string, tensors []WriteTensor) err
 	w := bufio.NewWriterSize(out, 1<<20)
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(hdr.Len()))
-	w.Write(n[:])
-	w.Write(hdr.Bytes())
+	// A bufio.Writer's first error sticks and comes back from the writes and
+	// the Flush below.
+	_, _ = w.Write(n[:])
+	_, _ = w.Write(hdr.Bytes())
 	var buf []byte
 	for _, t := range ts {
 		size := t.bytes()

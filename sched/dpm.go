@@ -69,7 +69,7 @@ func newDPMPP2M(cfg Config, steps int, karras bool, pred prediction) (*DPMPP2M, 
 			sig[i] = interpGrid(t, train)
 		}
 	}
-	sig = append(sig, 0)
+	sig = append(append(make([]float64, 0, len(sig)+1), sig...), 0) // the final zero sigma
 	for i := range sig {
 		sig[i] = f32(sig[i])
 	}
@@ -122,8 +122,8 @@ func (d *DPMPP2M) Step(step int, modelOutput, sample, noise []float32) error {
 
 	// x' = cx·x + c0·x0 + c1·x0_prev.
 	var cx, c0, c1 float64
-	switch {
-	case sigT == 0:
+	switch sigT {
+	case 0:
 		// λ_t = +∞: the first-order update reduces to x' = x0.
 		c0 = 1
 	default:

@@ -76,8 +76,8 @@ type builder struct {
 	err    error
 }
 
-// fail records the builder's first error (an unsupported config value).
-func (b *builder) fail(format string, args ...any) {
+// failf records the builder's first error (an unsupported config value).
+func (b *builder) failf(format string, args ...any) {
 	if b.err == nil {
 		b.err = fmt.Errorf(format, args...)
 	}
@@ -214,7 +214,7 @@ func (b *builder) conv(x, prefix string, in, out, k, stride, pad int64) string {
 // [N, groups, C/groups·H·W], then the per-channel affine.
 func (b *builder) groupNorm(x, prefix string, channels, groups int64, eps float32) string {
 	if groups <= 0 || channels%groups != 0 {
-		b.fail("%s: %d channels do not split into norm_num_groups %d", prefix, channels, groups)
+		b.failf("%s: %d channels do not split into norm_num_groups %d", prefix, channels, groups)
 		return x
 	}
 	shape := b.op("Shape", []string{x})

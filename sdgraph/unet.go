@@ -39,8 +39,6 @@ type UNetConfig struct {
 	MidBlockScaleFactor         float64  `json:"mid_block_scale_factor"`
 	ResnetOutScaleFactor        float64  `json:"resnet_out_scale_factor"`
 	SampleSize                  int64    `json:"sample_size"`
-
-	unsupported map[string]json.RawMessage
 }
 
 // keys whose non-default values the builder refuses, with the default it implements.
@@ -299,7 +297,7 @@ func (u *unet) resnet(x, prefix string, in, out int64) string {
 // proj_in (1×1 conv or linear), BasicTransformerBlocks, proj_out, residual.
 func (u *unet) transformer2D(x, prefix string, ch, heads, depth int64) string {
 	if heads <= 0 || ch%heads != 0 {
-		u.fail("unet config.json: %s: %d channels do not split into %d attention heads", prefix, ch, heads)
+		u.failf("unet config.json: %s: %d channels do not split into %d attention heads", prefix, ch, heads)
 		return x
 	}
 	shape := u.op("Shape", []string{x})

@@ -17,11 +17,10 @@ func requireORT(tb testing.TB) {
 	ortest.Require(tb)
 }
 
-// feed is one input of a graph: its element type, shape (nil for rank 0) and
-// values (converted to the element type).
+// feed is one input of a graph: its shape (nil for rank 0) and values
+// (converted to the input's element type).
 type feed struct {
 	name  string
-	dtype ort.TensorElementDataType
 	shape []int64
 	data  []float64
 }

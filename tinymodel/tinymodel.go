@@ -149,7 +149,7 @@ func replace(tmp, dir string) error {
 	}
 	if err := os.Rename(tmp, dir); err != nil {
 		if restoreErr := os.Rename(old, dir); restoreErr != nil {
-			return fmt.Errorf("tinymodel: %w (and restoring the old folder from %s: %v)", err, old, restoreErr)
+			return fmt.Errorf("tinymodel: %w (and restoring the old folder from %s: %w)", err, old, restoreErr)
 		}
 		return fmt.Errorf("tinymodel: %w", err)
 	}

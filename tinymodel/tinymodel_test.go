@@ -33,7 +33,7 @@ type signature struct{ ins, outs []io }
 // expected returns the signature of every graph of a model: what real exports of
 // the model's architecture have.
 func expected(name string, opts tinymodel.WriteOptions) map[string]signature {
-	var ft ort.TensorElementDataType = f32
+	ft := f32
 	if opts.FP16 {
 		ft = f16
 	}

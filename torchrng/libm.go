@@ -109,7 +109,6 @@ func reduceFast(x float64) (float64, int) {
 var (
 	pio4Top = abstop12(float32(0x1.921FB54442D18p-1))
 	tinyTop = abstop12(0x1p-12)
-	top120  = abstop12(120)
 )
 
 // glibcSinf is glibc's sinf for 0 ≤ y < 120.

@@ -196,7 +196,7 @@ func TestTokenizeBadInput(t *testing.T) {
 		}
 	}
 	var stdout, stderr bytes.Buffer
-	if err := run(context.Background(), []string{"tokenize", "-h"}, getenv, &stdout, &stderr); err != errUsage || !strings.Contains(stderr.String(), "-json") {
+	if err := run(context.Background(), []string{"tokenize", "-h"}, getenv, &stdout, &stderr); !errors.Is(err, errUsage) || !strings.Contains(stderr.String(), "-json") {
 		t.Errorf("tokenize -h: %v, stderr %q; want the usage with its flags", err, stderr.String())
 	}
 }
