@@ -24,6 +24,28 @@ type GenerateRequest struct {
 	RNG            string // RNGTorch, RNGCUDA, or "": the engine's default
 }
 
+// Recipe is what made a prompt's images, as the engine resolved the request:
+// enough to make the same images again, with Diffute or with diffusers.
+type Recipe struct {
+	Model string `json:"model"` // the name the request used
+	// ModelSource says which weights that name meant: "hf:ORG/NAME@COMMIT" for
+	// a Hugging Face snapshot, "sha256:HEX" for a single-file checkpoint (the
+	// file's hash, as AUTOMATIC1111 and Civitai list it), "local:FOLDER" for
+	// another folder.
+	ModelSource string `json:"model_source"`
+	RNG         string `json:"rng"`
+	// Seeds are the seeds of the images in order (image i: seed + i).
+	Seeds []int64 `json:"seeds"`
+	// Scheduler is the algorithm that ran (euler, dpmpp_2m, …) and
+	// TimestepSpacing its spacing (leading, linspace, trailing).
+	Scheduler       string  `json:"scheduler"`
+	TimestepSpacing string  `json:"timestep_spacing"`
+	Steps           int     `json:"steps"`
+	GuidanceScale   float64 `json:"guidance_scale"`
+	Width           int     `json:"width"`
+	Height          int     `json:"height"`
+}
+
 // Progress reports a finished denoising step of a Generate call.
 type Progress struct {
 	Step  int // 1-based
@@ -35,4 +57,7 @@ type Engine interface {
 	// Generate runs the pipeline. progress, when not nil, is called after each step.
 	// Cancelling ctx stops the run between steps with ctx's error.
 	Generate(ctx context.Context, req GenerateRequest, progress func(Progress)) ([]image.Image, error)
+	// Recipe resolves req as Generate would (the model's default steps,
+	// guidance, scheduler and spacing) without generating.
+	Recipe(ctx context.Context, req GenerateRequest) (Recipe, error)
 }

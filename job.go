@@ -57,6 +57,9 @@ type JobPrompt struct {
 	StepsDone  int      // denoising steps finished of the image batch now running
 	StepsTotal int      // steps of that batch (0 before it starts)
 	Images     []string // media keys of the finished images, in order
+	// Recipe is what the engine resolved the prompt to, once it has run; nil
+	// before.
+	Recipe *Recipe
 }
 
 // NewJobID returns a random job ID in [2^40, 2^53): a JSON integer that JavaScript
@@ -89,6 +92,11 @@ type Manifest struct {
 	Error  string              `json:"error,omitempty"`
 	// ExpiresAt is when retention deletes the images; their URLs answer 410 after.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+
+	// Recipes says, per prompt listed in Images that has run, what made its
+	// images (model and its source, rng, seeds, scheduler and spacing, steps,
+	// guidance, size): enough to make them again.
+	Recipes map[string]*Recipe `json:"recipes,omitempty"`
 
 	// Event and Prompt are set in webhook messages only: the event, and for
 	// prompt.completed the prompt whose images Images lists.

@@ -63,6 +63,12 @@ func (ms Manifests) For(ctx context.Context, job *Job, event, prompt string) (*M
 			}
 		}
 		m.Images[p.Name] = urls
+		if p.Recipe != nil {
+			if m.Recipes == nil {
+				m.Recipes = make(map[string]*Recipe, len(job.Prompts))
+			}
+			m.Recipes[p.Name] = p.Recipe
+		}
 	}
 	if event == EventPromptCompleted {
 		m.Prompt = prompt

@@ -192,10 +192,13 @@ type PromptStatus struct {
 	Scheduler     string   `json:"scheduler,omitempty"`
 	// NegativePrompt is absent when none was sent, "" when "" was (they differ
 	// on SDXL); RNG is absent when the request left it to the deployment.
-	NegativePrompt *string  `json:"negative_prompt,omitempty"`
-	RNG            string   `json:"rng,omitempty"`
-	Progress       float64  `json:"progress"`
-	Images         []string `json:"images,omitempty"` // URLs of finished images while the job runs
+	NegativePrompt *string `json:"negative_prompt,omitempty"`
+	RNG            string  `json:"rng,omitempty"`
+	// Recipe is what the engine resolved the prompt to, once it has started:
+	// the model's source, rng, seeds, scheduler and spacing, steps, guidance.
+	Recipe   *diffute.Recipe `json:"recipe,omitempty"`
+	Progress float64         `json:"progress"`
+	Images   []string        `json:"images,omitempty"` // URLs of finished images while the job runs
 }
 
 // WebhookStatus is the delivery state of a job's webhook. The URL is the one the
@@ -259,6 +262,7 @@ func (s *Server) jobStatus(ctx context.Context, job *diffute.Job) (*JobStatus, e
 			Scheduler:      p.Scheduler,
 			NegativePrompt: p.NegativePrompt,
 			RNG:            p.RNG,
+			Recipe:         p.Recipe,
 			Progress:       promptProgress(p),
 		}
 		if !job.Status.Terminal() && len(p.Images) > 0 {

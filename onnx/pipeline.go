@@ -114,6 +114,7 @@ type Pipeline struct {
 	maxBatchBytes int64
 	format        Format
 	built         *builtSource // the built graphs' weights; nil for ONNX exports
+	recipeState
 
 	mu      sync.Mutex
 	refs    int

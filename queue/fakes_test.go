@@ -35,6 +35,24 @@ func (e *fakeEngine) Generate(ctx context.Context, req diffute.GenerateRequest, 
 	return fakeImages(ctx, req, progress)
 }
 
+// Recipe resolves req the way a model with 25 default steps, guidance 7.5 and
+// an Euler schedule would.
+func (e *fakeEngine) Recipe(_ context.Context, req diffute.GenerateRequest) (diffute.Recipe, error) {
+	steps, g := req.Steps, 7.5
+	if steps == 0 {
+		steps = 25
+	}
+	if req.GuidanceScale != nil {
+		g = *req.GuidanceScale
+	}
+	seeds := make([]int64, req.NumImages)
+	for i := range seeds {
+		seeds[i] = req.Seed + int64(i)
+	}
+	return diffute.Recipe{Model: req.Model, ModelSource: "local:" + req.Model, RNG: req.RNG, Seeds: seeds,
+		Scheduler: "euler", TimestepSpacing: "leading", Steps: steps, GuidanceScale: g, Width: req.Width, Height: req.Height}, nil
+}
+
 func (e *fakeEngine) Calls() []diffute.GenerateRequest {
 	e.mu.Lock()
 	defer e.mu.Unlock()

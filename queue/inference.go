@@ -128,6 +128,19 @@ func (w *inferenceWorker) runPrompt(ctx context.Context, cancel context.CancelCa
 		Steps: p.Steps, GuidanceScale: p.GuidanceScale, Scheduler: p.Scheduler,
 		Seed: *p.Seed + int64(first), RNG: p.RNG,
 	}
+	// The recipe covers all the prompt's images, whichever this attempt makes.
+	whole := req
+	whole.NumImages, whole.Seed = p.NumImages, *p.Seed
+	recipe, err := w.q.cfg.Engine.Recipe(ctx, whole)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("queue: job %d interrupted: %w", job.ID, context.Cause(ctx))
+		}
+		return &engineError{err}
+	}
+	if err := w.q.store.RecordRecipe(ctx, job.ID, i, recipe); err != nil {
+		return err
+	}
 	var engineSteps atomic.Int64 // the steps the engine reports: the model's default when p.Steps is 0
 	progress := w.progress(ctx, cancel, job.ID, i)
 	start := time.Now()

@@ -124,22 +124,30 @@ func loadJob(ctx context.Context, q querier, id int64, sc *scope) (*diffute.Job,
 	j.MediaDeletedAt, j.Usage.EngineTime = deleted.Time, time.Duration(engineMS)*time.Millisecond
 	j.WebhookEvents = diffute.SplitEvents(events)
 
-	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total FROM prompts WHERE job_id = ? ORDER BY idx`, id)
+	rows, err := q.QueryContext(ctx, `SELECT idx, request, images_done, steps_done, steps_total, recipe FROM prompts WHERE job_id = ? ORDER BY idx`, id)
 	if err != nil {
 		return nil, fmt.Errorf("store: load prompts: %w", err)
 	}
 	for rows.Next() {
 		var (
-			p   diffute.JobPrompt
-			req string
+			p      diffute.JobPrompt
+			req    string
+			recipe sql.NullString
 		)
-		if err := rows.Scan(&p.Index, &req, &p.ImagesDone, &p.StepsDone, &p.StepsTotal); err != nil {
+		if err := rows.Scan(&p.Index, &req, &p.ImagesDone, &p.StepsDone, &p.StepsTotal, &recipe); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("store: load prompts: %w", err)
 		}
 		if err := json.Unmarshal([]byte(req), &p.PromptRequest); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("store: decode prompt %d of job %d: %w", p.Index, id, err)
+		}
+		if recipe.Valid {
+			p.Recipe = new(diffute.Recipe)
+			if err := json.Unmarshal([]byte(recipe.String), p.Recipe); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: decode the recipe of prompt %d of job %d: %w", p.Index, id, err)
+			}
 		}
 		j.Prompts = append(j.Prompts, p)
 	}

@@ -100,6 +100,16 @@ func (ds suite) TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 	if ok, err := s.RecordProgress(ctx, job.ID, 0, 1, 2); !ok || err != nil {
 		t.Fatalf("RecordProgress = %v, %v", ok, err)
 	}
+	recipe := diffute.Recipe{Model: "m", ModelSource: "hf:org/m@abc", RNG: "torch", Seeds: []int64{7, 8},
+		Scheduler: "euler", TimestepSpacing: "leading", Steps: 30, GuidanceScale: 5, Width: 64, Height: 64}
+	for range 2 { // a retried attempt records it again
+		if err := s.RecordRecipe(ctx, job.ID, 0, recipe); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordRecipe(ctx, job.ID, 99, recipe); err == nil {
+		t.Error("RecordRecipe of a prompt the job lacks succeeded")
+	}
 	for range 2 { // a retry records the same image again
 		if err := s.RecordImage(ctx, job.ID, 0, 0, "k/0/0.png", diffute.Usage{Images: 1}); err != nil {
 			t.Fatal(err)
@@ -114,6 +124,15 @@ func (ds suite) TestWorkerPathWritesImagesAndDelivery(t *testing.T) {
 	}
 	if p := got.Prompts[0]; p.ImagesDone != 2 || len(p.Images) != 2 || p.Images[1] != "k/0/1.png" {
 		t.Errorf("prompt 0 after RecordImage: done %d images %v", p.ImagesDone, p.Images)
+	}
+	if r := got.Prompts[0].Recipe; r == nil || r.ModelSource != "hf:org/m@abc" || len(r.Seeds) != 2 || r.Seeds[1] != 8 || r.TimestepSpacing != "leading" {
+		t.Errorf("prompt 0's recipe = %+v, want the one recorded", r)
+	}
+	if len(got.Prompts) > 1 && got.Prompts[1].Recipe != nil {
+		t.Errorf("prompt 1 has a recipe before it ran: %+v", got.Prompts[1].Recipe)
+	}
+	if m, err := (diffute.Manifests{}).For(ctx, got, "", ""); err != nil || m.Recipes[got.Prompts[0].Name] == nil || len(m.Recipes) != 1 {
+		t.Errorf("manifest recipes = %v, %v; want prompt 0's only", m.Recipes, err)
 	}
 	var steps, total int
 	if err := db.read.QueryRowContext(ctx, `SELECT steps_done, steps_total FROM prompts WHERE job_id = ? AND idx = 0`, job.ID).

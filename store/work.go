@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -72,6 +73,24 @@ func (s *Store) RecordProgress(ctx context.Context, id int64, prompt, step, step
 		return false, fmt.Errorf("store: record progress: %w", err)
 	}
 	return n > 0, nil
+}
+
+// RecordRecipe stores what the engine resolved prompt (0-based) of job id to:
+// the record a status and the manifest show to make the images again. A later
+// attempt writes it again with the same values.
+func (s *Store) RecordRecipe(ctx context.Context, id int64, prompt int, r diffute.Recipe) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("store: record recipe: %w", err)
+	}
+	res, err := s.db.write.ExecContext(ctx, `UPDATE prompts SET recipe = ? WHERE job_id = ? AND idx = ?`, string(b), id, prompt)
+	if err != nil {
+		return fmt.Errorf("store: record recipe: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("store: record recipe: job %d has no prompt %d (%v)", id, prompt, err)
+	}
+	return nil
 }
 
 // RecordImage records that image (0-based) of prompt of job id is stored under

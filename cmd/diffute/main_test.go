@@ -12,6 +12,8 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -247,6 +249,30 @@ func smallRequest(webhook, model string) map[string]any {
 	}
 }
 
+// samePNGPixels reports whether two PNG files decode to the same pixels.
+func samePNGPixels(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	ia, err := png.Decode(bytes.NewReader(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ib, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ia.Bounds() != ib.Bounds() {
+		return false
+	}
+	for y := ia.Bounds().Min.Y; y < ia.Bounds().Max.Y; y++ {
+		for x := ia.Bounds().Min.X; x < ia.Bounds().Max.X; x++ {
+			if ia.At(x, y) != ib.At(x, y) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // TestContractEndToEnd sends a request shaped like the product page's and checks the
 // webhook, the status and that every image URL opens without an API key.
 func TestContractEndToEnd(t *testing.T) {
@@ -290,6 +316,37 @@ func TestContractEndToEnd(t *testing.T) {
 			}
 			if len(m.Images["Ansel_Adams"]) != 2 || len(m.Images["Henri_Rousseau"]) != 1 || len(m.Images) != 2 {
 				t.Fatalf("images = %v", m.Images)
+			}
+			// The manifest says what made each prompt's images, and that is
+			// enough to make the same pixels again with `diffute generate`.
+			if r := m.Recipes["Ansel_Adams"]; r == nil || r.Model != model || !slices.Equal(r.Seeds, []int64{42, 43}) || r.Steps != 2 ||
+				r.RNG != "torch" || r.Scheduler == "" || r.TimestepSpacing == "" || !strings.HasPrefix(r.ModelSource, "local:") || r.Width != 64 {
+				t.Errorf("recipe of Ansel_Adams = %+v", r)
+			}
+			if r := m.Recipes["Henri_Rousseau"]; r == nil || len(r.Seeds) != 1 {
+				t.Errorf("recipe of Henri_Rousseau = %+v", r)
+			} else {
+				out := filepath.Join(t.TempDir(), "again.png")
+				args := []string{"generate", "--model", model, "--prompt", "a lush jungle, painting", "--seed", strconv.FormatInt(r.Seeds[0], 10),
+					"--steps", strconv.Itoa(r.Steps), "--width", strconv.Itoa(r.Width), "--height", strconv.Itoa(r.Height),
+					"--guidance", strconv.FormatFloat(r.GuidanceScale, 'g', -1, 64), "--scheduler", r.Scheduler, "--rng", r.RNG, "--out", out}
+				var stdout, stderr bytes.Buffer
+				if err := run(context.Background(), args, srv.getenv, &stdout, &stderr); err != nil {
+					t.Fatalf("generate from the recipe: %v\n%s", err, stderr.String())
+				}
+				again, err := os.ReadFile(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.Get(m.Images["Henri_Rousseau"][0])
+				if err != nil {
+					t.Fatal(err)
+				}
+				served, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil || !samePNGPixels(t, served, again) {
+					t.Errorf("the recipe did not make the same pixels again (%v)", err)
+				}
 			}
 			for _, u := range m.Images["Henri_Rousseau"] {
 				resp, err := http.Get(u)
