@@ -62,7 +62,19 @@ func BaseLayout(f Family) fs.FS {
 // WriteBaseLayout writes BaseLayout's files under dir (created as needed),
 // replacing files of the same name.
 func WriteBaseLayout(f Family, dir string) error {
-	layout := BaseLayout(f)
+	n, err := WriteLayout(BaseLayout(f), dir)
+	if err != nil {
+		return fmt.Errorf("checkpoint: writing the %s base layout to %s: %w", f, dir, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("checkpoint: no base layout for family %q", f)
+	}
+	return nil
+}
+
+// WriteLayout writes every file of layout under dir (folders created as
+// needed, each file atomically) and returns how many it wrote.
+func WriteLayout(layout fs.FS, dir string) (int, error) {
 	n := 0
 	err := fs.WalkDir(layout, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -79,13 +91,7 @@ func WriteBaseLayout(f Family, dir string) error {
 		n++
 		return writeFileAtomic(out, b)
 	})
-	if err != nil {
-		return fmt.Errorf("checkpoint: writing the %s base layout to %s: %w", f, dir, err)
-	}
-	if n == 0 {
-		return fmt.Errorf("checkpoint: no base layout for family %q", f)
-	}
-	return nil
+	return n, err
 }
 
 func writeFileAtomic(path string, b []byte) error {

@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"bytes"
 	"encoding/binary"
+	fx "github.com/diffute/diffute/internal/fixtures"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,21 +15,11 @@ import (
 	"github.com/diffute/diffute/safetensors"
 )
 
-// fixtures is ../shared/fixtures from the repository root (DIFFUTE_FIXTURES
-// overrides it). Missing, the test fails under CI and is skipped elsewhere.
+// fixtures is the reference data folder (package internal/fixtures).
 func fixtures(t *testing.T) string {
 	t.Helper()
-	dir := os.Getenv("DIFFUTE_FIXTURES")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "fixtures")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("reference fixtures missing under CI: %v", err)
-		}
-		t.Skipf("reference fixtures not found (%v)", err)
-	}
-	return dir
+	fx.Path(t, "checkpoints")
+	return fx.Path(t)
 }
 
 // toHalf rounds a float32 to the nearest IEEE binary16, ties to even, as

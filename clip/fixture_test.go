@@ -2,17 +2,11 @@ package clip
 
 import (
 	"encoding/json"
-	"errors"
-	"io/fs"
+	"github.com/diffute/diffute/internal/fixtures"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 )
-
-// fixtureDir is the shared reference data, beside the repository (see
-// ../shared/fixtures/README.md). CI checks it out there.
-var fixtureDir = filepath.Join("..", "..", "shared", "fixtures")
 
 // fixturePrompt is one row of tokenizer-ids.json: the ids transformers' slow
 // CLIPTokenizer gives, called as diffusers calls it.
@@ -31,14 +25,7 @@ type fixturePrompt struct {
 // folder must be there.
 func requireFixtures(tb testing.TB, name string) string {
 	tb.Helper()
-	path := filepath.Join(fixtureDir, name)
-	if _, err := os.Stat(path); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) || os.Getenv("CI") == "true" {
-			tb.Fatalf("reference fixtures: %v", err)
-		}
-		tb.Skipf("reference fixtures not found (%v); they live in ../shared/fixtures beside the repository", err)
-	}
-	return path
+	return fixtures.Path(tb, name)
 }
 
 func loadFixturePrompts(tb testing.TB) []fixturePrompt {

@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"errors"
+	"github.com/diffute/diffute/internal/fixtures"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,14 +24,7 @@ const sd21Repo = "stabilityai/stable-diffusion-2-1"
 // repositories have). Missing fixtures fail under CI and skip elsewhere.
 func fixtureRepo(t *testing.T, name string) hubtest.Repo {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", "checkpoints", name)
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("reference fixtures missing under CI: %v", err)
-		}
-		t.Skipf("reference fixtures not found (%v)", err)
-	}
-	r, err := hubtest.RepoFromDir(dir)
+	r, err := hubtest.RepoFromDir(fixtures.Path(t, "checkpoints", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +178,7 @@ func TestPullDiffusersSharded(t *testing.T) {
 	t.Parallel()
 	repo := fixtureRepo(t, "sd21v")
 	src := t.TempDir()
-	ref, err := safetensors.Open(filepath.Join("..", "..", "shared", "fixtures", "checkpoints", "sd21v", "unet", "diffusion_pytorch_model.fp16.safetensors"))
+	ref, err := safetensors.Open(fixtures.Path(t, "checkpoints", "sd21v", "unet", "diffusion_pytorch_model.fp16.safetensors"))
 	if err != nil {
 		t.Fatal(err)
 	}

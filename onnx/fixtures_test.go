@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/diffute/diffute/internal/fixtures"
 	"image/color"
 	"image/png"
 	"math"
@@ -23,14 +24,8 @@ import (
 
 func fixturesDir(t testing.TB) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures")
-	if _, err := os.Stat(filepath.Join(dir, "reference")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("reference fixtures missing at %s: %v", dir, err)
-		}
-		t.Skipf("reference fixtures missing at %s", dir)
-	}
-	return dir
+	fixtures.Path(t, "reference")
+	return fixtures.Path(t)
 }
 
 type reference struct {

@@ -2,6 +2,7 @@ package safetensors
 
 import (
 	"encoding/binary"
+	fx "github.com/diffute/diffute/internal/fixtures"
 	"math"
 	"os"
 	"path/filepath"
@@ -11,14 +12,7 @@ import (
 
 func fixtures(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", "checkpoints")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("fixtures missing at %s: %v", dir, err)
-		}
-		t.Skipf("fixtures missing at %s", dir)
-	}
-	return dir
+	return fx.Path(t, "checkpoints")
 }
 
 func TestOpenFixtures(t *testing.T) {

@@ -1,6 +1,7 @@
 package sdgraph
 
 import (
+	"github.com/diffute/diffute/internal/fixtures"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,14 +13,7 @@ import (
 
 func fixtureCheckpoints(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "shared", "fixtures", "checkpoints")
-	if _, err := os.Stat(dir); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("fixtures missing at %s: %v", dir, err)
-		}
-		t.Skipf("fixtures missing at %s", dir)
-	}
-	return dir
+	return fixtures.Path(t, "checkpoints")
 }
 
 // TestParamsAreTheCheckpointsTensors: for every component of the reference

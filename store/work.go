@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/json"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -87,8 +87,10 @@ func (s *Store) RecordRecipe(ctx context.Context, id int64, prompt int, r diffut
 	if err != nil {
 		return fmt.Errorf("store: record recipe: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n == 0 {
-		return fmt.Errorf("store: record recipe: job %d has no prompt %d (%v)", id, prompt, err)
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("store: record recipe: %w", err)
+	} else if n == 0 {
+		return fmt.Errorf("store: record recipe: job %d has no prompt %d", id, prompt)
 	}
 	return nil
 }

@@ -7,12 +7,12 @@ import (
 	"io/fs"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path"
 	"path/filepath"
 	"runtime"
 	"sync"
 
+	"github.com/diffute/diffute/checkpoint"
 	og "github.com/diffute/diffute/onnxgraph"
 	"github.com/diffute/diffute/safetensors"
 	"github.com/diffute/diffute/sdgraph"
@@ -32,21 +32,7 @@ func WriteRandom(dir string, layout fs.FS, seed uint64, dtype safetensors.DType)
 	if dtype != safetensors.F16 && dtype != safetensors.F32 {
 		return fmt.Errorf("tinymodel: random weights are F16 or F32, not %s", dtype)
 	}
-	err := fs.WalkDir(layout, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := fs.ReadFile(layout, p)
-		if err != nil {
-			return err
-		}
-		dst := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return err
-		}
-		return os.WriteFile(dst, b, 0o644)
-	})
-	if err != nil {
+	if _, err := checkpoint.WriteLayout(layout, dir); err != nil {
 		return fmt.Errorf("tinymodel: write layout: %w", err)
 	}
 	for _, c := range Components {

@@ -6,11 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io/fs"
+	"github.com/diffute/diffute/internal/fixtures"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -39,14 +37,8 @@ type randnCase struct {
 
 func loadFixture(t *testing.T) randnFixture {
 	t.Helper()
-	path := filepath.Join("..", "..", "shared", "fixtures", "torch-randn.json")
+	path := fixtures.Path(t, "torch-randn.json")
 	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("fixture %s missing (required under CI=true)", path)
-		}
-		t.Skipf("fixture %s not present", path)
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +174,7 @@ func TestFixturePipelineInitialNoise(t *testing.T) {
 			id   string
 			seed uint64
 		}{{"euler_seed0", 0}, {"euler_seed42", 42}, {"dpmsolver_seed0", 0}, {"dpmsolver_seed42", 42}} {
-			path := filepath.Join("..", "..", "shared", "fixtures", "reference", model, "run_"+run.id+"_initial_noise.bin")
+			path := fixtures.Path(t, "reference", model, "run_"+run.id+"_initial_noise.bin")
 			raw, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatal(err)

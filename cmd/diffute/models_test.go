@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"github.com/diffute/diffute/internal/fixtures"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,18 +15,11 @@ import (
 	"github.com/diffute/diffute/tinymodel"
 )
 
-// fixturesDir is ../shared/fixtures from the repository root; missing, the
-// test fails under CI and is skipped elsewhere.
+// fixturesDir is the reference data folder, absolute (package internal/fixtures).
 func fixturesDir(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join("..", "..", "..", "shared", "fixtures")
-	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("reference fixtures missing under CI: %v", err)
-		}
-		t.Skipf("reference fixtures not found (%v)", err)
-	}
-	abs, _ := filepath.Abs(dir)
+	fixtures.Path(t, "checkpoints")
+	abs, _ := filepath.Abs(fixtures.Path(t))
 	return abs
 }
 
