@@ -206,7 +206,7 @@ type builtSource struct {
 
 func (s *builtSource) info(component string) (*modelInfo, error) {
 	folder := component
-	if component == "vae_decoder" {
+	if component == "vae_decoder" || component == "vae_encoder" {
 		folder = "vae"
 	}
 	cfg, err := os.ReadFile(filepath.Join(s.configDir, folder, "config.json"))

@@ -381,3 +381,43 @@ func TestFixturePipelineImages(t *testing.T) {
 		})
 	}
 }
+
+// TestFixtureVAEEncoder builds the VAE encoder of each reference checkpoint
+// from its config (for image-to-image) and runs it on a 64×64 image: the
+// latent distribution's mean and log-variance at 1/8 of the side, finite.
+func TestFixtureVAEEncoder(t *testing.T) {
+	requireORT(t)
+	for _, name := range []string{"sd15", "sdxl"} {
+		src := &builtSource{configDir: filepath.Join(fixturesDir(t), "checkpoints", name), variant: "fp32"}
+		m, err := src.info("vae_encoder")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := m.newSession([]string{"sample"}, []string{"latent_parameters"}, sessionConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := make([]float32, 3*64*64)
+		for i := range img {
+			img[i] = float32(i%97)/48 - 1
+		}
+		x, _ := ort.NewTensor(ort.NewShape(1, 3, 64, 64), img)
+		out := []ort.Value{nil}
+		if err := s.Run([]ort.Value{x}, out); err != nil {
+			t.Fatal(err)
+		}
+		got := out[0].(*ort.Tensor[float32])
+		if shape := got.GetShape(); len(shape) != 4 || shape[1] != 8 || shape[2] != 8 || shape[3] != 8 {
+			t.Errorf("%s: latent_parameters shape %v, want [1 8 8 8]", name, shape)
+		}
+		for _, v := range got.GetData() {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("%s: non-finite latent parameter", name)
+			}
+		}
+		x.Destroy()
+		out[0].Destroy()
+		s.Destroy()
+		src.release()
+	}
+}

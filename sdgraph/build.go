@@ -3,8 +3,8 @@ package sdgraph
 import "fmt"
 
 // Build builds the graph of a diffusers component from its config.json:
-// "text_encoder" and "text_encoder_2" (CLIP), "unet", and "vae" (its decoder;
-// "vae_decoder" is accepted too).
+// "text_encoder" and "text_encoder_2" (CLIP), "unet", "vae" (its decoder;
+// "vae_decoder" is accepted too) and "vae_encoder".
 func Build(component string, config []byte) (*Graph, error) {
 	switch component {
 	case "text_encoder", "text_encoder_2":
@@ -25,6 +25,12 @@ func Build(component string, config []byte) (*Graph, error) {
 			return nil, err
 		}
 		return VAEDecoder(c)
+	case "vae_encoder":
+		c, err := ParseVAEConfig(config)
+		if err != nil {
+			return nil, err
+		}
+		return VAEEncoder(c)
 	}
 	return nil, fmt.Errorf("no graph builder for component %q", component)
 }

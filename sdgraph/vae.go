@@ -114,3 +114,47 @@ func vaeAttention(b *builder, x, prefix string, ch, groups int64, eps float32) s
 	a = b.op("Reshape", []string{b.op("Transpose", []string{a}, og.AttrInts("perm", 0, 2, 1)), shape})
 	return b.op("Add", []string{a, x})
 }
+
+// VAEEncoder builds AutoencoderKL's encode up to its latent distribution:
+// sample [B, 3, H, W] in [-1, 1] → Encoder → quant_conv → latent_parameters
+// [B, 2·latent, H/8, W/8], the mean then the log-variance of each latent
+// channel (DiagonalGaussianDistribution's parameters; multiply a draw or the
+// mean by the scaling factor for the UNet). For image-to-image.
+func VAEEncoder(c VAEConfig) (*Graph, error) {
+	b := newBuilder("vae_encoder")
+	const eps = 1e-6
+	g := c.NormNumGroups
+	n := len(c.BlockOutChannels)
+	for i, t := range c.DownBlockTypes {
+		if t != "DownEncoderBlock2D" {
+			return nil, fmt.Errorf("vae config.json: down_block_types[%d] = %q is not supported (only DownEncoderBlock2D)", i, t)
+		}
+	}
+	x := b.input("sample", og.Float, -1, c.InChannels, -1, -1)
+	ch := c.BlockOutChannels[0]
+	x = b.conv(x, "encoder.conv_in", c.InChannels, ch, 3, 1, 1)
+	for i := range n {
+		p := "encoder.down_blocks." + strconv.Itoa(i)
+		out := c.BlockOutChannels[i]
+		for j := range c.LayersPerBlock {
+			x = vaeResnet(b, x, p+".resnets."+strconv.FormatInt(j, 10), ch, out, g, eps)
+			ch = out
+		}
+		if i < n-1 {
+			// diffusers' Downsample2D with padding 0: pad right and bottom by
+			// one, then a stride-2 convolution.
+			x = b.op("Pad", []string{x, b.ints(0, 0, 0, 0, 0, 0, 1, 1)})
+			x = b.conv(x, p+".downsamplers.0.conv", ch, ch, 3, 2, 0)
+		}
+	}
+	x = vaeResnet(b, x, "encoder.mid_block.resnets.0", ch, ch, g, eps)
+	if c.MidBlockAddAttn == nil || *c.MidBlockAddAttn {
+		x = vaeAttention(b, x, "encoder.mid_block.attentions.0", ch, g, eps)
+	}
+	x = vaeResnet(b, x, "encoder.mid_block.resnets.1", ch, ch, g, eps)
+	x = b.silu(b.groupNorm(x, "encoder.conv_norm_out", ch, g, eps))
+	x = b.conv(x, "encoder.conv_out", ch, 2*c.LatentChannels, 3, 1, 1)
+	x = b.conv(x, "quant_conv", 2*c.LatentChannels, 2*c.LatentChannels, 1, 1, 0)
+	b.output(x, "latent_parameters", -1, 2*c.LatentChannels, -1, -1)
+	return b.finish()
+}
