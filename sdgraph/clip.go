@@ -29,10 +29,13 @@ func ParseTextConfig(data []byte) (TextConfig, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return c, fmt.Errorf("text encoder config.json: %w", err)
 	}
-	for key, v := range map[string]int64{"hidden_size": c.HiddenSize, "intermediate_size": c.IntermediateSize,
-		"num_attention_heads": c.NumAttentionHeads, "num_hidden_layers": c.NumHiddenLayers, "vocab_size": c.VocabSize} {
-		if v <= 0 {
-			return c, fmt.Errorf("text encoder config.json: %s = %d, want a positive number", key, v)
+	for _, kv := range []struct {
+		key string
+		v   int64
+	}{{"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize}, {"num_attention_heads", c.NumAttentionHeads},
+		{"num_hidden_layers", c.NumHiddenLayers}, {"vocab_size", c.VocabSize}} {
+		if kv.v <= 0 {
+			return c, fmt.Errorf("text encoder config.json: %s = %d, want a positive number", kv.key, kv.v)
 		}
 	}
 	if c.HiddenSize%c.NumAttentionHeads != 0 {
