@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"github.com/diffute/diffute/internal/fixtures"
 	"math"
 	"os"
 	"path/filepath"
@@ -21,13 +22,10 @@ func TestFixtureStepsReplay(t *testing.T) {
 	t.Parallel()
 	runtimeName := map[string]string{"EulerDiscreteScheduler": NameEuler, "DPMSolverMultistepScheduler": NameDPMPP2M}
 	for _, model := range []string{"sd15", "sd21v", "sdxl"} {
-		dir := filepath.Join(fixturesDir, "reference", model)
+		dir := fixtures.Path(t, "reference", model)
 		data, err := os.ReadFile(filepath.Join(dir, "index.json"))
 		if err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("fixtures missing (required under CI=true): %v", err)
-			}
-			t.Skipf("fixtures not present: %v", err)
+			t.Fatal(err)
 		}
 		var ref struct {
 			Runs []struct {
@@ -41,7 +39,7 @@ func TestFixtureStepsReplay(t *testing.T) {
 		if err := json.Unmarshal(data, &ref); err != nil {
 			t.Fatal(err)
 		}
-		cfg, err := LoadConfig(filepath.Join(fixturesDir, "checkpoints", model, "scheduler", "scheduler_config.json"))
+		cfg, err := LoadConfig(fixtures.Path(t, "checkpoints", model, "scheduler", "scheduler_config.json"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,17 +2,12 @@ package sched
 
 import (
 	"encoding/json"
-	"errors"
-	"io/fs"
+	"github.com/diffute/diffute/internal/fixtures"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 )
-
-// fixturesDir is ../shared/fixtures relative to the repository root.
-var fixturesDir = filepath.Join("..", "..", "shared", "fixtures")
 
 type pipelineRun struct {
 	ID             string          `json:"id"`
@@ -41,14 +36,8 @@ func TestFixturePipelineRuns(t *testing.T) {
 	}
 	total := 0
 	for _, model := range []string{"sd15", "sd21v", "sdxl"} {
-		index := filepath.Join(fixturesDir, "reference", model, "index.json")
+		index := fixtures.Path(t, "reference", model, "index.json")
 		data, err := os.ReadFile(index)
-		if errors.Is(err, fs.ErrNotExist) {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("fixture %s missing (required under CI=true)", index)
-			}
-			t.Skipf("fixture %s not present", index)
-		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +47,7 @@ func TestFixturePipelineRuns(t *testing.T) {
 		if err := json.Unmarshal(data, &ref); err != nil {
 			t.Fatalf("%s: %v", index, err)
 		}
-		cfg, err := LoadConfig(filepath.Join(fixturesDir, "checkpoints", model, "scheduler", "scheduler_config.json"))
+		cfg, err := LoadConfig(fixtures.Path(t, "checkpoints", model, "scheduler", "scheduler_config.json"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io/fs"
+	"github.com/diffute/diffute/internal/fixtures"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,12 +20,7 @@ var tokenizeFixtures = filepath.Join("..", "..", "..", "shared", "fixtures")
 // absent, or fails it under CI=true, where they must be there.
 func requireTokenizeFixtures(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(tokenizeFixtures, "tokenizer-ids.json")); err != nil {
-		if !errors.Is(err, fs.ErrNotExist) || os.Getenv("CI") == "true" {
-			t.Fatalf("reference fixtures: %v", err)
-		}
-		t.Skipf("reference fixtures not found (%v); they live in ../shared/fixtures beside the repository", err)
-	}
+	fixtures.Path(t, "tokenizer-ids.json")
 }
 
 // cacheFixtureSDXL lays out a Hugging Face cache holding repo fixture/sdxl: an
