@@ -65,10 +65,14 @@ var cudaProvider struct {
 // process's ONNX Runtime environment, once; it returns the library's path. The
 // CUDA 13 libraries found by FindCUDALibraries are loaded first, so a PyTorch
 // venv's NVIDIA wheels serve without LD_LIBRARY_PATH. A missing library is one
-// line naming it and the fix (ErrCUDALibraryMissing).
-func LoadCUDAProvider() (string, error) {
+// line naming it and the fix (ErrCUDALibraryMissing). getenv (nil: the
+// process's) is read by the first call only.
+func LoadCUDAProvider(getenv func(string) string) (string, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
 	cudaProvider.once.Do(func() {
-		cudaProvider.path, cudaProvider.err = loadCUDAProvider(os.Getenv)
+		cudaProvider.path, cudaProvider.err = loadCUDAProvider(getenv)
 	})
 	return cudaProvider.path, cudaProvider.err
 }
@@ -123,7 +127,7 @@ func firstLine(s string) string {
 // CUDADevices returns the CUDA provider's GPUs in the order cuda:N counts them,
 // loading the provider first.
 func CUDADevices() ([]EPDevice, error) {
-	if _, err := LoadCUDAProvider(); err != nil {
+	if _, err := LoadCUDAProvider(nil); err != nil {
 		return nil, err
 	}
 	all, err := EPDevices()
