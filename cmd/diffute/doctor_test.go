@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/diffute/diffute/onnx"
 )
 
 // TestDoctor runs diffute doctor on this machine's ONNX Runtime: it must exit 0
@@ -71,5 +74,28 @@ func TestDoctorCUDAProvider(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "CUDA: available") && !strings.Contains(string(out), "CUDA: unavailable") {
 		t.Errorf("doctor gave no CUDA verdict")
+	}
+}
+
+// TestBenchCommand times a tiny model on the CPU through diffute bench, the
+// command scripts/gpu-bench.sh runs.
+func TestBenchCommand(t *testing.T) {
+	lib := ortLib(t)
+	var out, errb bytes.Buffer
+	dir := t.TempDir()
+	if err := run(t.Context(), []string{"models", "make-tiny", "--dir", dir}, testEnv(t, lib, nil), &out, &errb); err != nil {
+		t.Fatalf("make-tiny: %v\n%s", err, errb.String())
+	}
+	out.Reset()
+	model := filepath.Join(dir, "diffute", "tiny-sd")
+	if err := run(t.Context(), []string{"bench", "--model", model, "--steps", "2", "--size", "64"}, testEnv(t, lib, nil), &out, &errb); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var res onnx.BenchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench printed %q: %v", out.String(), err)
+	}
+	if res.Device != "cpu" || res.Steps != 2 || res.Size != 64 || res.ImageSeconds <= 0 || res.UNetMsStep <= 0 {
+		t.Errorf("bench result %+v", res)
 	}
 }
