@@ -91,6 +91,9 @@ func loadCUDAProvider(getenv func(string) string) (string, error) {
 			if err := preloadLibrary(l.Path); err != nil {
 				return path, fmt.Errorf("onnx: load %s: %w", l.Path, err)
 			}
+			if l.File == "libcudnn.so.9" {
+				preloadCuDNNParts(filepath.Dir(l.Path))
+			}
 		}
 	}
 	if err := ort.RegisterExecutionProviderLibrary("diffute-cuda", path); err != nil {
@@ -157,4 +160,22 @@ func appendPluginCUDA(so *ort.SessionOptions, dev int) error {
 	}
 	// The selected OrtEpDevice names the GPU; no device_id option is passed.
 	return appendEPDevice(so, gpus[dev], nil)
+}
+
+// preloadCuDNNParts loads the sub-libraries cuDNN 9 opens by name at run time
+// (libcudnn_graph.so.9, libcudnn_ops.so.9, …) from dir, so they are found
+// without LD_LIBRARY_PATH. Best effort: a part whose own dependencies are
+// missing (the runtime-compiled engines need NVRTC) is left to cuDNN, which
+// reports it if it is ever needed; parts are retried once for load order.
+func preloadCuDNNParts(dir string) {
+	parts, _ := filepath.Glob(filepath.Join(dir, "libcudnn_*.so.9"))
+	for range 2 {
+		var failed []string
+		for _, p := range parts {
+			if preloadLibrary(p) != nil {
+				failed = append(failed, p)
+			}
+		}
+		parts = failed
+	}
 }
