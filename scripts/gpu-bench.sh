@@ -17,8 +17,8 @@
 # /tmp, and runs diffute bench on cpu and cuda:0 (one JSON line per run, with the
 # peak GPU memory nvidia-smi saw). Results go to DIR (default $OUT, else
 # /tmp/diffute-gpu-bench). --dry-run prints the steps without running them.
-# DIFFUTE_BENCH_BUDGET_S (default 450) stops starting runs after that many
-# seconds; DIFFUTE_BENCH_FAMILIES="" skips writing the checkpoints (smoke tests).
+# DIFFUTE_BENCH_BUDGET_S (default 460): every run is cut to end by then;
+# DIFFUTE_BENCH_FAMILIES="" skips writing the checkpoints (smoke tests).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,7 +26,7 @@ bundle="$top/.gpu-bundle"
 out="${OUT:-/tmp/diffute-gpu-bench}"
 dry=0
 make_bundle=""
-budget_s=${DIFFUTE_BENCH_BUDGET_S:-450} # stop starting new runs after this
+budget_s=${DIFFUTE_BENCH_BUDGET_S:-460} # every run ends by then (8 minutes less a margin)
 part_size=56m
 cuda_sha256=56cf3254b118ad837ccc4ed8f6d1b23504bbf7ef91b34cbc0b289cb7f10b3037
 core_sha256=5715f06d8992ca8eeeddcce43df3a7d38f97d537052126f558e912cb312460ca
@@ -122,10 +122,12 @@ done
 bench() {
   local name=$1 limit=$2
   shift 2
-  if [ $((SECONDS - start)) -gt "$budget_s" ]; then
+  local left=$((budget_s - (SECONDS - start)))
+  if [ "$left" -lt 15 ]; then
     echo "skip $name: past the ${budget_s}s budget" | tee -a "$log"
     return 0
   fi
+  if [ "$limit" -gt "$left" ]; then limit=$left; fi
   echo "+ timeout $limit $diffute bench $* # $name"
   [ "$dry" = 1 ] && return 0
   local mem="$out/$name.mem" sampler=""
