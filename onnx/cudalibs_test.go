@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	ort "github.com/yalue/onnxruntime_go"
 )
 
 // fakeLib creates an empty file at root/rel (a stand-in for a shared library) and
@@ -204,5 +206,38 @@ func TestCUDADevice(t *testing.T) {
 	}
 	if _, err := New(Config{Device: "cuda:0"}); err != nil {
 		t.Errorf("cuda:0: %v", err)
+	}
+}
+
+// TestEPDevices checks the plugin-provider calls on the CPU provider's own
+// device, which every library since 1.22 lists: GetEpDevices on the process's
+// OrtEnv, the OrtEpDevice accessors and SessionOptionsAppendExecutionProvider_V2.
+func TestEPDevices(t *testing.T) {
+	requireORT(t)
+	devs, err := EPDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cpu *EPDevice
+	for i, d := range devs {
+		t.Logf("EP device: %s", d)
+		if d.EP == "CPUExecutionProvider" && d.Type == "cpu" {
+			cpu = &devs[i]
+		}
+	}
+	if cpu == nil {
+		t.Fatalf("no CPUExecutionProvider device among %v", devs)
+	}
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer so.Destroy()
+	if err := appendEPDevice(so, *cpu, map[string]string{}); err != nil {
+		t.Fatalf("append the CPU EP device: %v", err)
+	}
+	providers, err := AvailableProviders()
+	if err != nil || !slices.Contains(providers, "CPUExecutionProvider") {
+		t.Errorf("AvailableProviders = %v, %v", providers, err)
 	}
 }
