@@ -422,8 +422,13 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 	if err == nil {
 		t.Skip("this ONNX Runtime library has a CUDA execution provider")
 	}
-	if !errors.Is(err, ErrNoCUDA) {
-		t.Errorf("err = %v, want ErrNoCUDA", err)
+	// The CPU build has no CUDA provider; ONNX Runtime 1.29 with the CUDA plugin
+	// provider beside it fails to load it without CUDA 13 (or finds no GPU).
+	if !errors.Is(err, ErrNoCUDA) && !errors.Is(err, ErrCUDALibraryMissing) && !strings.Contains(err.Error(), "found no GPU") {
+		t.Errorf("err = %v, want ErrNoCUDA or ErrCUDALibraryMissing", err)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("err = %q, want one line", err)
 	}
 	t.Logf("cuda:0 on this library: %v", err)
 }

@@ -210,7 +210,16 @@ func (c sessionConfig) newSessionOptions() (*ort.SessionOptions, error) {
 // ONNX Runtime fails at the first call into the CUDA provider; that failure is
 // reported as ErrNoCUDA so an operator knows to install the GPU build rather than
 // to look for a driver problem.
+//
+// The plugin provider (ONNX Runtime 1.29's libonnxruntime_providers_cuda.so
+// beside the core library, see LoadCUDAProvider) is used when present; otherwise
+// the classic, built-in provider of a GPU build is asked for.
 func appendCUDA(so *ort.SessionOptions, dev int) error {
+	if _, err := FindCUDAProvider(os.Getenv); err == nil {
+		return appendPluginCUDA(so, dev)
+	} else if !errors.Is(err, ErrNoCUDAProvider) {
+		return fmt.Errorf("onnx: %w", err)
+	}
 	cuda, err := ort.NewCUDAProviderOptions()
 	if err != nil {
 		return cudaError(dev, err)
@@ -232,7 +241,7 @@ func cudaError(dev int, err error) error {
 	if strings.Contains(msg, "not enabled") || strings.Contains(msg, "not supported") ||
 		strings.Contains(msg, "not available") || strings.Contains(msg, "not built") ||
 		strings.Contains(msg, "libonnxruntime_providers_") {
-		return fmt.Errorf("onnx: %w: %w", ErrNoCUDA, err)
+		return fmt.Errorf("onnx: %w (%w): %w", ErrNoCUDA, ErrNoCUDAProvider, err)
 	}
 	return fmt.Errorf("onnx: enable CUDA device %d: %w", dev, err)
 }

@@ -86,9 +86,12 @@ import "C"
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"unsafe"
 
+	"github.com/diffute/diffute/onnxgraph"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -165,6 +168,17 @@ func (s *suppliedWeights) add(name string, data []byte, elemType int, shape []in
 // apply hands every weight to the session options. onnxruntime_go keeps the
 // OrtSessionOptions pointer as the only field of SessionOptions.
 func (s *suppliedWeights) apply(so *ort.SessionOptions) error {
+	// ONNX Runtime 1.29 checks that every external-data file of a model loaded
+	// from bytes exists (relative to the working directory, or to this folder)
+	// before it looks at the supplied initializers; 1.24 does not. An empty
+	// placeholder satisfies the check: the data itself is never read.
+	dir, err := suppliedPlaceholderDir()
+	if err != nil {
+		return err
+	}
+	if err := so.AddSessionConfigEntry("session.model_external_initializers_file_folder_path", dir); err != nil {
+		return fmt.Errorf("onnx: session options: %w", err)
+	}
 	ptr := *(*unsafe.Pointer)(unsafe.Pointer(so))
 	for i := range s.names {
 		if err := cError(C.diffute_add_initializer(ptr, s.names[i], s.values[i])); err != nil {
@@ -184,4 +198,31 @@ func (s *suppliedWeights) release() {
 		C.free(unsafe.Pointer(n))
 	}
 	s.names, s.values = nil, nil
+}
+
+var placeholder struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// suppliedPlaceholderDir returns a folder holding an empty file named
+// onnxgraph.SuppliedLocation, made once per process under the temporary folder.
+func suppliedPlaceholderDir() (string, error) {
+	placeholder.once.Do(func() {
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("diffute-supplied-%d", os.Getuid()))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			placeholder.err = fmt.Errorf("onnx: placeholder folder for supplied weights: %w", err)
+			return
+		}
+		p := filepath.Join(dir, onnxgraph.SuppliedLocation)
+		if _, err := os.Stat(p); err != nil {
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				placeholder.err = fmt.Errorf("onnx: placeholder for supplied weights: %w", err)
+				return
+			}
+		}
+		placeholder.dir = dir
+	})
+	return placeholder.dir, placeholder.err
 }

@@ -43,6 +43,8 @@ Usage:
   diffute demo                           run the product page's example offline on a tiny model
   diffute submit   FILE.json --url URL --key KEY [--wait] [--download DIR]
                                          send a request to a server and follow it
+  diffute doctor   [--ort-lib PATH]      check ONNX Runtime, the CUDA provider, CUDA libraries and GPUs
+  diffute bench    --model DIR [--device cuda:0] [--steps N]   time one generation (JSON line)
   diffute version
 
 Run 'diffute COMMAND -h' for a command's flags. Every flag can also be set as a
@@ -79,6 +81,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, env, rest)
 	case "submit":
 		return runSubmit(ctx, env, rest)
+	case "doctor":
+		return runDoctor(ctx, env, rest)
+	case "bench":
+		return runBench(ctx, env, rest)
 	case "config-doc": // hidden: regenerates docs/configuration.md
 		return runConfigDoc(env, rest)
 	case "version", "--version":

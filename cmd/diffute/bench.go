@@ -1,0 +1,51 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/diffute/diffute/onnx"
+)
+
+// runBench measures one model folder on one device (onnx.Bench) and prints the
+// result as one JSON line: scripts/gpu-bench.sh runs it on GPU machines, which
+// have the binary but no Go toolchain.
+func runBench(ctx context.Context, env *environment, args []string) error {
+	fs := newFlagSet(env, "bench", "bench --model DIR [--device cpu|cuda:N] [--steps N] [--size PX] [--images N] [--guidance G]")
+	model := fs.String("model", "", "model folder (e.g. written by diffute models make-random)")
+	ortLib := fs.String("ort-lib", "", "path to libonnxruntime.so (default: DIFFUTE_ORT_LIB, next to the binary, third_party/onnxruntime, system paths)")
+	device := fs.String("device", "cpu", "execution device: cpu or cuda:N")
+	steps := fs.Int("steps", 4, "denoising steps of the timed generation")
+	size := fs.Int("size", 0, "width and height in pixels (0: 512, or 1024 for SDXL)")
+	images := fs.Int("images", 1, "images per generation (the UNet batch is twice this with guidance)")
+	guidance := fs.Float64("guidance", -1, "guidance scale (-1: the model's default; 0 turns classifier-free guidance off)")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if *model == "" {
+		return errors.New("bench: --model is required")
+	}
+	lib, err := onnx.FindLibrary(*ortLib, env.getenv)
+	if err != nil {
+		return err
+	}
+	if err := onnx.InitRuntime(lib); err != nil {
+		return err
+	}
+	opts := onnx.BenchOptions{Device: *device, Steps: *steps, Size: *size, NumImages: *images}
+	if *guidance >= 0 {
+		opts.Guidance = guidance
+	}
+	res, err := onnx.Bench(ctx, *model, opts)
+	if err != nil {
+		return fmt.Errorf("bench %s on %s: %w", *model, *device, err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, string(b))
+	return nil
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/diffute/diffute/onnx"
+)
+
+// TestDoctor runs diffute doctor on this machine's ONNX Runtime: it must exit 0
+// when the CPU works and say, one line each, what CUDA lacks.
+func TestDoctor(t *testing.T) {
+	lib := ortLib(t)
+	var out, errb bytes.Buffer
+	if err := run(t.Context(), []string{"doctor"}, testEnv(t, lib, nil), &out, &errb); err != nil {
+		t.Fatalf("doctor: %v\n%s%s", err, out.String(), errb.String())
+	}
+	got := out.String()
+	t.Logf("doctor:\n%s", got)
+	for _, want := range []string{"ONNX Runtime: " + lib + " (version ", "providers built in: ", "CPU: ok", "NVIDIA driver: ",
+		"CUDA provider library: ", "CUDA library libcudart.so.13", "CUDA library libcublasLt.so.13", "CUDA library libcudnn.so.9", "CUDA: "} {
+		if !strings.Contains(got, want) {
+			t.Errorf("doctor output lacks %q", want)
+		}
+	}
+	if strings.Contains(got, "CUDA: available") {
+		return // a GPU machine
+	}
+	if !strings.Contains(got, "GPU devices: none") || !strings.Contains(got, "CUDA: unavailable (--device cuda:N will fail; cpu works): ") {
+		t.Errorf("doctor does not say clearly that CUDA is unavailable and why")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(got), "\n") {
+		if strings.Contains(line, "missing") && !strings.Contains(line, "install") {
+			t.Errorf("missing library without a fix: %q", line)
+		}
+	}
+}
+
+// TestDoctorCUDAProvider runs TestDoctor in a child process on ONNX Runtime 1.29
+// with the CUDA plugin provider (scripts/setup-ort.sh --cuda), where one exists:
+// without CUDA 13 it must name the missing library.
+func TestDoctorCUDAProvider(t *testing.T) {
+	if os.Getenv("DIFFUTE_TEST_CHILD") != "" {
+		t.Skip("child process")
+	}
+	lib := ""
+	for dir, _ := os.Getwd(); ; dir = filepath.Dir(dir) {
+		p := filepath.Join(dir, "third_party", "onnxruntime-cuda", "libonnxruntime.so")
+		if _, err := os.Stat(p); err == nil {
+			lib = p
+			break
+		}
+		if filepath.Dir(dir) == dir {
+			break
+		}
+	}
+	if lib == "" {
+		t.Skip("ONNX Runtime 1.29 with the CUDA provider not present (run scripts/setup-ort.sh --cuda)")
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run", "^TestDoctor$", "-test.v")
+	cmd.Env = append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TEST_CHILD=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if !strings.Contains(string(out), "CUDA provider library: "+filepath.Dir(lib)) {
+		t.Errorf("doctor did not find the CUDA provider beside %s", lib)
+	}
+	if !strings.Contains(string(out), "CUDA: available") && !strings.Contains(string(out), "CUDA: unavailable") {
+		t.Errorf("doctor gave no CUDA verdict")
+	}
+}
+
+// TestBenchCommand times a tiny model on the CPU through diffute bench, the
+// command scripts/gpu-bench.sh runs.
+func TestBenchCommand(t *testing.T) {
+	lib := ortLib(t)
+	var out, errb bytes.Buffer
+	dir := t.TempDir()
+	if err := run(t.Context(), []string{"models", "make-tiny", "--dir", dir}, testEnv(t, lib, nil), &out, &errb); err != nil {
+		t.Fatalf("make-tiny: %v\n%s", err, errb.String())
+	}
+	out.Reset()
+	model := filepath.Join(dir, "diffute", "tiny-sd")
+	if err := run(t.Context(), []string{"bench", "--model", model, "--steps", "2", "--size", "64"}, testEnv(t, lib, nil), &out, &errb); err != nil {
+		t.Fatalf("bench: %v\n%s", err, errb.String())
+	}
+	var res onnx.BenchResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bench printed %q: %v", out.String(), err)
+	}
+	if res.Device != "cpu" || res.Steps != 2 || res.Size != 64 || res.ImageSeconds <= 0 || res.UNetMsStep <= 0 {
+		t.Errorf("bench result %+v", res)
+	}
+}
