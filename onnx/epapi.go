@@ -155,11 +155,9 @@ var (
 // loaded.
 func initEpAPI() error {
 	epOnce.Do(func() {
-		runtimeState.mu.Lock()
-		lib := runtimeState.path
-		runtimeState.mu.Unlock()
-		if lib == "" {
-			errEp = fmt.Errorf("onnx: ONNX Runtime is not initialised")
+		lib, err := initializedLibrary()
+		if err != nil {
+			errEp = err
 			return
 		}
 		p := C.CString(lib)

@@ -100,14 +100,23 @@ var (
 	errSupply  error
 )
 
+// initializedLibrary is the path of the library InitRuntime loaded, whose C API
+// table the cgo files of this package bind.
+func initializedLibrary() (string, error) {
+	runtimeState.mu.Lock()
+	defer runtimeState.mu.Unlock()
+	if runtimeState.path == "" {
+		return "", fmt.Errorf("onnx: ONNX Runtime is not initialised")
+	}
+	return runtimeState.path, nil
+}
+
 // initSupply binds the C API table of the library InitRuntime loaded.
 func initSupply() error {
 	supplyOnce.Do(func() {
-		runtimeState.mu.Lock()
-		lib := runtimeState.path
-		runtimeState.mu.Unlock()
-		if lib == "" {
-			errSupply = fmt.Errorf("onnx: ONNX Runtime is not initialised")
+		lib, err := initializedLibrary()
+		if err != nil {
+			errSupply = err
 			return
 		}
 		p := C.CString(lib)
