@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -15,20 +14,47 @@ func newFlagSet(env *environment, name, summary string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.stderr, "Usage: diffute %s\n\n", summary)
+		fmt.Fprintf(fs.Output(), "Usage: diffute %s\n\n", summary)
 		fs.PrintDefaults()
-		fmt.Fprintf(env.stderr, "\nEvery flag can also be set as DIFFUTE_<FLAG> (dashes as underscores).\n")
+		fmt.Fprintf(fs.Output(), "\nEvery flag can also be set as DIFFUTE_<FLAG> (dashes as underscores).\n")
 	}
 	return fs
 }
 
-// parseFlags parses args, then fills each flag not given on the command line from its
-// DIFFUTE_… environment variable. Flags win over the environment.
+// parseFlags parses args, flags and positional arguments in any order ("--" ends
+// the flags), then fills each flag not given on the command line from its
+// DIFFUTE_… environment variable. Flags win over the environment. -h or --help
+// prints the command's usage on stdout and returns errHelp; afterwards fs.Args()
+// holds the positional arguments.
 func parseFlags(fs *flag.FlagSet, env *environment, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return errUsage
+	if wantsHelp(args) {
+		// Asked for, the usage is the answer: stdout. A Usage that writes to
+		// env.stderr rather than fs.Output() is redirected too.
+		stderr := env.stderr
+		env.stderr = env.stdout
+		fs.SetOutput(env.stdout)
+		fs.Usage()
+		env.stderr = stderr
+		fs.SetOutput(stderr)
+		return errHelp
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return errUsage // the flag package printed the error and the usage
 		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		// fs.Parse stops at the first non-flag, or consumes a "--" before it.
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional, args = append(positional, rest[0]), rest[1:]
+	}
+	if err := fs.Parse(append([]string{"--"}, positional...)); err != nil {
 		return errUsage
 	}
 	set := map[string]bool{}
@@ -46,6 +72,86 @@ func parseFlags(fs *flag.FlagSet, env *environment, args []string) error {
 		}
 	})
 	return err
+}
+
+// wantsHelp reports whether args ask for help before any "--".
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// isHelp reports whether a subcommand position holds a request for help.
+func isHelp(arg string) bool {
+	return arg == "help" || wantsHelp([]string{arg})
+}
+
+// subcommandUsage handles a command group's first argument when it is missing or
+// asks for help: usage on stderr and errUsage, or on stdout and errHelp. It
+// returns nil when args name a subcommand to run.
+func subcommandUsage(env *environment, args []string, summary string) error {
+	if len(args) == 0 {
+		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
+		return errUsage
+	}
+	if isHelp(args[0]) {
+		fmt.Fprintf(env.stdout, "Usage: diffute %s\n\nRun 'diffute %s SUBCOMMAND -h' for a subcommand's flags.\n",
+			summary, strings.Fields(summary)[0])
+		return errHelp
+	}
+	return nil
+}
+
+// unknownSubcommand reports a subcommand not in known, suggesting the nearest.
+func unknownSubcommand(env *environment, group, sub, summary string, known ...string) error {
+	fmt.Fprintf(env.stderr, "diffute %s: unknown subcommand %q%s\nUsage: diffute %s\n", group, sub, didYouMean(sub, known), summary)
+	return errUsage
+}
+
+// didYouMean returns "; did you mean X?" for the known name nearest to name, or
+// "" when none is near.
+func didYouMean(name string, known []string) string {
+	best, bestDist := "", 3 // at most two edits, or a prefix
+	for _, k := range known {
+		d := editDistance(name, k)
+		if len(name) >= 2 && strings.HasPrefix(k, name) {
+			d = min(d, 1)
+		}
+		if d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	if best == "" || len(name) <= bestDist {
+		return ""
+	}
+	return fmt.Sprintf("; did you mean %q?", best)
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // envName maps a flag name to its environment variable: data-dir → DIFFUTE_DATA_DIR.

@@ -12,12 +12,18 @@ import (
 
 func runKeys(ctx context.Context, env *environment, args []string) error {
 	const summary = "keys create --org O [--project P] [--name N] | list [--org O] | revoke ID"
-	if len(args) == 0 {
-		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
-		return errUsage
+	if err := subcommandUsage(env, args, summary); err != nil {
+		return err
 	}
 	sub, rest := args[0], args[1:]
-	fs := newFlagSet(env, "keys "+sub, summary)
+	if sub != "create" && sub != "list" && sub != "revoke" {
+		return unknownSubcommand(env, "keys", sub, summary, "create", "list", "revoke")
+	}
+	fs := newFlagSet(env, "keys "+sub, map[string]string{
+		"create": "keys create --org O [--project P] [--name N]",
+		"list":   "keys list [--org O]",
+		"revoke": "keys revoke ID",
+	}[sub])
 	var state stateFlags
 	state.register(fs, env)
 	org := fs.String("org", "", "organization the key belongs to")
@@ -90,7 +96,6 @@ func runKeys(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintf(env.stdout, "revoked key %d\n", n)
 		return nil
 	default:
-		fmt.Fprintf(env.stderr, "diffute keys: unknown subcommand %q\nUsage: diffute %s\n", sub, summary)
-		return errUsage
+		return unknownSubcommand(env, "keys", sub, summary, "create", "list", "revoke")
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -20,6 +22,9 @@ func main() {
 	if errors.Is(err, errUsage) {
 		os.Exit(2)
 	}
+	if errors.Is(err, errInterrupted) {
+		os.Exit(130) // the shell's code for a command ended by SIGINT
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "diffute:", err)
 		os.Exit(1)
@@ -28,6 +33,13 @@ func main() {
 
 // errUsage marks an error whose message (usage) was already printed.
 var errUsage = errors.New("usage")
+
+// errHelp marks a request for help whose usage was printed; run returns nil for it.
+var errHelp = errors.New("help")
+
+// errInterrupted marks a command that stopped on Ctrl-C after saying how to go on;
+// main exits 130 for it.
+var errInterrupted = errors.New("interrupted")
 
 const usage = `Diffute: a self-hostable text-to-image inference service.
 
@@ -43,13 +55,20 @@ Usage:
   diffute demo                           run the product page's example offline on a tiny model
   diffute submit   FILE.json --url URL --key KEY [--wait] [--download DIR]
                                          send a request to a server and follow it
+  diffute jobs     list|get|watch|cancel|download   a running server's jobs (--url, --key)
   diffute doctor   [--ort-lib PATH]      check ONNX Runtime, the CUDA provider, CUDA libraries and GPUs
   diffute bench    --model DIR [--device cuda:0] [--steps N]   time one generation (JSON line)
   diffute version
 
-Run 'diffute COMMAND -h' for a command's flags. Every flag can also be set as a
-DIFFUTE_<FLAG> environment variable (for example --data-dir as DIFFUTE_DATA_DIR).
+Run 'diffute COMMAND -h' for a command's flags. Flags may come before or after
+arguments; "--" ends them, and "-" names stdin where a file is read. Every flag can
+also be set as a DIFFUTE_<FLAG> environment variable (for example --data-dir as
+DIFFUTE_DATA_DIR).
 `
+
+// commands are the names run knows, for "did you mean".
+var commands = []string{"serve", "worker", "keys", "webhooks", "models", "generate", "tokenize", "schedule",
+	"demo", "submit", "jobs", "doctor", "bench", "version", "help"}
 
 // run is the whole program; main only adds the process's signals, environment and
 // exit code, so tests run the real program in-process.
@@ -59,7 +78,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return errUsage
 	}
 	env := &environment{getenv: getenv, stdout: stdout, stderr: stderr}
-	cmd, rest := args[0], args[1:]
+	err := dispatch(ctx, env, args[0], args[1:])
+	if errors.Is(err, errHelp) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, env *environment, cmd string, rest []string) error {
 	switch cmd {
 	case "serve":
 		return runServe(ctx, env, rest)
@@ -81,6 +107,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runDemo(ctx, env, rest)
 	case "submit":
 		return runSubmit(ctx, env, rest)
+	case "jobs":
+		return runJobs(ctx, env, rest)
 	case "doctor":
 		return runDoctor(ctx, env, rest)
 	case "bench":
@@ -88,19 +116,55 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "config-doc": // hidden: regenerates docs/configuration.md
 		return runConfigDoc(env, rest)
 	case "version", "--version":
-		fmt.Fprintln(stdout, "diffute", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
+		return runVersion(env, rest)
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && rest[0] != "help" && !isHelp(rest[0]) {
+			return dispatch(ctx, env, rest[0], []string{"--help"}) // diffute help COMMAND
+		}
+		fmt.Fprint(env.stdout, usage)
+		return errHelp
 	default:
-		fmt.Fprintf(stderr, "diffute: unknown command %q\n\n%s", cmd, usage)
+		fmt.Fprintf(env.stderr, "diffute: unknown command %q%s\n\n%s", cmd, didYouMean(cmd, commands), usage)
 		return errUsage
 	}
 }
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with -ldflags "-X main.version=…"; without it the
+// module version from the build info is used.
 var version = "dev"
+
+// runVersion prints the version, the VCS commit the binary was built from and the
+// Go version, from runtime/debug.ReadBuildInfo.
+func runVersion(env *environment, args []string) error {
+	fs := newFlagSet(env, "version", "version")
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	fmt.Fprintln(env.stdout, versionLine())
+	return nil
+}
+
+func versionLine() string {
+	v, commit, modified, goVersion := version, "unknown", false, runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		goVersion = bi.GoVersion
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				modified = s.Value == "true"
+			}
+		}
+	}
+	if modified {
+		commit += " (modified)"
+	}
+	return fmt.Sprintf("diffute %s commit %s %s", v, commit, goVersion)
+}
 
 // environment is what a command may touch of the process.
 type environment struct {

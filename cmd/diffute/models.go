@@ -221,9 +221,8 @@ func localModel(p string) (string, error) {
 
 func runModels(ctx context.Context, env *environment, args []string) error {
 	const summary = "models list [--models LIST] | pull NAME [--revision R] [--format safetensors|onnx] | make-tiny [--dir DIR] | make-random --family sd15|sd21|sdxl --out DIR"
-	if len(args) == 0 {
-		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
-		return errUsage
+	if err := subcommandUsage(env, args, summary); err != nil {
+		return err
 	}
 	src, err := newModelSource(env.getenv)
 	if err != nil {
@@ -330,8 +329,7 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		}
 		return nil
 	default:
-		fmt.Fprintf(env.stderr, "diffute models: unknown subcommand %q\nUsage: diffute %s\n", args[0], summary)
-		return errUsage
+		return unknownSubcommand(env, "models", args[0], summary, "list", "pull", "make-tiny", "make-random")
 	}
 }
 

@@ -6,12 +6,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -25,38 +27,29 @@ const submitSummary = "submit FILE.json --url URL --key KEY [--org O --project P
 // optionally downloads the images.
 func runSubmit(ctx context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "submit", submitSummary)
-	base := fs.String("url", "http://127.0.0.1:8080", "server URL; may end in /ORG/PROJECT instead of --org and --project")
-	key := fs.String("key", "", "API key (x-api-key)")
-	org := fs.String("org", "", "organization (default: from --url)")
-	project := fs.String("project", "", "project (default: from --url, else \"default\")")
+	var srv serverFlags
+	srv.register(fs)
 	wait := fs.Bool("wait", false, "wait for the job to end, showing progress, then print the manifest")
 	download := fs.String("download", "", "with --wait, save the images in this directory (implies --wait)")
 	timeout := fs.Duration("timeout", time.Hour, "with --wait, give up after this long")
-	var file string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		file, args = args[0], args[1:]
-	}
 	if err := parseFlags(fs, env, args); err != nil {
 		return err
 	}
-	if file == "" && fs.NArg() > 0 {
-		file = fs.Arg(0)
+	if fs.NArg() > 1 {
+		return fmt.Errorf("submit: one request file, not %d (%s)", fs.NArg(), strings.Join(fs.Args(), " "))
 	}
-	if file == "" {
+	if fs.NArg() == 0 {
 		return errors.New("submit: name a request file (FILE.json, or - for stdin); see docs/api.md for its fields")
 	}
-	if *key == "" {
-		return errors.New("submit: --key is required (make one with: diffute keys create --org ORG)")
-	}
-	endpoint, err := inferenceEndpoint(*base, *org, *project)
+	file := fs.Arg(0)
+	c, endpoint, err := srv.client("submit")
 	if err != nil {
 		return err
 	}
-	body, err := readRequestFile(env, file)
+	body, err := readRequestFile(file)
 	if err != nil {
 		return err
 	}
-	c := &apiCaller{key: *key, client: &http.Client{Timeout: 30 * time.Second}}
 	var accepted struct {
 		JobID  int64             `json:"job_id"`
 		Status diffute.JobStatus `json:"status"`
@@ -70,26 +63,93 @@ func runSubmit(ctx context.Context, env *environment, args []string) error {
 		fmt.Fprintln(env.stdout, accepted.JobID)
 		return nil
 	}
+	return cmdError("submit", watchJob(ctx, env, c, &srv, accepted.JobID, jobURL, *timeout, *download))
+}
 
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	st, err := followJob(ctx, env, *key, jobURL)
-	if err != nil {
-		return fmt.Errorf("submit: job %d: %w", accepted.JobID, err)
+// cmdError prefixes err with the command's name, except the sentinels main reads.
+func cmdError(cmd string, err error) error {
+	if err == nil || errors.Is(err, errInterrupted) || errors.Is(err, errUsage) || errors.Is(err, errHelp) {
+		return err
 	}
-	out, _ := json.MarshalIndent(st.Manifest, "", "  ")
-	fmt.Fprintln(env.stdout, string(out))
-	if *download != "" && st.Manifest != nil && len(st.Manifest.Images) > 0 {
-		n, err := downloadManifest(ctx, st.Manifest, *download)
-		if err != nil {
-			return fmt.Errorf("submit: download: %w", err)
+	return fmt.Errorf("%s: %w", cmd, err)
+}
+
+// watchJob follows a job until it ends, prints its manifest and, with dir, saves
+// its images there. On Ctrl-C (ctx canceled) it says how to re-attach and returns
+// errInterrupted; the job goes on.
+func watchJob(ctx context.Context, env *environment, c *apiCaller, srv *serverFlags, id int64, jobURL string, timeout time.Duration, dir string) error {
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := followJob(tctx, env, c, jobURL)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(env.stderr, "\ninterrupted; job %d goes on. Re-attach with: diffute jobs watch %d %s\n", id, id, srv.reattachFlags())
+			return errInterrupted
 		}
-		fmt.Fprintf(env.stderr, "saved %d images in %s\n", n, *download)
+		return fmt.Errorf("job %d: %w", id, err)
+	}
+	if st.Manifest != nil {
+		if err := printJSON(env.stdout, st.Manifest); err != nil {
+			return err
+		}
+	}
+	if dir != "" && st.Manifest != nil && len(st.Manifest.Images) > 0 {
+		n, err := downloadManifest(tctx, st.Manifest, dir)
+		if err != nil {
+			return fmt.Errorf("download: %w", err)
+		}
+		fmt.Fprintf(env.stderr, "saved %d images in %s\n", n, dir)
 	}
 	if st.Status != diffute.StatusSucceeded {
-		return fmt.Errorf("submit: job %d %s: %s", accepted.JobID, st.Status, st.Error)
+		return fmt.Errorf("job %d %s: %s", id, st.Status, st.Error)
 	}
 	return nil
+}
+
+// printJSON writes v indented, with & < > as they are (manifest URLs hold &).
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// serverFlags are the flags of every command that talks to a running server.
+type serverFlags struct {
+	base, key, org, project string
+}
+
+func (s *serverFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.base, "url", "http://127.0.0.1:8080", "server URL; may end in /ORG/PROJECT instead of --org and --project")
+	fs.StringVar(&s.key, "key", "", "API key (x-api-key)")
+	fs.StringVar(&s.org, "org", "", "organization (default: from --url)")
+	fs.StringVar(&s.project, "project", "", "project (default: from --url, else \"default\")")
+}
+
+// client checks the flags and returns a caller and the project's
+// …/media/inference endpoint; cmd prefixes the errors.
+func (s *serverFlags) client(cmd string) (*apiCaller, string, error) {
+	if s.key == "" {
+		return nil, "", fmt.Errorf("%s: --key is required (make one with: diffute keys create --org ORG)", cmd)
+	}
+	endpoint, err := inferenceEndpoint(s.base, s.org, s.project)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", cmd, err)
+	}
+	return &apiCaller{key: s.key, base: s.base, client: &http.Client{Timeout: 30 * time.Second}}, endpoint, nil
+}
+
+// reattachFlags are the flags that name the same server and project again (not the
+// key, which stays out of terminal scrollback: set DIFFUTE_KEY or add --key).
+func (s *serverFlags) reattachFlags() string {
+	out := "--url " + s.base
+	if s.org != "" {
+		out += " --org " + s.org
+	}
+	if s.project != "" {
+		out += " --project " + s.project
+	}
+	return out + " --key KEY"
 }
 
 // inferenceEndpoint builds …/{org}/{project}/media/inference from --url, --org and
@@ -97,7 +157,7 @@ func runSubmit(ctx context.Context, env *environment, args []string) error {
 func inferenceEndpoint(base, org, project string) (string, error) {
 	u, err := url.Parse(base)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", fmt.Errorf("submit: --url %q: want http(s)://HOST[:PORT][/ORG/PROJECT]", base)
+		return "", fmt.Errorf("--url %q: want http(s)://HOST[:PORT][/ORG/PROJECT]", base)
 	}
 	parts := strings.FieldsFunc(u.Path, func(r rune) bool { return r == '/' })
 	if len(parts) >= 2 {
@@ -112,13 +172,14 @@ func inferenceEndpoint(base, org, project string) (string, error) {
 		project = "default"
 	}
 	if org == "" {
-		return "", errors.New("submit: --org is required (or end --url in /ORG/PROJECT)")
+		return "", errors.New("--org is required (or end --url in /ORG/PROJECT)")
 	}
 	u.Path, u.RawQuery = "", ""
 	return strings.TrimRight(u.String(), "/") + "/" + url.PathEscape(org) + "/" + url.PathEscape(project) + "/media/inference", nil
 }
 
-func readRequestFile(env *environment, file string) ([]byte, error) {
+// readRequestFile reads the request, from stdin when file is "-".
+func readRequestFile(file string) ([]byte, error) {
 	var (
 		b   []byte
 		err error
@@ -141,6 +202,7 @@ func readRequestFile(env *environment, file string) ([]byte, error) {
 // errors naming the field.
 type apiCaller struct {
 	key    string
+	base   string // the --url, for the hint when nothing answers there
 	client *http.Client
 }
 
@@ -155,7 +217,7 @@ func (c *apiCaller) do(ctx context.Context, method, u string, body []byte, out a
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return err
+		return c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
@@ -166,6 +228,15 @@ func (c *apiCaller) do(ctx context.Context, method, u string, body []byte, out a
 		return problemError(resp, data)
 	}
 	return json.Unmarshal(data, out)
+}
+
+// unreachable adds a hint to a refused connection: the usual cause is a server not
+// started, or another --url.
+func (c *apiCaller) unreachable(err error) error {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return fmt.Errorf("%w; is `diffute serve` running at %s?", err, c.base)
+	}
+	return err
 }
 
 func problemError(resp *http.Response, data []byte) error {
@@ -181,15 +252,15 @@ func problemError(resp *http.Response, data []byte) error {
 
 // followJob reads the job's events until the done event and returns its status,
 // drawing progress bars on stderr as events arrive.
-func followJob(ctx context.Context, env *environment, key, jobURL string) (*httpapi.JobStatus, error) {
+func followJob(ctx context.Context, env *environment, c *apiCaller, jobURL string) (*httpapi.JobStatus, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, jobURL+"/events", nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("x-api-key", key)
-	resp, err := http.DefaultClient.Do(req)
+	req.Header.Set("x-api-key", c.key)
+	resp, err := http.DefaultClient.Do(req) // no client timeout: the stream lasts the job
 	if err != nil {
-		return nil, err
+		return nil, c.unreachable(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -77,9 +77,10 @@ func parseTokenizeArgs(fset *flag.FlagSet, env *environment, args []string) ([]s
 	for rest := args; len(rest) > 0; {
 		if err := fset.Parse(rest); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fset.SetOutput(env.stderr)
+				fset.SetOutput(env.stdout)
 				usage()
-				return nil, errUsage
+				fset.SetOutput(env.stderr)
+				return nil, errHelp
 			}
 			return nil, fmt.Errorf("tokenize: %w (usage: diffute %s)", err, tokenizeSummary)
 		}

@@ -14,9 +14,11 @@ import (
 // scripts can take it with tail -n1.
 func runWebhooks(ctx context.Context, env *environment, args []string) error {
 	const summary = "webhooks secret --org O --project P [--rotate]"
-	if len(args) == 0 || args[0] != "secret" {
-		fmt.Fprintf(env.stderr, "Usage: diffute %s\n", summary)
-		return errUsage
+	if err := subcommandUsage(env, args, summary); err != nil {
+		return err
+	}
+	if args[0] != "secret" {
+		return unknownSubcommand(env, "webhooks", args[0], summary, "secret")
 	}
 	fs := newFlagSet(env, "webhooks secret", summary)
 	var state stateFlags
