@@ -81,7 +81,18 @@ func TestJobsEndToEnd(t *testing.T) {
 		!strings.HasPrefix(lines[1], id+" ") || !strings.Contains(lines[1], "succeeded") || !strings.Contains(lines[1], "100%") {
 		t.Errorf("jobs list:\n%s", out)
 	}
-	out, _, err = cli(t, srv.getenv, "jobs", "list", "--json", "--limit", "1", "--url", srv.url, "--org", "acme", "--key", key)
+	fromEnv := func(name string) string { // the flags as the quick start sets them
+		switch name {
+		case "DIFFUTE_URL":
+			return srv.url
+		case "DIFFUTE_ORG":
+			return "acme"
+		case "DIFFUTE_KEY":
+			return key
+		}
+		return srv.getenv(name)
+	}
+	out, _, err = cli(t, fromEnv, "jobs", "list", "--json", "--limit", "1")
 	var list httpapi.JobList
 	if err != nil || json.Unmarshal([]byte(out), &list) != nil || len(list.Jobs) != 1 || strconv.FormatInt(list.Jobs[0].JobID, 10) != id {
 		t.Errorf("jobs list --json: %v\n%s", err, out)
