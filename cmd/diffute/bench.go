@@ -21,7 +21,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	size := fs.Int("size", 0, "width and height in pixels (0: 512, or 1024 for SDXL)")
 	images := fs.Int("images", 1, "images per generation (the UNet batch is twice this with guidance)")
 	guidance := fs.Float64("guidance", -1, "guidance scale (-1: the model's default; 0 turns classifier-free guidance off)")
-	if err := parseFlags(fs, env, args); err != nil {
+	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
 	if *model == "" {

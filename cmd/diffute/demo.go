@@ -72,7 +72,7 @@ func runDemo(ctx context.Context, env *environment, args []string) error {
 	model := fs.String("model", "diffute/tiny-sdxl", "model to run the example on")
 	outDir := fs.String("out-dir", "diffute-demo", "where to save the images")
 	timeout := fs.Duration("timeout", 5*time.Minute, "give up waiting for the webhook after this long")
-	if err := parseFlags(fs, env, args); err != nil {
+	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
 	dataDir, err := os.MkdirTemp("", "diffute-demo-data-")

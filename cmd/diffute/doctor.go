@@ -17,7 +17,7 @@ import (
 func runDoctor(_ context.Context, env *environment, args []string) error {
 	fs := newFlagSet(env, "doctor", "doctor [--ort-lib PATH]")
 	ortLib := fs.String("ort-lib", "", "path to libonnxruntime.so (default: DIFFUTE_ORT_LIB, next to the binary, third_party/onnxruntime, system paths)")
-	if err := parseFlags(fs, env, args); err != nil {
+	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
 	w := env.stdout

@@ -74,6 +74,18 @@ func parseFlags(fs *flag.FlagSet, env *environment, args []string) error {
 	return err
 }
 
+// parseFlagsNoArgs is parseFlags for a command that takes no positional
+// arguments: one is an error, never silently ignored (often an unquoted value).
+func parseFlagsNoArgs(fs *flag.FlagSet, env *environment, args []string) error {
+	if err := parseFlags(fs, env, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q (quote a value with spaces: --prompt \"a red fox\")", fs.Name(), fs.Arg(0))
+	}
+	return nil
+}
+
 // wantsHelp reports whether args ask for help before any "--".
 func wantsHelp(args []string) bool {
 	for _, a := range args {

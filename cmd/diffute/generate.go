@@ -30,7 +30,7 @@ func runGenerate(ctx context.Context, env *environment, args []string) error {
 	guidance := fs.Float64("guidance", -1, "classifier-free guidance scale (default: the model's)")
 	scheduler := fs.String("scheduler", "", "scheduler: "+strings.Join(diffute.SchedulerNames, ", ")+" (default: the model's)")
 	out := fs.String("out", "", "output file; .png, .jpg or .webp")
-	if err := parseFlags(fs, env, args); err != nil {
+	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
 	if *out == "" {

@@ -136,3 +136,24 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version printed %q, want the commit %s and %s", out, commit, runtime.Version())
 	}
 }
+
+// TestHelpStrayArgument checks a positional argument a command does not take is an
+// error naming it, not silently ignored.
+func TestHelpStrayArgument(t *testing.T) {
+	t.Parallel()
+	getenv := func(string) string { return "" }
+	for _, args := range [][]string{
+		{"generate", "--prompt", "a", "red", "fox", "--out", "x.png"},
+		{"doctor", "extra"},
+		{"version", "extra"},
+		{"keys", "list", "extra"},
+		{"keys", "revoke", "1", "2"},
+		{"models", "make-tiny", "extra"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := run(context.Background(), args, getenv, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), "unexpected argument") {
+			t.Errorf("diffute %s: %v, want an unexpected argument", strings.Join(args, " "), err)
+		}
+	}
+}

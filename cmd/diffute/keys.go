@@ -29,15 +29,15 @@ func runKeys(ctx context.Context, env *environment, args []string) error {
 	org := fs.String("org", "", "organization the key belongs to")
 	project := fs.String("project", "", "project the key is limited to (default: every project of the organization)")
 	name := fs.String("name", "", "a label for the key")
-	var id string
-	if sub == "revoke" && len(rest) > 0 && rest[0] != "" && rest[0][0] != '-' {
-		id, rest = rest[0], rest[1:]
-	}
 	if err := parseFlags(fs, env, rest); err != nil {
 		return err
 	}
-	if id == "" && fs.NArg() > 0 {
+	var id string
+	if sub == "revoke" && fs.NArg() > 0 {
 		id = fs.Arg(0)
+	}
+	if n := fs.NArg(); (sub == "revoke" && n > 1) || (sub != "revoke" && n > 0) {
+		return fmt.Errorf("keys %s: unexpected argument %q", sub, fs.Arg(n-1))
 	}
 	o, err := openState(ctx, env, openSpec{state: &state})
 	if err != nil {

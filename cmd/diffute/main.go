@@ -137,7 +137,7 @@ var version = "dev"
 // Go version, from runtime/debug.ReadBuildInfo.
 func runVersion(env *environment, args []string) error {
 	fs := newFlagSet(env, "version", "version")
-	if err := parseFlags(fs, env, args); err != nil {
+	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(env.stdout, versionLine())

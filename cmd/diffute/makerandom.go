@@ -25,7 +25,7 @@ func runMakeRandom(env *environment, args []string) error {
 	out := fs.String("out", "", "folder to write the checkpoint into (created; must be empty or absent)")
 	seed := fs.Uint64("seed", 1, "seed of the random weights")
 	dtype := fs.String("dtype", "fp16", "weights' precision: fp16 or fp32")
-	if err := parseFlags(fs, env, args); err != nil {
+	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
 	f, ok := randomFamilies[*family]

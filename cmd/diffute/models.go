@@ -232,7 +232,7 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 	case "list":
 		fs := newFlagSet(env, "models list", "models list [--models LIST]")
 		served := fs.String("models", "", "describe the models a deployment with this --models value serves (default: the tiny models and the Hugging Face cache)")
-		if err := parseFlags(fs, env, args[1:]); err != nil {
+		if err := parseFlagsNoArgs(fs, env, args[1:]); err != nil {
 			return err
 		}
 		w := tabwriter.NewWriter(env.stdout, 2, 8, 2, ' ', 0)
@@ -278,16 +278,13 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 		fs := newFlagSet(env, "models pull", "models pull NAME [--revision R] [--format safetensors|onnx]")
 		revision := fs.String("revision", "main", "branch, tag or commit to download")
 		formatFlag := fs.String("format", "", "layout to download: safetensors (the diffusers layout, the default when the repository has it) or onnx")
-		name, rest := "", args[1:]
-		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
-			name, rest = rest[0], rest[1:]
-		}
-		if err := parseFlags(fs, env, rest); err != nil {
+		if err := parseFlags(fs, env, args[1:]); err != nil {
 			return err
 		}
-		if name == "" && fs.NArg() > 0 {
-			name = fs.Arg(0)
+		if fs.NArg() > 1 {
+			return fmt.Errorf("models pull: one model, not %d (%s)", fs.NArg(), strings.Join(fs.Args(), " "))
 		}
+		name := fs.Arg(0)
 		if name == "" {
 			return errors.New("models pull: name a model, for example: diffute models pull stabilityai/sdxl-turbo")
 		}
@@ -317,7 +314,7 @@ func runModels(ctx context.Context, env *environment, args []string) error {
 	case "make-tiny":
 		fs := newFlagSet(env, "models make-tiny", "models make-tiny [--dir DIR]")
 		dir := fs.String("dir", src.tinyDir, "where to write the tiny models (one folder per name)")
-		if err := parseFlags(fs, env, args[1:]); err != nil {
+		if err := parseFlagsNoArgs(fs, env, args[1:]); err != nil {
 			return err
 		}
 		for _, name := range tinymodel.Names() {
