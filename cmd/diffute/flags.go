@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,10 +16,26 @@ func newFlagSet(env *environment, name, summary string) *flag.FlagSet {
 	fs.SetOutput(env.stderr)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: diffute %s\n\n", summary)
-		fs.PrintDefaults()
+		printFlags(fs.Output(), fs)
 		fmt.Fprintf(fs.Output(), "\nEvery flag can also be set as DIFFUTE_<FLAG> (dashes as underscores).\n")
 	}
 	return fs
+}
+
+// printFlags lists fs's flags as --name, the one style of every command's help and
+// of serve's grouped help (flag.PrintDefaults writes -name).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		if def := docDefault(f); def != "" && def != "0" {
+			usage += " (default " + def + ")"
+		}
+		fmt.Fprintf(w, "%-30s %s\n", line, usage)
+	})
 }
 
 // parseFlags parses args, flags and positional arguments in any order ("--" ends
