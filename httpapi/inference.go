@@ -27,6 +27,9 @@ func (s *Server) createInference(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.applyDefaults(r.Context(), req, body); err != nil {
+		return err
+	}
 	if err := req.Validate(limits, s.Models); err != nil {
 		return err
 	}

@@ -25,6 +25,7 @@ type Server struct {
 	Media    diffute.MediaStore
 	Signer   *media.Signer                   // verifies /media/ URLs; nil when media is served elsewhere (S3)
 	Models   []string                        // served model names; nil accepts any
+	Catalog  ModelCatalog                    // native sizes and defaults of Models; nil: DefaultNativeSide, no /models entries
 	Limits   diffute.Limits                  // request bounds; the zero value means diffute.DefaultLimits
 	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
 	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
@@ -113,6 +114,7 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	handle(api, "GET /{org}/{project}/usage", s.tenant(s.getUsage))
+	handle(api, "GET /{org}/{project}/models", s.tenant(s.listModels))
 	handle(api, "POST /{org}/{project}/media/inference/{job_id}/redeliver", s.tenant(s.redeliver))
 	handle(api, "GET /{org}/{project}/webhook-secret", s.tenant(s.getWebhookSecret))
 	handle(api, "POST /{org}/{project}/webhook-secret/rotate", s.tenant(s.rotateWebhookSecret))

@@ -268,6 +268,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Signer:   signer,
 		Webhooks: s.db.Store(),
 		Models:   s.models,
+		Catalog:  newModelCatalog(src),
 		Limits:   diffute.DefaultLimits,
 		MediaTTL: cfg.mediaTTL,
 		Tenancy:  s.db.Store(),
