@@ -63,6 +63,7 @@ func setup(t *testing.T) *testBundle {
 		Signer:   signer,
 		Models:   servedModels,
 		Catalog:  testCatalog,
+		JobEnds:  &httpapi.JobEnds{},
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	srv := httptest.NewServer(api.Handler())

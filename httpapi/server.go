@@ -32,7 +32,11 @@ type Server struct {
 	Logger   *slog.Logger                    // nil: no logging
 
 	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
-	MaxStreamsPerKey   int           // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
+	// JobEnds wakes a PUT waiting on its job (Prefer: wait) when this process
+	// finishes it; nil: the waiter only polls, every WaitPollInterval (0: 250 ms).
+	JobEnds          *JobEnds
+	WaitPollInterval time.Duration
+	MaxStreamsPerKey int // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
 	// AuthFailureLimit bounds failed API-key checks per client address (a
 	// token bucket; a failure takes a token, none left answers 429 without
 	// looking the key up). The zero value means DefaultAuthFailureLimit.
