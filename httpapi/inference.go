@@ -19,12 +19,23 @@ type acceptedResponse struct {
 // createInference handles PUT /{org}/{project}/media/inference.
 func (s *Server) createInference(w http.ResponseWriter, r *http.Request) error {
 	limits := s.limits()
+	wait, waiting, err := preferWait(r.Header.Values("Prefer"))
+	if err != nil {
+		return err
+	}
+	cancelIn, cancels, err := cancelAfter(r.Header.Values("Cancel-After"))
+	if err != nil {
+		return err
+	}
 	body, err := readJSONBody(w, r, limits.MaxBodyBytes)
 	if err != nil {
 		return err
 	}
 	req, err := decodeInferenceRequest(body)
 	if err != nil {
+		return err
+	}
+	if err := s.applyDefaults(r.Context(), req, body); err != nil {
 		return err
 	}
 	if err := req.Validate(limits, s.Models); err != nil {
@@ -40,7 +51,25 @@ func (s *Server) createInference(w http.ResponseWriter, r *http.Request) error {
 		// The original job, not a new one: the client retried a request we took.
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
+	if cancels && !replayed {
+		s.cancelLater(org, project, id, cancelIn)
+	}
 	w.Header().Set("Location", jobPath(org, project, id))
+	if waiting {
+		// Replicate's semantics: the finished job when it ends in time, else
+		// 202 as without the preference.
+		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
+		job, ended, err := s.waitEnded(r.Context(), org, project, id, wait)
+		if err != nil {
+			return err
+		}
+		if ended {
+			return s.writeStatus(w, r, http.StatusOK, job)
+		}
+		if job != nil {
+			status = job.Status
+		}
+	}
 	s.writeJSON(w, r, http.StatusAccepted, acceptedResponse{JobID: id, Status: status})
 	return nil
 }
@@ -104,6 +133,7 @@ func (s *Server) cancelInference(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("cancel job: %w", err)
 	}
+	s.JobEnds.Ended(id)
 	return s.writeStatus(w, r, http.StatusOK, job)
 }
 

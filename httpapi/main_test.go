@@ -62,6 +62,8 @@ func setup(t *testing.T) *testBundle {
 		Webhooks: &fakeWebhooks{secrets: map[string][]diffute.WebhookSecret{}, messages: map[int64][]diffute.WebhookMessage{}},
 		Signer:   signer,
 		Models:   servedModels,
+		Catalog:  testCatalog,
+		JobEnds:  &httpapi.JobEnds{},
 		Logger:   slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	srv := httptest.NewServer(api.Handler())

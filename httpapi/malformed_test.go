@@ -91,7 +91,8 @@ func TestMalformedRequests(t *testing.T) {
 		{name: "null prompt", body: mutate(t, func(m map[string]any) { m["prompts"] = []any{nil} }), status: 422, field: "prompts[0].name"},
 		{name: "missing prompt text", body: mutate(t, func(m map[string]any) { delete(prompt0(m), "prompt") }), status: 422, field: "prompts[0].prompt"},
 		{name: "missing model", body: mutate(t, func(m map[string]any) { delete(m, "pretrained_model_name") }), status: 422, field: "pretrained_model_name"},
-		{name: "missing width", body: mutate(t, func(m map[string]any) { delete(prompt0(m), "width") }), status: 422, field: "prompts[0].width"},
+		{name: "width 0", body: mutate(t, setPrompt("width", 0)), status: 422, field: "prompts[0].width"}, // absent is the model's native width
+		{name: "num_images 0", body: mutate(t, setPrompt("num_images", 0)), status: 422, field: "prompts[0].num_images"},
 		// Unknown and repeated fields.
 		{name: "unknown top-level field", body: mutate(t, func(m map[string]any) { m["colour"] = "red" }), status: 422, field: "colour"},
 		{name: "unknown prompt field", body: mutate(t, func(m map[string]any) { m["prompts"].([]any)[2].(map[string]any)["negativ_prompt"] = "x" }), status: 422, field: "prompts[2].negativ_prompt"},

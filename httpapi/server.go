@@ -25,13 +25,18 @@ type Server struct {
 	Media    diffute.MediaStore
 	Signer   *media.Signer                   // verifies /media/ URLs; nil when media is served elsewhere (S3)
 	Models   []string                        // served model names; nil accepts any
+	Catalog  ModelCatalog                    // native sizes and defaults of Models; nil: DefaultNativeSide, no /models entries
 	Limits   diffute.Limits                  // request bounds; the zero value means diffute.DefaultLimits
 	MediaTTL time.Duration                   // lifetime of URLs in status responses; 0: diffute.DefaultMediaTTL
 	Ready    func(ctx context.Context) error // /readyz; nil: Store.Ping
 	Logger   *slog.Logger                    // nil: no logging
 
 	EventsPollInterval time.Duration // how often an events stream reads its job; 0: DefaultEventsPollInterval
-	MaxStreamsPerKey   int           // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
+	// JobEnds wakes a PUT waiting on its job (Prefer: wait) when this process
+	// finishes it; nil: the waiter only polls, every WaitPollInterval (0: 250 ms).
+	JobEnds          *JobEnds
+	WaitPollInterval time.Duration
+	MaxStreamsPerKey int // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
 	// AuthFailureLimit bounds failed API-key checks per client address (a
 	// token bucket; a failure takes a token, none left answers 429 without
 	// looking the key up). The zero value means DefaultAuthFailureLimit.
@@ -113,6 +118,7 @@ func (s *Server) Handler() http.Handler {
 		}
 	}
 	handle(api, "GET /{org}/{project}/usage", s.tenant(s.getUsage))
+	handle(api, "GET /{org}/{project}/models", s.tenant(s.listModels))
 	handle(api, "POST /{org}/{project}/media/inference/{job_id}/redeliver", s.tenant(s.redeliver))
 	handle(api, "GET /{org}/{project}/webhook-secret", s.tenant(s.getWebhookSecret))
 	handle(api, "POST /{org}/{project}/webhook-secret/rotate", s.tenant(s.rotateWebhookSecret))

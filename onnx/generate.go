@@ -48,14 +48,7 @@ type params struct {
 // unset: 25 steps and 7.5 (SD) or 5.0 (SDXL); trailing-spacing ("turbo") models
 // get 1 step and no guidance.
 func (p *Pipeline) Defaults() (steps int, guidance float64) {
-	switch {
-	case p.turbo:
-		return DefaultTurboSteps, 0
-	case p.family == SDXL:
-		return DefaultSteps, DefaultGuidanceSDXL
-	default:
-		return DefaultSteps, DefaultGuidanceSD
-	}
+	return modelDefaults(p.family, p.turbo)
 }
 
 func (p *Pipeline) params(req diffute.GenerateRequest) (params, error) {

@@ -241,6 +241,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 	if eng != nil {
 		eng = &metrics.Engine{Engine: eng, Metrics: mets}
 	}
+	observe, jobEnds := observeJob(mets), &httpapi.JobEnds{}
 	s.queue, err = queue.New(s.db, queue.Config{
 		Engine:      eng,
 		Media:       disk,
@@ -253,7 +254,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Sweeper:           sweeper(o.sweeper),
 		Webhook:           webhookCfg,
 		Logger:            s.logger,
-		OnFinish:          observeJob(mets),
+		OnFinish: func(job *diffute.Job) {
+			observe(job)
+			jobEnds.Ended(job.ID) // a PUT waiting on it (Prefer: wait) answers now
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -268,6 +272,8 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Signer:   signer,
 		Webhooks: s.db.Store(),
 		Models:   s.models,
+		Catalog:  newModelCatalog(src),
+		JobEnds:  jobEnds,
 		Limits:   diffute.DefaultLimits,
 		MediaTTL: cfg.mediaTTL,
 		Tenancy:  s.db.Store(),
