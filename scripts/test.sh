@@ -7,6 +7,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 "$top/scripts/setup-ort.sh"
+# ONNX Runtime 1.29 with its CUDA plugin provider: the CPU suite checks both
+# libraries (the provider's registration and its errors run without a GPU).
+"$top/scripts/setup-ort.sh" --cuda
 "$top/scripts/s3-test-server.sh" install
 # A throwaway PostgreSQL for the store suite, the end-to-end and multi-process
 # tests on PostgreSQL; stopped when the tests end.
