@@ -330,12 +330,25 @@ func writeRef(repoDir, revision, commit string) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return fmt.Errorf("hub: %w", err)
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, []byte(commit), 0o644); err != nil {
+	// A temporary file of its own: concurrent pulls of one repo each write the
+	// ref, and a shared temporary name let one rename the other's away.
+	f, err := os.CreateTemp(filepath.Dir(p), filepath.Base(p)+".tmp-*")
+	if err != nil {
 		return fmt.Errorf("hub: writing ref: %w", err)
 	}
-	if err := os.Rename(tmp, p); err != nil {
-		return fmt.Errorf("hub: writing ref: %w", err)
+	_, werr := f.WriteString(commit)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(f.Name(), 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), p)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("hub: writing ref: %w", werr)
 	}
 	return nil
 }
