@@ -271,14 +271,16 @@ func (q *Queue) Stop(ctx context.Context) error {
 
 // fetchCooldown is River's minimum time between fetches of one queue. A worker
 // with one slot takes one job per fetch, so River's 100 ms default caps it at ten
-// jobs a second whatever the engine's speed; on PostgreSQL, where fetches run on a
-// pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
-// interval's pace: every fetch there takes the one write connection.
+// jobs a second whatever the engine's speed, and on SQLite it would also hold
+// back the fetch that an insert notification asks for (store/wake.go), adding up
+// to a poll's wait to every job. 5 ms (10 ms on PostgreSQL, whose fetches share
+// a pool) lifts both well above a GPU's rate; an idle queue still fetches only
+// once per poll.
 func fetchCooldown(db *store.DB, poll time.Duration) time.Duration {
 	if db.Listens() {
 		return min(10*time.Millisecond, poll)
 	}
-	return min(river.FetchCooldownDefault, poll)
+	return min(5*time.Millisecond, poll)
 }
 
 // deliveryPoll is the delivery queue's fetch poll interval: short on SQLite,
