@@ -159,10 +159,10 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 // tokens of the receiver's.
 func (w *deliveryWorker) logAttempt(ctx context.Context, d *store.Delivery, rec store.AttemptRecord, res webhook.Result, next time.Time) {
 	outcome, level := AttemptDelivered, slog.LevelInfo
-	switch {
-	case rec.Status == diffute.DeliveryFailed:
+	switch rec.Status {
+	case diffute.DeliveryFailed:
 		outcome, level = AttemptFailed, slog.LevelError
-	case rec.Status == diffute.DeliveryPending:
+	case diffute.DeliveryPending:
 		outcome, level = AttemptRetrying, slog.LevelWarn
 	}
 	if o := w.q.cfg.Observer; o != nil {
