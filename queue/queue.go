@@ -61,6 +61,8 @@ type Config struct {
 	ClientID string
 	// OnFinish, when set, is called with each job this process finishes (metrics).
 	OnFinish func(job *diffute.Job)
+	// Observer, when set, receives job starts and webhook attempts (metrics).
+	Observer Observer
 	// MediaRetention is how long images are kept after their job ends; default
 	// diffute.DefaultMediaRetention.
 	MediaRetention time.Duration
@@ -154,7 +156,7 @@ func New(db *store.DB, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	rc := &river.Config{
-		Logger:            cfg.Logger,
+		Logger:            newRiverLogger(cfg.Logger),
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     fetchCooldown(db, cfg.PollInterval),
