@@ -199,6 +199,7 @@ func (bc *builtComponent) modelInfo() *modelInfo {
 type builtSource struct {
 	configDir string
 	variant   string                     // diffusers folder: "" prefers fp16, "fp32" the plain file
+	graph     sdgraph.Options            // how the built graphs compute
 	single    *checkpoint.SingleFile     // single-file checkpoint, or nil
 	comps     map[string]*builtComponent // by pipeline component
 	opened    []*checkpoint.Component    // diffusers components, closed at release
@@ -213,7 +214,7 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnx: model folder %s: missing %s/config.json", s.configDir, folder)
 	}
-	g, err := sdgraph.Build(component, cfg)
+	g, err := sdgraph.Build(component, cfg, s.graph)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %s: %s: %w", s.configDir, folder, err)
 	}

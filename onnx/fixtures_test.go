@@ -251,18 +251,22 @@ func TestFixtureCheckpointsDiffusersLayout(t *testing.T) {
 	cases := []struct {
 		name, variant string
 		tol           float64
+		fused         bool // the fused attention the CUDA graphs use
 	}{
-		{"sd15", "", 1e-4},
-		{"sd21v", "fp32", 1e-4},
+		{"sd15", "", 1e-4, false},
+		{"sd21v", "fp32", 1e-4, false},
 		// The fp16 variant is the default where a folder has one; its stages
 		// carry the weights' fp16 rounding.
-		{"sd21v", "", 2e-2},
-		{"sdxl", "", 1e-4},
+		{"sd21v", "", 2e-2, false},
+		{"sdxl", "", 1e-4, false},
+		{"sd15", "", 1e-4, true},
+		{"sd21v", "fp32", 1e-4, true},
+		{"sdxl", "", 1e-4, true},
 	}
 	for _, c := range cases {
-		t.Run(c.name+"/"+c.variant, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/fused=%t", c.name, c.variant, c.fused), func(t *testing.T) {
 			r := loadReference(t, c.name)
-			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", c.name), WithVariant(c.variant))
+			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", c.name), WithVariant(c.variant), WithFusedAttention(c.fused))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -19,7 +19,7 @@ import (
 // DIFFUTE_BENCH_MODEL; nothing runs without it): the time to read its weight
 // files, the load time and peak RSS of the pipeline (against the float32 bytes
 // of the parameters loaded), and seconds per UNet step at the native size with
-// guidance (batch 2, DIFFUTE_BENCH_STEPS steps). DIFFUTE_BENCH_COLD=1 empties
+// guidance (batch 2, DIFFUTE_BENCH_STEPS steps) and the peak RSS of that run. DIFFUTE_BENCH_COLD=1 empties
 // the page cache before the read and before the load. Run one model per
 // process, since peak RSS is the process's:
 //
@@ -66,11 +66,13 @@ func BenchmarkFullSize(b *testing.B) {
 			}
 			req := diffute.GenerateRequest{Prompt: "a lighthouse at dusk", NumImages: 1, Width: side, Height: side, Steps: steps, Seed: 1}
 			var st runStats
+			resetPeakRSS()
 			start := time.Now()
 			if _, err := p.run(context.Background(), req, nil, &st); err != nil {
 				b.Fatal(err)
 			}
 			b.ReportMetric(time.Since(start).Seconds(), "image-s")
+			b.ReportMetric(float64(rss(b, "VmHWM")-base)/1e9, "run-peak-rss-GB")
 			b.ReportMetric(st.unetRun.Seconds()/float64(steps), "unet-s/step")
 		}
 		p.Close()

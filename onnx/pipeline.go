@@ -12,6 +12,7 @@ import (
 	"github.com/diffute/diffute/checkpoint"
 	"github.com/diffute/diffute/clip"
 	"github.com/diffute/diffute/sched"
+	"github.com/diffute/diffute/sdgraph"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -56,6 +57,7 @@ type pipelineOptions struct {
 	maxBatchBytes int64
 	variant       string
 	layout        string
+	fused         *bool // WithFusedAttention; nil: by device
 }
 
 // WithLayout gives a single-file checkpoint the diffusers folder whose configs,
@@ -75,6 +77,22 @@ func WithVariant(v string) Option {
 // WithDevice runs the sessions on device: "cpu" (the default) or "cuda:N".
 func WithDevice(device string) Option {
 	return func(o *pipelineOptions) { o.session.device = device }
+}
+
+// WithFusedAttention overrides the device's choice of attention in built
+// graphs (sdgraph.Options.FusedAttention): fused on CUDA, unfused on the CPU,
+// where ONNX Runtime's fused kernel saves memory but runs slower.
+func WithFusedAttention(on bool) Option {
+	return func(o *pipelineOptions) { o.fused = &on }
+}
+
+// graphOptions are the built graphs' options for o's device.
+func (o *pipelineOptions) graphOptions() sdgraph.Options {
+	fused := strings.HasPrefix(o.session.device, "cuda")
+	if o.fused != nil {
+		fused = *o.fused
+	}
+	return sdgraph.Options{FusedAttention: fused}
 }
 
 // WithThreads sets ONNX Runtime's intra- and inter-op thread counts (0: its default).
@@ -254,14 +272,14 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 	var src componentSource = onnxSource{dir}
 	p.format = FormatONNX
 	if single != nil {
-		b := &builtSource{configDir: dir, single: single}
+		b := &builtSource{configDir: dir, single: single, graph: o.graphOptions()}
 		p.built, src, p.format = b, b, FormatSingleFile
 		single = nil // the pipeline closes it
 	} else if detectFormat(dir, idx) == FormatDiffusers {
 		if o.variant != "" && o.variant != "fp32" && o.variant != "fp16" {
 			return nil, fmt.Errorf("onnx: weights variant %q: want fp16 or fp32", o.variant)
 		}
-		b := &builtSource{configDir: dir, variant: o.variant}
+		b := &builtSource{configDir: dir, variant: o.variant, graph: o.graphOptions()}
 		p.built, src, p.format = b, b, FormatDiffusers
 	}
 	for _, rel := range requiredFiles(family, p.format) {

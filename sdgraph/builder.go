@@ -73,7 +73,19 @@ type builder struct {
 	ios    []IO
 	outs   []IO
 	consts map[string]string
+	opts   Options
 	err    error
+}
+
+// Options choose how a graph computes, never what: every choice gives the
+// same results within float rounding.
+type Options struct {
+	// FusedAttention computes attention with ONNX Runtime's MultiHeadAttention
+	// (flash or memory-efficient kernels on CUDA, no [B, heads, T, S] score
+	// tensor held by the graph) instead of MatMul, Softmax, MatMul. It cuts the
+	// UNet's peak memory on every provider but runs slower on the CPU one, so
+	// the loader turns it on for CUDA.
+	FusedAttention bool
 }
 
 // failf records the builder's first error (an unsupported config value).
@@ -83,8 +95,8 @@ func (b *builder) failf(format string, args ...any) {
 	}
 }
 
-func newBuilder(name string) *builder {
-	return &builder{g: og.NewGraph(name), seen: map[string]bool{}, dtype: og.Float, consts: map[string]string{}}
+func newBuilder(name string, o Options) *builder {
+	return &builder{g: og.NewGraph(name), seen: map[string]bool{}, dtype: og.Float, consts: map[string]string{}, opts: o}
 }
 
 func (b *builder) input(name string, dtype og.DType, dims ...int64) string {
@@ -236,6 +248,23 @@ func (b *builder) layerNorm(x, prefix string, dim int64, eps float32) string {
 		og.AttrInt("axis", -1), og.AttrFloat("epsilon", eps))
 }
 
+// causalMask is the additive [T, T] mask of CLIP's 77 tokens: -max above the
+// diagonal.
+func (b *builder) causalMask() string {
+	if name, ok := b.consts["causal"]; ok {
+		return name
+	}
+	mask := make([]float32, TokenLength*TokenLength)
+	for i := range TokenLength {
+		for j := i + 1; j < TokenLength; j++ {
+			mask[i*TokenLength+j] = -math.MaxFloat32
+		}
+	}
+	name := b.floats([]int64{TokenLength, TokenLength}, mask)
+	b.consts["causal"] = name
+	return name
+}
+
 func (b *builder) silu(x string) string {
 	return b.op("Mul", []string{x, b.op("Sigmoid", []string{x})})
 }
@@ -265,8 +294,22 @@ func (b *builder) act(name, x string) (string, error) {
 }
 
 // attention is scaled dot-product attention of q [B, T, heads·d] over k, v
-// [B, S, heads·d], with an optional additive mask [T, S]; it returns [B, T, heads·d].
-func (b *builder) attention(q, k, v string, heads, headDim int64, mask string, prescaled bool) string {
+// [B, S, heads·d], causal (T = S) or not; it returns [B, T, heads·d]. prescaled
+// says q already carries 1/√d (CLIP).
+func (b *builder) attention(q, k, v string, heads, headDim int64, causal, prescaled bool) string {
+	if b.opts.FusedAttention {
+		scale := float32(1 / math.Sqrt(float64(headDim)))
+		if prescaled {
+			scale = 1
+		}
+		attrs := []og.Attr{og.AttrInt("num_heads", heads), og.AttrFloat("scale", scale)}
+		if causal {
+			attrs = append(attrs, og.AttrInt("unidirectional", 1))
+		}
+		out := b.tmp()
+		b.g.NodeIn(og.ContribDomain, "MultiHeadAttention", []string{q, k, v}, []string{out}, attrs...)
+		return out
+	}
 	split := func(x string) string {
 		r := b.op("Reshape", []string{x, b.ints(0, 0, heads, headDim)})
 		return b.op("Transpose", []string{r}, og.AttrInts("perm", 0, 2, 1, 3))
@@ -278,8 +321,8 @@ func (b *builder) attention(q, k, v string, heads, headDim int64, mask string, p
 		qh = b.op("Mul", []string{qh, b.scalar(float32(1 / math.Sqrt(float64(headDim))))})
 	}
 	s := b.op("MatMul", []string{qh, kh})
-	if mask != "" {
-		s = b.op("Add", []string{s, mask})
+	if causal {
+		s = b.op("Add", []string{s, b.causalMask()})
 	}
 	p := b.op("Softmax", []string{s}, og.AttrInt("axis", -1))
 	o := b.op("MatMul", []string{p, vh})

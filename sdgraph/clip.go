@@ -66,8 +66,8 @@ const TokenLength = 77
 // output, as output_hidden_states numbers them), and for the projection model
 // text_embeds [B, P] (the EOS token's state, at the first position of the largest
 // id as transformers pools, projected).
-func TextEncoder(c TextConfig) (*Graph, error) {
-	b := newBuilder("text_encoder")
+func TextEncoder(c TextConfig, o Options) (*Graph, error) {
+	b := newBuilder("text_encoder", o)
 	d, heads := c.HiddenSize, c.NumAttentionHeads
 	eps := float32(c.LayerNormEps)
 	ids := b.input("input_ids", og.Int64, -1, TokenLength)
@@ -77,13 +77,6 @@ func TextEncoder(c TextConfig) (*Graph, error) {
 	// which must not read a supplied weight before the session has it).
 	h := b.op("Add", []string{tok, b.weight("text_model.embeddings.position_embedding.weight", TokenLength, d)})
 
-	mask := make([]float32, TokenLength*TokenLength)
-	for i := range TokenLength {
-		for j := i + 1; j < TokenLength; j++ {
-			mask[i*TokenLength+j] = -math.MaxFloat32
-		}
-	}
-	causal := b.floats([]int64{TokenLength, TokenLength}, mask)
 	hidden := []string{h}
 	for l := range c.NumHiddenLayers {
 		p := "text_model.encoder.layers." + strconv.FormatInt(l, 10)
@@ -91,7 +84,7 @@ func TextEncoder(c TextConfig) (*Graph, error) {
 		q := b.op("Mul", []string{b.linear(x, p+".self_attn.q_proj", d, d, true), b.scalar(float32(1 / math.Sqrt(float64(d/heads))))})
 		k := b.linear(x, p+".self_attn.k_proj", d, d, true)
 		v := b.linear(x, p+".self_attn.v_proj", d, d, true)
-		a := b.attention(q, k, v, heads, d/heads, causal, true)
+		a := b.attention(q, k, v, heads, d/heads, true, true)
 		h = b.op("Add", []string{h, b.linear(a, p+".self_attn.out_proj", d, d, true)})
 		x = b.layerNorm(h, p+".layer_norm2", d, eps)
 		x = b.linear(x, p+".mlp.fc1", d, c.IntermediateSize, true)

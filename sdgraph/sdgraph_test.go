@@ -1,13 +1,15 @@
 package sdgraph
 
 import (
-	"github.com/diffute/diffute/internal/fixtures"
+	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/diffute/diffute/internal/fixtures"
 	"github.com/diffute/diffute/safetensors"
 )
 
@@ -32,12 +34,12 @@ func TestParamsAreTheCheckpointsTensors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := Build(c, cfg)
+			g, err := Build(c, cfg, Options{})
 			if err != nil {
 				t.Fatalf("%s/%s: %v", model, c, err)
 			}
 			if c == "vae" {
-				enc, err := Build("vae_encoder", cfg)
+				enc, err := Build("vae_encoder", cfg, Options{})
 				if err != nil {
 					t.Fatalf("%s/vae_encoder: %v", model, err)
 				}
@@ -109,9 +111,39 @@ func TestUnsupportedConfigsNameTheKey(t *testing.T) {
 		{"unet", `[`, "config.json"},
 	}
 	for _, c := range cases {
-		_, err := Build(c.component, []byte(c.config))
+		_, err := Build(c.component, []byte(c.config), Options{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: err = %v, want it to contain %q", c.component, c.config, err, c.want)
+		}
+	}
+}
+
+// TestFusedAttentionOption checks that Options.FusedAttention decides the
+// attention operator of every component that attends, and nothing else: the
+// weights asked for are the same either way.
+func TestFusedAttentionOption(t *testing.T) {
+	t.Parallel()
+	dir := fixtureCheckpoints(t)
+	for _, c := range []string{"text_encoder", "unet", "vae"} {
+		cfg, err := os.ReadFile(filepath.Join(dir, "sd15", c, "config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := Build(c, cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fused, err := Build(c, cfg, Options{FusedAttention: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const op = "MultiHeadAttention"
+		if bytes.Contains(plain.Model, []byte(op)) || !bytes.Contains(fused.Model, []byte(op)) {
+			t.Errorf("%s: %s in the unfused graph %t, in the fused one %t", c, op,
+				bytes.Contains(plain.Model, []byte(op)), bytes.Contains(fused.Model, []byte(op)))
+		}
+		if !reflect.DeepEqual(plain.Params, fused.Params) {
+			t.Errorf("%s: the fused graph asks for other weights", c)
 		}
 	}
 }

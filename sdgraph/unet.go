@@ -154,7 +154,7 @@ type unet struct {
 // UNet builds UNet2DConditionModel: sample [B, C, h, w], timestep float32 [1],
 // encoder_hidden_states [B, 77, ctx] (and for SDXL text_embeds [B, P], time_ids
 // [B, 6]) → out_sample [B, C, h, w].
-func UNet(c UNetConfig) (*Graph, error) {
+func UNet(c UNetConfig, o Options) (*Graph, error) {
 	n := len(c.BlockOutChannels)
 	heads := c.NumAttentionHeads
 	if !heads.set {
@@ -168,7 +168,7 @@ func UNet(c UNetConfig) (*Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unet config.json: %w", err)
 	}
-	u := &unet{builder: newBuilder("unet"), c: c, groups: c.NormNumGroups, eps: float32(c.NormEps)}
+	u := &unet{builder: newBuilder("unet", o), c: c, groups: c.NormNumGroups, eps: float32(c.NormEps)}
 	sample := u.input("sample", og.Float, -1, c.InChannels, -1, -1)
 	ts := u.input("timestep", og.Float, 1)
 	u.ctx = u.input("encoder_hidden_states", og.Float, -1, TokenLength, c.ContextDim())
@@ -349,6 +349,6 @@ func (u *unet) attn(x, ctx, prefix string, dim, ctxDim, heads int64) string {
 	q := u.linear(x, prefix+".to_q", dim, dim, false)
 	k := u.linear(ctx, prefix+".to_k", ctxDim, dim, false)
 	v := u.linear(ctx, prefix+".to_v", ctxDim, dim, false)
-	a := u.attention(q, k, v, heads, dim/heads, "", false)
+	a := u.attention(q, k, v, heads, dim/heads, false, false)
 	return u.linear(a, prefix+".to_out.0", dim, dim, true)
 }

@@ -55,8 +55,8 @@ func ParseVAEConfig(data []byte) (VAEConfig, error) {
 // VAEDecoder builds AutoencoderKL's decode: latent_sample [B, latent, h, w]
 // (already divided by the scaling factor) → post_quant_conv → Decoder → sample
 // [B, 3, 8h, 8w] in [-1, 1] (before clamping).
-func VAEDecoder(c VAEConfig) (*Graph, error) {
-	b := newBuilder("vae_decoder")
+func VAEDecoder(c VAEConfig, o Options) (*Graph, error) {
+	b := newBuilder("vae_decoder", o)
 	const eps = 1e-6
 	g := c.NormNumGroups
 	n := len(c.BlockOutChannels)
@@ -109,7 +109,7 @@ func vaeAttention(b *builder, x, prefix string, ch, groups int64, eps float32) s
 	q := b.linear(h, prefix+".to_q", ch, ch, true)
 	k := b.linear(h, prefix+".to_k", ch, ch, true)
 	v := b.linear(h, prefix+".to_v", ch, ch, true)
-	a := b.attention(q, k, v, 1, ch, "", false)
+	a := b.attention(q, k, v, 1, ch, false, false)
 	a = b.linear(a, prefix+".to_out.0", ch, ch, true)
 	a = b.op("Reshape", []string{b.op("Transpose", []string{a}, og.AttrInts("perm", 0, 2, 1)), shape})
 	return b.op("Add", []string{a, x})
@@ -120,8 +120,8 @@ func vaeAttention(b *builder, x, prefix string, ch, groups int64, eps float32) s
 // [B, 2·latent, H/8, W/8], the mean then the log-variance of each latent
 // channel (DiagonalGaussianDistribution's parameters; multiply a draw or the
 // mean by the scaling factor for the UNet). For image-to-image.
-func VAEEncoder(c VAEConfig) (*Graph, error) {
-	b := newBuilder("vae_encoder")
+func VAEEncoder(c VAEConfig, o Options) (*Graph, error) {
+	b := newBuilder("vae_encoder", o)
 	const eps = 1e-6
 	g := c.NormNumGroups
 	n := len(c.BlockOutChannels)

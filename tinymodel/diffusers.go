@@ -121,7 +121,7 @@ func diffusersIndex(name string) map[string]any {
 // ComponentParams builds the graph of a diffusers component from its config and
 // returns the weights it needs: what a checkpoint of that architecture stores.
 func ComponentParams(component string, config []byte) ([]sdgraph.Param, error) {
-	g, err := sdgraph.Build(component, config)
+	g, err := sdgraph.Build(component, config, sdgraph.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("tinymodel: %s: %w", component, err)
 	}
