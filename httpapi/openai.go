@@ -270,7 +270,7 @@ func decodeOpenAIRequest(body []byte) (*openAIRequest, error) {
 		case field == "":
 			return nil, invalidParam("", "", "We could not parse the JSON body of your request: %s.", msg)
 		case fields[field] == nil:
-			return nil, invalidParam(field, "unknown_parameter", "Unknown parameter: '%s'.", truncate(field, 64))
+			return nil, invalidParam(truncate(field, 64), "unknown_parameter", "Unknown parameter: '%s'.", truncate(field, 64))
 		case strings.HasPrefix(msg, "must be"):
 			return nil, invalidParam(field, "invalid_type", "Invalid type for '%s': %s.", field, msg)
 		default:

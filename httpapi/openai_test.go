@@ -237,6 +237,7 @@ func TestOpenAIImagesBadInput(t *testing.T) {
 		{"prompt too long", `{"prompt": "` + strings.Repeat("a", 4001) + `"}`, 400, "prompt", "", "4000"},
 		{"prompt control character", `{"prompt": "a\u0000b"}`, 400, "prompt", "", ""},
 		{"unknown parameter", `{"prompt": "p", "seed": 1}`, 400, "seed", "unknown_parameter", "seed"},
+		{"long unknown parameter", `{"prompt": "p", "` + strings.Repeat("x", 100) + `": 1}`, 400, strings.Repeat("x", 64) + "…", "unknown_parameter", ""},
 		{"repeated parameter", `{"prompt": "p", "n": 1, "n": 2}`, 400, "n", "", ""},
 		{"unknown model", `{"prompt": "p", "model": "dall-e-3"}`, 404, "model", "model_not_found", "tiny-sd"},
 		{"not JSON", `prompt=a fox`, 400, "", "", "parse"},
