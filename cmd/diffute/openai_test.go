@@ -188,11 +188,17 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(body, &direct); err != nil || len(direct.Data) != 1 {
 		t.Fatalf("b64_json answer %.300s: %v", body, err)
 	}
-	if validated.Load()-before != 2 {
-		t.Errorf("%d exchanges validated, want 2", validated.Load()-before)
+	resp, body = postImages(t, srv.url, key, map[string]any{"prompt": "a lighthouse", "size": "64x64", "output_format": "jpeg"})
+	var jpeg httpapi.OpenAIImagesResponse
+	if err := json.Unmarshal(body, &jpeg); err != nil || resp.StatusCode != http.StatusOK || jpeg.OutputFormat != "jpeg" ||
+		len(jpeg.Data) != 1 || !strings.Contains(jpeg.Data[0].URL, ".jpg?") {
+		t.Fatalf("url, jpeg: %s %s", resp.Status, body)
+	}
+	if n := validated.Load() - before; n != 3 {
+		t.Errorf("%d exchanges validated, want 3", n)
 	}
 
-	// Every image is metered in the key's default project: 2 + 1 + 1.
+	// Every image is metered in the key's default project: 2 + 1 + 1 + 1.
 	var usage httpapi.UsageResponse
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -203,13 +209,13 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 		if err := json.Unmarshal(body, &usage); err != nil {
 			t.Fatal(err)
 		}
-		if usage.Total.Images >= 4 || time.Now().After(deadline) {
+		if usage.Total.Images >= 5 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if usage.Total.Images != 4 || usage.Total.PixelSteps <= 0 {
-		t.Errorf("usage total %+v, want 4 images", usage.Total)
+	if usage.Total.Images != 5 || usage.Total.PixelSteps <= 0 {
+		t.Errorf("usage total %+v, want 5 images", usage.Total)
 	}
 }
 
