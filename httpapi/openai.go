@@ -120,11 +120,13 @@ func invalidParam(param, code, format string, args ...any) *openAIStatusError {
 		param: param, code: code, message: fmt.Sprintf(format, args...)}
 }
 
-// openAIImages handles POST /v1/images/generations.
-func (s *Server) openAIImages(w http.ResponseWriter, r *http.Request) {
+// openAIImages handles POST /v1/images/generations. It answers its errors
+// itself, in OpenAI's shape, and returns none for problem details.
+func (s *Server) openAIImages(w http.ResponseWriter, r *http.Request) error {
 	if err := s.generateImages(w, r); err != nil {
 		s.writeOpenAIError(w, r, err)
 	}
+	return nil
 }
 
 // generateImages submits the request as a job and answers with its images

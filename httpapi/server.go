@@ -110,7 +110,7 @@ func (s *Server) Handler() http.Handler {
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/deliveries", s.tenant(s.listDeliveries))
 	handle(api, "GET /{org}/{project}/media/inference", s.tenant(s.listInference))
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/events", s.tenant(s.jobEvents))
-	api.Handle("POST /v1/images/generations", http.HandlerFunc(s.openAIImages)) // OpenAI's error shape, not problems
+	handle(api, "POST /v1/images/generations", s.openAIImages) // answers its errors in OpenAI's shape
 	handle(api, "GET /openapi.json", s.openAPI)
 	handle(api, "GET /docs", s.docs)
 	if s.Metrics != nil {
