@@ -68,17 +68,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := diffute.ErrorCode(err)
 	if status == http.StatusInternalServerError {
 		code = diffute.EINTERNAL
-		attrs := []any{"method", r.Method, "path", r.URL.Path, "err", err}
-		for _, name := range []string{"org", "project", "job_id"} {
-			if v := r.PathValue(name); v != "" {
-				attrs = append(attrs, name, v)
-			}
-		}
-		var je *jobError
-		if errors.As(err, &je) {
-			attrs = append(attrs, "job_id", je.jobID)
-		}
-		s.log().ErrorContext(r.Context(), "request failed", attrs...)
+		s.logFailure(r, err)
 	}
 	setRetryAfter(w, err)
 	p := Problem{
@@ -91,6 +81,21 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Field:    diffute.ErrorField(err),
 	}
 	writeProblem(w, p)
+}
+
+// logFailure logs an internal error of r, the one place it is logged.
+func (s *Server) logFailure(r *http.Request, err error) {
+	attrs := []any{"method", r.Method, "path", r.URL.Path, "err", err}
+	for _, name := range []string{"org", "project", "job_id"} {
+		if v := r.PathValue(name); v != "" {
+			attrs = append(attrs, name, v)
+		}
+	}
+	var je *jobError
+	if errors.As(err, &je) {
+		attrs = append(attrs, "job_id", je.jobID)
+	}
+	s.log().ErrorContext(r.Context(), "request failed", attrs...)
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {

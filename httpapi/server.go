@@ -36,6 +36,9 @@ type Server struct {
 	// finishes it; nil: the waiter only polls, every WaitPollInterval (0: 250 ms).
 	JobEnds          *JobEnds
 	WaitPollInterval time.Duration
+	// OpenAIWait bounds how long POST /v1/images/generations waits for its
+	// images; 0: DefaultOpenAIWait.
+	OpenAIWait       time.Duration
 	MaxStreamsPerKey int // events streams one API key may hold open; 0: DefaultMaxStreamsPerKey
 	// AuthFailureLimit bounds failed API-key checks per client address (a
 	// token bucket; a failure takes a token, none left answers 429 without
@@ -109,6 +112,7 @@ func (s *Server) Handler() http.Handler {
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/deliveries", s.tenant(s.listDeliveries))
 	handle(api, "GET /{org}/{project}/media/inference", s.tenant(s.listInference))
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/events", s.tenant(s.jobEvents))
+	handle(api, "POST /v1/images/generations", s.openAIImages) // answers its errors in OpenAI's shape
 	handle(api, "GET /openapi.json", s.openAPI)
 	handle(api, "GET /docs", s.docs)
 	if s.Metrics != nil {
@@ -228,6 +232,12 @@ func apiKeyOf(r *http.Request) *diffute.APIKey {
 // authenticate is authorize behind the per-address limit on failed checks: a
 // client that keeps presenting bad keys is answered 429 before any lookup.
 func (s *Server) authenticate(r *http.Request, org, project string) (*diffute.APIKey, error) {
+	return s.limitFailedChecks(r, func() (*diffute.APIKey, error) { return s.authorize(r, org, project) })
+}
+
+// limitFailedChecks runs check, a key check of r, behind the per-address limit
+// on failed checks; every route that takes an API key goes through it.
+func (s *Server) limitFailedChecks(r *http.Request, check func() (*diffute.APIKey, error)) (*diffute.APIKey, error) {
 	s.limiterOnce.Do(s.initLimiters)
 	addr := clientAddr(r)
 	limit := s.authFailureLimit()
@@ -235,7 +245,7 @@ func (s *Server) authenticate(r *http.Request, org, project string) (*diffute.AP
 		return nil, &retryAfterError{after: wait, err: diffute.Errorf(diffute.ERATELIMIT,
 			"too many failed API key checks from this address; retry after %d s", int64(math.Ceil(wait.Seconds())))}
 	}
-	key, err := s.authorize(r, org, project)
+	key, err := check()
 	if code := diffute.ErrorCode(err); code == diffute.EUNAUTHORIZED || code == diffute.EFORBIDDEN {
 		s.authFailures.allow(addr, limit)
 	}
@@ -259,19 +269,29 @@ func (s *Server) authorize(r *http.Request, org, project string) (*diffute.APIKe
 	if header == "" {
 		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "an API key is required in the x-api-key header")
 	}
-	key, err := s.Keys.APIKeyByHash(r.Context(), diffute.HashAPIKey(header))
+	key, err := s.keyBySecret(r.Context(), header, "x-api-key")
+	if err != nil {
+		return nil, err
+	}
+	if !key.Allows(org, project) {
+		return nil, diffute.FieldErrorf(diffute.EFORBIDDEN, "x-api-key", "the API key is not valid for this organization and project")
+	}
+	return key, nil
+}
+
+// keyBySecret looks up the API key secret as sent in field (a header):
+// unknown or revoked → EUNAUTHORIZED naming field.
+func (s *Server) keyBySecret(ctx context.Context, secret, field string) (*diffute.APIKey, error) {
+	key, err := s.Keys.APIKeyByHash(ctx, diffute.HashAPIKey(secret))
 	switch code := diffute.ErrorCode(err); {
 	case err == nil:
 	case code == diffute.EUNAUTHORIZED || code == diffute.ENOTFOUND:
-		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
+		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, field, "the API key is not valid")
 	default:
 		return nil, fmt.Errorf("look up API key: %w", err)
 	}
 	if !key.RevokedAt.IsZero() {
-		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, "x-api-key", "the API key is not valid")
-	}
-	if !key.Allows(org, project) {
-		return nil, diffute.FieldErrorf(diffute.EFORBIDDEN, "x-api-key", "the API key is not valid for this organization and project")
+		return nil, diffute.FieldErrorf(diffute.EUNAUTHORIZED, field, "the API key is not valid")
 	}
 	return key, nil
 }
