@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -297,5 +298,106 @@ func validateSchema(t *testing.T, name string, data []byte) {
 	}
 	if err := ref.Value.VisitJSON(v); err != nil {
 		t.Errorf("%s event does not match the schema: %v\n%s", name, err, data)
+	}
+}
+
+// recordingTB stands in for a test in TestAPIClientFailsOnDrift: it keeps the
+// errors apiClient's transport reports instead of failing.
+type recordingTB struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func (r *recordingTB) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	errs := r.errs
+	r.errs = nil
+	return errs
+}
+
+// TestAPIClientFailsOnDrift points apiClient's validating transport at a server
+// that answers what the test says, and checks that an exact answer passes while
+// each kind of drift (a member too many or missing, an undocumented status or
+// route, a problem sent as plain JSON) is reported, and that every exchange is
+// counted: the end-to-end suite's checking is only as good as this.
+func TestAPIClientFailsOnDrift(t *testing.T) {
+	t.Parallel()
+	router, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		sync.Mutex
+		status      int
+		contentType string
+		body        []byte
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer.Lock()
+		defer answer.Unlock()
+		w.Header().Set("Content-Type", answer.contentType)
+		w.WriteHeader(answer.status)
+		w.Write(answer.body)
+	}))
+	defer srv.Close()
+	rec := &recordingTB{TB: t}
+	client := &http.Client{Transport: &validatingTransport{t: rec, router: router}}
+	created := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)
+	status, err := json.Marshal(httpapi.JobStatus{JobID: 4519838271823191, Name: "n", Model: "diffute/tiny-sd",
+		Status: "queued", CreatedAt: created, Prompts: []httpapi.PromptStatus{},
+		Webhook: httpapi.WebhookStatus{State: "none"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	problem := []byte(`{"type":"https://github.com/diffute/diffute/blob/main/docs/api.md#error-not_found","title":"Not Found","status":404,"code":"not_found"}`)
+	job := "/acme/default/media/inference/4519838271823191"
+	for _, c := range []struct {
+		what        string
+		path        string
+		status      int
+		contentType string
+		body        []byte
+		drift       bool
+	}{
+		{"the status as the server writes it", job, 200, "application/json", status, false},
+		{"a problem as the server writes it", job, 404, "application/problem+json", problem, false},
+		{"a member too many", job, 200, "application/json", bytes.Replace(status, []byte(`{`), []byte(`{"extra":1,`), 1), true},
+		{"a required member missing", job, 200, "application/json", bytes.Replace(status, []byte(`"model":"diffute/tiny-sd",`), nil, 1), true},
+		{"an undocumented status", job, 418, "application/problem+json", problem, true},
+		{"a problem as application/json", job, 404, "application/json", problem, true},
+		{"a problem with a member too many", job, 404, "application/problem+json", bytes.Replace(problem, []byte(`{`), []byte(`{"trace":"x",`), 1), true},
+		{"an answered route the document lacks", "/acme/default/media/inference/4519838271823191/retry", 200, "application/json", []byte(`{}`), true},
+	} {
+		answer.Lock()
+		answer.status, answer.contentType, answer.body = c.status, c.contentType, c.body
+		answer.Unlock()
+		before := validated.Load()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+c.path, nil)
+		req.Header.Set("x-api-key", "dfk_test")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if validated.Load() == before {
+			t.Errorf("%s: the exchange was not counted as validated", c.what)
+		}
+		errs := rec.take()
+		if c.drift && len(errs) == 0 {
+			t.Errorf("%s: apiClient let it through", c.what)
+		}
+		if !c.drift && len(errs) > 0 {
+			t.Errorf("%s: apiClient reported %v", c.what, errs)
+		}
 	}
 }
