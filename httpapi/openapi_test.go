@@ -508,3 +508,45 @@ func containsSpaced(s, want string) bool {
 	space := regexp.MustCompile(`[ \t]+`)
 	return strings.Contains(space.ReplaceAllString(s, " "), space.ReplaceAllString(want, " "))
 }
+
+// TestOpenAPIRequestNullsAreAbsent checks both sides of the document's promise
+// that an optional request member sent as null is the same as absent: the schema
+// accepts a request with every optional member null, and so does the server's
+// decoding and validation.
+func TestOpenAPIRequestNullsAreAbsent(t *testing.T) {
+	t.Parallel()
+	doc := loadOpenAPI(t)
+	body := []byte(`{"name":"n","pretrained_model_name":"diffute/tiny-sd","webhook":null,"secret":null,"output_format":null,"webhook_events":null,
+		"prompts":[{"name":"a","prompt":"a lighthouse","num_images":null,"height":null,"width":null,"style":null,"negative_prompt":null,
+		"seed":null,"rng":null,"steps":null,"guidance_scale":null,"scheduler":null}]}`)
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	schema := doc.Components.Schemas["InferenceRequest"].Value
+	if err := schema.VisitJSON(v, openapi3.EnableJSONSchema2020(), openapi3.VisitAsRequest()); err != nil {
+		t.Errorf("the document refuses nulls the server accepts: %v", err)
+	}
+	// Every optional member of the two request schemas is in the body above.
+	for _, name := range []string{"InferenceRequest", "PromptRequest"} {
+		s := doc.Components.Schemas[name].Value
+		for field, p := range s.Properties {
+			if !slices.Contains(s.Required, field) && !permitsNull(p.Value) {
+				t.Errorf("%s.%s is optional but the document refuses null for it", name, field)
+			}
+		}
+	}
+	req, err := decodeInferenceRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := (&Server{}).applyDefaults(context.Background(), req, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := req.Validate(diffute.DefaultLimits, nil); err != nil {
+		t.Errorf("the server refuses a request whose optional members are null: %v", err)
+	}
+	if p := req.Prompts[0]; p.NumImages != 1 || p.Width != DefaultNativeSide || p.NegativePrompt != nil || p.Seed != nil {
+		t.Errorf("nulls were not taken as absent: %+v", p)
+	}
+}
