@@ -30,10 +30,12 @@ import (
 var (
 	specOnce   sync.Once
 	specRouter routers.Router
+	specDoc    *openapi3.T
 	errSpec    error
 	// validated counts the exchanges checked, so a test can assert that checking
-	// happened at all.
-	validated atomic.Int64
+	// happened at all; validatedWebhooks counts the webhook messages checked.
+	validated         atomic.Int64
+	validatedWebhooks atomic.Int64
 )
 
 func loadSpec() (routers.Router, error) {
@@ -49,6 +51,7 @@ func loadSpec() (routers.Router, error) {
 			return
 		}
 		doc.Servers = nil // match requests to any test server's host
+		specDoc = doc
 		specRouter, errSpec = gorillamux.NewRouter(doc)
 		// Bodies the validator cannot parse are checked by the tests that read them.
 		raw := func(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
@@ -134,6 +137,42 @@ func (v *validatingTransport) check(req *http.Request, reqBody []byte, resp *htt
 	}
 }
 
+// validateWebhook checks a webhook message a test receiver got against the
+// document's webhooks entry for its event: the headers (webhook-id,
+// webhook-timestamp, webhook-signature…) and the body. A mismatch is a test error.
+func validateWebhook(t testing.TB, header http.Header, body []byte) {
+	t.Helper()
+	if _, err := loadSpec(); err != nil {
+		t.Error(err)
+		return
+	}
+	validatedWebhooks.Add(1)
+	var msg struct {
+		Event string `json:"event"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		t.Errorf("openapi: webhook body is not JSON: %v\n%.500s", err, body)
+		return
+	}
+	item := specDoc.Webhooks[msg.Event]
+	if item == nil || item.Post == nil {
+		t.Errorf("openapi: webhook event %q is not in openapi.json's webhooks", msg.Event)
+		return
+	}
+	req, err := http.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	req.Header = header.Clone()
+	in := &openapi3filter.RequestValidationInput{Request: req,
+		Route:   &routers.Route{Spec: specDoc, Path: msg.Event, PathItem: item, Method: http.MethodPost, Operation: item.Post},
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		t.Errorf("openapi: webhook %q does not match openapi.json: %v\nbody: %.500s", msg.Event, err, body)
+	}
+}
+
 // sseEvent is one server-sent event.
 type sseEvent struct {
 	name string
@@ -171,7 +210,7 @@ func TestEventsAndList(t *testing.T) {
 	srv := startServe(t)
 	key := createKey(t, srv.getenv, srv.dataDir, "acme", "default")
 	recv := newReceiver(t)
-	before := validated.Load()
+	before, hooksBefore := validated.Load(), validatedWebhooks.Load()
 
 	resp, body := doJSON(t, http.MethodPut, srv.url+"/acme/default/media/inference", key, smallRequest(recv.URL+"/hook", "diffute/tiny-sd"))
 	if resp.StatusCode != http.StatusAccepted {
@@ -255,6 +294,9 @@ loop:
 	// rejected body, health, readiness and the media URL's 403.
 	jobURL := fmt.Sprintf("%s/acme/default/media/inference/%d", srv.url, accepted.JobID)
 	recv.wait(t, 60*time.Second)
+	if validatedWebhooks.Load() == hooksBefore {
+		t.Errorf("the webhook was not validated against openapi.json's webhooks")
+	}
 	resp, body = doJSON(t, http.MethodGet, jobURL+"/deliveries", key, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"webhook_id"`) {
 		t.Errorf("deliveries: %s %s", resp.Status, body)
@@ -296,7 +338,8 @@ func validateSchema(t *testing.T, name string, data []byte) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatalf("%s event: %v: %s", name, err, data)
 	}
-	if err := ref.Value.VisitJSON(v); err != nil {
+	// As openapi3filter validates bodies of a 3.1 document: JSON Schema 2020-12.
+	if err := ref.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
 		t.Errorf("%s event does not match the schema: %v\n%s", name, err, data)
 	}
 }
