@@ -427,7 +427,7 @@ func TestOpenAPIGeneratesClients(t *testing.T) {
 		run := func(dir string, args ...string) ([]byte, error) {
 			cmd := exec.Command(goBin, args...)
 			cmd.Dir = dir
-			cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+			cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly -buildvcs=false")
 			return cmd.CombinedOutput()
 		}
 		if out, err := run(tools, "mod", "download"); err != nil {
