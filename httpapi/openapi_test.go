@@ -493,6 +493,8 @@ func TestOpenAPIGeneratesClients(t *testing.T) {
 			"export interface paths", "export interface webhooks", `"prompt.completed": {`, "export interface components",
 			"JobStatus: {", "finished_at: string | null;", "organization: string;", "messages: components[\"schemas\"][\"WebhookMessage\"][];",
 			"log?: components[\"schemas\"][\"DeliveryLog\"];", "getUsage: {", "from?: string;",
+			// Optional request members stay optional (a default would make them required).
+			`output_format?: ("png" | "jpeg" | "webp") | null;`, "num_images?: number | null;",
 			`"application/problem+json": components["schemas"]["Problem"];`,
 		} {
 			if !strings.Contains(string(b), want) {
