@@ -6,9 +6,16 @@ import (
 	"strconv"
 )
 
-// OpenAPI is the OpenAPI 3.1 description of this API, served at /openapi.json. The
-// end-to-end tests validate every request and response they make against it, so it
-// cannot drift from the handlers unnoticed.
+// OpenAPI is the OpenAPI 3.1 description of this API, served at /openapi.json,
+// with a top-level webhooks entry per webhook event. The end-to-end tests validate
+// every request and response they make against it, and openapi_test.go ties each
+// response schema to the Go type the handlers encode, so it cannot drift unnoticed.
+//
+// Its schemas stay within what OpenAPI 3.0 tools (oapi-codegen v2.4, whose loader
+// is 3.0-based) read, except for null: a member the server may write as null is
+// anyOf [T, {"type": "null"}] with x-go-type naming the Go pointer, because
+// oapi-codegen cannot map type [T, "null"] and kin-openapi's 3.1 validation
+// ignores nullable.
 //
 //go:embed openapi.json
 var OpenAPI []byte

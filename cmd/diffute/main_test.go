@@ -189,6 +189,7 @@ func newReceiver(t testing.TB) *hookReceiver {
 	r := &hookReceiver{hooks: make(chan received, 16)}
 	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		validateWebhook(t, req.Header, body) // against openapi.json's webhooks (openapi_test.go)
 		r.hooks <- received{header: req.Header.Clone(), body: body}
 		w.WriteHeader(http.StatusOK)
 	}))

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,10 +30,12 @@ import (
 var (
 	specOnce   sync.Once
 	specRouter routers.Router
+	specDoc    *openapi3.T
 	errSpec    error
 	// validated counts the exchanges checked, so a test can assert that checking
-	// happened at all.
-	validated atomic.Int64
+	// happened at all; validatedWebhooks counts the webhook messages checked.
+	validated         atomic.Int64
+	validatedWebhooks atomic.Int64
 )
 
 func loadSpec() (routers.Router, error) {
@@ -48,6 +51,7 @@ func loadSpec() (routers.Router, error) {
 			return
 		}
 		doc.Servers = nil // match requests to any test server's host
+		specDoc = doc
 		specRouter, errSpec = gorillamux.NewRouter(doc)
 		// Bodies the validator cannot parse are checked by the tests that read them.
 		raw := func(r io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
@@ -133,6 +137,42 @@ func (v *validatingTransport) check(req *http.Request, reqBody []byte, resp *htt
 	}
 }
 
+// validateWebhook checks a webhook message a test receiver got against the
+// document's webhooks entry for its event: the headers (webhook-id,
+// webhook-timestamp, webhook-signature…) and the body. A mismatch is a test error.
+func validateWebhook(t testing.TB, header http.Header, body []byte) {
+	t.Helper()
+	if _, err := loadSpec(); err != nil {
+		t.Error(err)
+		return
+	}
+	validatedWebhooks.Add(1)
+	var msg struct {
+		Event string `json:"event"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		t.Errorf("openapi: webhook body is not JSON: %v\n%.500s", err, body)
+		return
+	}
+	item := specDoc.Webhooks[msg.Event]
+	if item == nil || item.Post == nil {
+		t.Errorf("openapi: webhook event %q is not in openapi.json's webhooks", msg.Event)
+		return
+	}
+	req, err := http.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	req.Header = header.Clone()
+	in := &openapi3filter.RequestValidationInput{Request: req,
+		Route:   &routers.Route{Spec: specDoc, Path: msg.Event, PathItem: item, Method: http.MethodPost, Operation: item.Post},
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+		t.Errorf("openapi: webhook %q does not match openapi.json: %v\nbody: %.500s", msg.Event, err, body)
+	}
+}
+
 // sseEvent is one server-sent event.
 type sseEvent struct {
 	name string
@@ -170,7 +210,7 @@ func TestEventsAndList(t *testing.T) {
 	srv := startServe(t)
 	key := createKey(t, srv.getenv, srv.dataDir, "acme", "default")
 	recv := newReceiver(t)
-	before := validated.Load()
+	before, hooksBefore := validated.Load(), validatedWebhooks.Load()
 
 	resp, body := doJSON(t, http.MethodPut, srv.url+"/acme/default/media/inference", key, smallRequest(recv.URL+"/hook", "diffute/tiny-sd"))
 	if resp.StatusCode != http.StatusAccepted {
@@ -254,6 +294,9 @@ loop:
 	// rejected body, health, readiness and the media URL's 403.
 	jobURL := fmt.Sprintf("%s/acme/default/media/inference/%d", srv.url, accepted.JobID)
 	recv.wait(t, 60*time.Second)
+	if validatedWebhooks.Load() == hooksBefore {
+		t.Errorf("the webhook was not validated against openapi.json's webhooks")
+	}
 	resp, body = doJSON(t, http.MethodGet, jobURL+"/deliveries", key, nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"webhook_id"`) {
 		t.Errorf("deliveries: %s %s", resp.Status, body)
@@ -295,7 +338,109 @@ func validateSchema(t *testing.T, name string, data []byte) {
 	if err := json.Unmarshal(data, &v); err != nil {
 		t.Fatalf("%s event: %v: %s", name, err, data)
 	}
-	if err := ref.Value.VisitJSON(v); err != nil {
+	// As openapi3filter validates bodies of a 3.1 document: JSON Schema 2020-12.
+	if err := ref.Value.VisitJSON(v, openapi3.EnableJSONSchema2020()); err != nil {
 		t.Errorf("%s event does not match the schema: %v\n%s", name, err, data)
+	}
+}
+
+// recordingTB stands in for a test in TestAPIClientFailsOnDrift: it keeps the
+// errors apiClient's transport reports instead of failing.
+type recordingTB struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recordingTB) Helper() {}
+
+func (r *recordingTB) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+func (r *recordingTB) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	errs := r.errs
+	r.errs = nil
+	return errs
+}
+
+// TestAPIClientFailsOnDrift points apiClient's validating transport at a server
+// that answers what the test says, and checks that an exact answer passes while
+// each kind of drift (a member too many or missing, an undocumented status or
+// route, a problem sent as plain JSON) is reported, and that every exchange is
+// counted: the end-to-end suite's checking is only as good as this.
+func TestAPIClientFailsOnDrift(t *testing.T) {
+	t.Parallel()
+	router, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer struct {
+		sync.Mutex
+		status      int
+		contentType string
+		body        []byte
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer.Lock()
+		defer answer.Unlock()
+		w.Header().Set("Content-Type", answer.contentType)
+		w.WriteHeader(answer.status)
+		w.Write(answer.body)
+	}))
+	defer srv.Close()
+	rec := &recordingTB{TB: t}
+	client := &http.Client{Transport: &validatingTransport{t: rec, router: router}}
+	created := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)
+	status, err := json.Marshal(httpapi.JobStatus{JobID: 4519838271823191, Name: "n", Model: "diffute/tiny-sd",
+		Status: "queued", CreatedAt: created, Prompts: []httpapi.PromptStatus{},
+		Webhook: httpapi.WebhookStatus{State: "none"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	problem := []byte(`{"type":"https://github.com/diffute/diffute/blob/main/docs/api.md#error-not_found","title":"Not Found","status":404,"code":"not_found"}`)
+	job := "/acme/default/media/inference/4519838271823191"
+	for _, c := range []struct {
+		what        string
+		path        string
+		status      int
+		contentType string
+		body        []byte
+		drift       bool
+	}{
+		{"the status as the server writes it", job, 200, "application/json", status, false},
+		{"a problem as the server writes it", job, 404, "application/problem+json", problem, false},
+		{"a member too many", job, 200, "application/json", bytes.Replace(status, []byte(`{`), []byte(`{"extra":1,`), 1), true},
+		{"a required member missing", job, 200, "application/json", bytes.Replace(status, []byte(`"model":"diffute/tiny-sd",`), nil, 1), true},
+		{"an undocumented status", job, 418, "application/problem+json", problem, true},
+		{"a problem as application/json", job, 404, "application/json", problem, true},
+		{"a problem with a member too many", job, 404, "application/problem+json", bytes.Replace(problem, []byte(`{`), []byte(`{"trace":"x",`), 1), true},
+		{"an answered route the document lacks", "/acme/default/media/inference/4519838271823191/retry", 200, "application/json", []byte(`{}`), true},
+	} {
+		answer.Lock()
+		answer.status, answer.contentType, answer.body = c.status, c.contentType, c.body
+		answer.Unlock()
+		before := validated.Load()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+c.path, nil)
+		req.Header.Set("x-api-key", "dfk_test")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if validated.Load() == before {
+			t.Errorf("%s: the exchange was not counted as validated", c.what)
+		}
+		errs := rec.take()
+		if c.drift && len(errs) == 0 {
+			t.Errorf("%s: apiClient let it through", c.what)
+		}
+		if !c.drift && len(errs) > 0 {
+			t.Errorf("%s: apiClient reported %v", c.what, errs)
+		}
 	}
 }
