@@ -65,6 +65,7 @@ func (s *Server) submit(r *http.Request, job *diffute.Job, req *diffute.Inferenc
 	if err != nil {
 		return 0, "", false, &jobError{jobID: job.ID, err: fmt.Errorf("submit job: %w", err)}
 	}
+	noteSubmitted(r, replayed)
 	if !replayed {
 		return id, job.Status, false, nil
 	}

@@ -39,6 +39,11 @@ const maxRequestIDLen = 128
 type requestInfo struct {
 	id  string
 	err error // the error the route's handler returned, for the rejection reason
+	// submitted is set when the request stored a new job (submit): only then
+	// does it count as submitted, whatever it answered (an OpenAI request that
+	// times out waiting still submitted its job). replayed: it answered with
+	// an earlier request's job, and counts as neither submitted nor rejected.
+	submitted, replayed bool
 }
 
 type requestInfoKey struct{}
@@ -49,6 +54,14 @@ func RequestID(ctx context.Context) string {
 		return info.id
 	}
 	return ""
+}
+
+// noteSubmitted records that the request stored a job (or, replayed, found the
+// one an earlier request with its idempotency key stored).
+func noteSubmitted(r *http.Request, replayed bool) {
+	if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+		info.submitted, info.replayed = !replayed, replayed
+	}
 }
 
 // noteError keeps the error a handler returned for instrument.
@@ -98,12 +111,12 @@ func (s *Server) instrument(next http.Handler) http.Handler {
 			return
 		}
 		s.Instruments.ObserveRequest(route, status, d)
-		if submitRoutes[route] {
-			if status < 300 {
-				s.Instruments.JobSubmitted()
-			} else {
-				s.Instruments.JobRejected(rejectReason(info.err, status))
-			}
+		switch {
+		case !submitRoutes[route] || info.replayed:
+		case info.submitted:
+			s.Instruments.JobSubmitted()
+		case status >= 400:
+			s.Instruments.JobRejected(rejectReason(info.err, status))
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/diffute/diffute"
 )
 
 // recordedInstruments is an httpapi.Instruments that keeps what it was told.
@@ -169,5 +172,43 @@ func TestRequestIDInResponsesAndLogs(t *testing.T) {
 	r2, _ := b.do(t, http.MethodGet, "/healthz", nil, nil)
 	if r1.Header.Get("X-Request-Id") == r2.Header.Get("X-Request-Id") {
 		t.Error("two requests got the same id")
+	}
+}
+
+// A submission counts when it stores a job, whatever it answers: an OpenAI
+// request whose wait ran out (504) submitted its job, a replay of an
+// idempotency key submitted none, and a bad OpenAI request is a rejection
+// with its reason.
+func TestInstrumentCountsStoredJobsNotStatuses(t *testing.T) {
+	t.Parallel()
+	b, rec := setupInstrumented(t)
+	b.api.OpenAIWait = 50 * time.Millisecond // nothing runs the job
+	if resp, body := b.generate(t, nil, `{"prompt": "p"}`); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Fatalf("generations: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := b.generate(t, nil, `{"prompt": "p", "n": 0}`); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("generations n=0: %d %s", resp.StatusCode, body)
+	}
+	// The first PUT stores its job; the second is answered with it, as the
+	// tenancy store does for a repeated idempotency key.
+	tenancy := b.api.Tenancy.(*fakeTenancy)
+	store := tenancy.SubmitJobFn
+	var first int64
+	tenancy.SubmitJobFn = func(ctx context.Context, job *diffute.Job, sub diffute.Submission) (int64, bool, error) {
+		if first != 0 {
+			return first, true, nil
+		}
+		first = job.ID
+		return store(ctx, job, sub)
+	}
+	for range 2 {
+		if resp, body := b.put(t, mustJSON(t, exampleRequest())); resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("PUT: %d %s", resp.StatusCode, body)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.submitted != 2 || rec.rejected["validation"] != 1 || len(rec.rejected) != 1 {
+		t.Errorf("submitted %d, rejected %v; want 2 (the timed-out one and the first PUT) and validation 1", rec.submitted, rec.rejected)
 	}
 }

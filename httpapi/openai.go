@@ -491,6 +491,13 @@ func (s *Server) writeOpenAIError(w http.ResponseWriter, r *http.Request, err er
 	if !ok {
 		f = s.openAIStatusErrorOf(r, err)
 	}
+	// The rejection's reason comes from the domain error where there is one,
+	// else from the status (a parameter OpenAI's way refuses is a 400).
+	if ok {
+		noteError(r, f.cause)
+	} else {
+		noteError(r, err)
+	}
 	setRetryAfter(w, err)
 	if f.noRetry {
 		w.Header().Set("x-should-retry", "false")
