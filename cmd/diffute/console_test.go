@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -181,6 +183,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx := c.ctx
 	key := createKey(t, srv.getenv, srv.dataDir, "acme", "default")
 	recv := newReceiver(t)
+	// The receiver asks the redelivered message to come back later once (503,
+	// Retry-After), so that the delivery log shows a next attempt.
+	var hooks atomic.Int32
+	next := recv.Config.Handler
+	recv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hooks.Add(1) == 2 {
+			w.Header().Set("Retry-After", "3")
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 
 	c.signIn(key)
 	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`sessionStorage.getItem("diffute.key")`))
@@ -244,7 +258,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Every text the job's summary line shows is recorded, to find a step count
 	// among them however fast the job runs.
-	c.eval(`(() => { window.summaries = []; new MutationObserver(() => window.summaries.push(document.getElementById("job-summary").textContent))
+	c.eval(`(() => { window.summaries = []; window.summaryObserver = new MutationObserver(() => window.summaries.push(document.getElementById("job-summary").textContent))
 		.observe(document.getElementById("job-summary"), { childList: true, characterData: true, subtree: true }); return ""; })()`)
 	c.do("fill the playground",
 		chromedp.SetValue(css("#f-name"), "browser test"),
@@ -254,7 +268,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css(first+".p-n"), "2"),
 		chromedp.SetValue(css(first+".p-w"), "64"),
 		chromedp.SetValue(css(first+".p-h"), "64"),
-		chromedp.SetValue(css(first+".p-steps"), "12"),
+		chromedp.SetValue(css(first+".p-steps"), "40"),
 		chromedp.SetValue(css(first+".p-seed"), "42"),
 		choose(first+".p-scheduler", "euler"),
 		chromedp.Click(css("#add-prompt")),
@@ -285,7 +299,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		c.fail("job text", err)
 	}
-	for _, want := range []string{"browser test", "seed 42…43", "12 steps", "euler", "Negative: fog", "a dark forest, oil painting", "2/2 done", "3/3 images · took "} {
+	for _, want := range []string{"browser test", "seed 42…43", "40 steps", "euler", "Negative: fog", "a dark forest, oil painting", "2/2 done", "3/3 images · took "} {
 		if !strings.Contains(text, want) {
 			t.Errorf("job page lacks %q:\n%s", want, text)
 		}
@@ -294,7 +308,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the multi-line prompt came back as %q", p)
 	}
 	summaries := c.eval(`window.summaries.join("\n")`)
-	if !regexp.MustCompile(`(?m)^[0-3]/3 images · step \d+/(12|2) · \d+:\d\d elapsed$`).MatchString(summaries) {
+	if !regexp.MustCompile(`(?m)^[0-3]/3 images · step \d+/(40|2) · \d+:\d\d elapsed$`).MatchString(summaries) {
 		t.Errorf("the job page never showed images done, a step count and the elapsed time while running; it showed:\n%s", summaries)
 	}
 	bar := c.eval(`(() => { const b = document.getElementById("job-progress");
@@ -333,17 +347,24 @@ func TestConsoleInBrowser(t *testing.T) {
 	if msg, _ := chromedp.Run(ctx, chromedp.Text(css("#messages"))); !strings.Contains(msg, "delivered") {
 		t.Errorf("message table lacks the delivered state: %q", msg)
 	}
+	c.eval(`(() => { window.nexts = []; window.nextObserver = new MutationObserver(() => document.querySelectorAll("#messages td.next").forEach(td => window.nexts.push(td.textContent)))
+		.observe(document.querySelector("#messages tbody"), { childList: true, subtree: true }); return ""; })()`)
 	c.do("redeliver", chromedp.Click(css("#messages .redeliver")))
 	again := recv.wait(t, 30*time.Second)
 	if a, b := first1.header.Get("webhook-id"), again.header.Get("webhook-id"); a == "" || a != b {
 		t.Errorf("redelivered webhook-id %q, want the first one's %q", b, a)
 	}
-	c.poll("second attempt in the log", `[...document.querySelectorAll("#deliveries tbody tr td:nth-child(3)")].map(td => td.textContent).join(",") === "1,2"`,
-		30*time.Second)
+	c.poll("the 503 and the retry after it in the log", `[...document.querySelectorAll("#deliveries tbody tr td:nth-child(3)")].map(td => td.textContent).join(",") === "1,2,3" &&
+		document.querySelector("#messages tbody tr td:nth-child(3)").textContent === "delivered"`, 30*time.Second)
+	if nexts := c.eval(`window.nexts.join("\n")`); !regexp.MustCompile(`(?m)^.+ \(in 0:0[1-3]\)$`).MatchString(nexts) {
+		t.Errorf("the delivery log never showed when the message would be retried; its next-attempt column showed:\n%s", nexts)
+	}
+	if log, _ := chromedp.Run(ctx, chromedp.Text(css("#deliveries"))); !strings.Contains(log, "503") {
+		t.Errorf("delivery log lacks the 503 answer:\n%s", log)
+	}
 
 	// A job that does not exist clears the page: nothing of the last job stays.
-	c.do("open a missing job", chromedp.Navigate(srv.url+"/#/job/987654"),
-		chromedp.WaitVisible(css("#job-error")))
+	c.eval(`window.sameDocument = "yes"; location.hash = "#/job/987654"; ""`)
 	c.poll("missing job message", `document.getElementById("job-error").textContent.includes("no job 987654")`, 10*time.Second)
 	missing, err := chromedp.Run(ctx, chromedp.Text(css("#job")))
 	if err != nil {
@@ -357,6 +378,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	if n := c.eval(`String(document.querySelectorAll("#prompts > *, #deliveries tbody tr, #messages tbody tr").length)`); n != "0" {
 		t.Errorf("the page of a missing job keeps %s prompt cards or log rows", n)
 	}
+	if same := c.eval(`window.sameDocument || "reloaded"`); same != "yes" {
+		t.Errorf("opening a missing job reloaded the page; the test is of the view left by the last job")
+	}
 	if title := c.eval(`document.title`); title != "Job not found · Diffute" {
 		t.Errorf("missing job title = %q", title)
 	}
@@ -368,7 +392,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	} {
 		c.do("open "+v.hash, chromedp.Navigate(srv.url+"/"+v.hash), chromedp.WaitVisible(css(v.ready)))
 		if v.hash == hash {
-			c.poll("delivery log at 400 px", `document.querySelectorAll("#deliveries tbody tr").length === 2`, 10*time.Second)
+			c.poll("delivery log at 400 px", `document.querySelectorAll("#deliveries tbody tr").length === 3`, 10*time.Second)
 		}
 		c.checkNarrow(v.hash)
 	}
@@ -400,7 +424,7 @@ func TestConsoleLiveListAndRevokedKey(t *testing.T) {
 	key := createKey(t, srv.getenv, srv.dataDir, "acme", "default")
 	c.signIn(key)
 	c.eval(`(() => { window.sameDocument = "yes"; window.seen = new Set();
-		new MutationObserver(() => document.querySelectorAll("#jobs-table tbody tr").forEach(r => window.seen.add(r.dataset.job + " " + r.dataset.status)))
+		window.listObserver = new MutationObserver(() => document.querySelectorAll("#jobs-table tbody tr").forEach(r => window.seen.add(r.dataset.job + " " + r.dataset.status)))
 			.observe(document.getElementById("jobs-table"), { childList: true, subtree: true, characterData: true, attributes: true });
 		return ""; })()`)
 	if empty := c.eval(`String(document.getElementById("jobs-empty").hidden)`); empty != "false" {

@@ -320,7 +320,11 @@ async function renderDeliveries(id, st, gen) {
   msgs.replaceChildren();
   for (const m of log.messages || []) {
     const last = m.event === "completed"; // the terminal message, the one the API redelivers
-    const next = m.state === "pending" ? (m.next_attempt_at ? fmtTime(m.next_attempt_at) : "due now") : "—";
+    let next = "—";
+    if (m.state === "pending") {
+      const wait = m.next_attempt_at ? Date.parse(m.next_attempt_at) - Date.now() : null;
+      next = wait === null ? "sending now" : wait <= 0 ? "due now" : fmtTime(m.next_attempt_at) + " (in " + fmtDuration(wait + 999) + ")";
+    }
     const button = last ? el("button", { type: "button", class: "redeliver", "data-delivery": m.delivery_id,
       "aria-label": "Redeliver the " + m.event + " message", onclick: () => redeliver(id, gen) }, "Redeliver") : "";
     if (button && m.state === "pending") button.disabled = true;
