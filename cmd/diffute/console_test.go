@@ -266,9 +266,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css(first+".p-prompt"), "a mountain lake\nat dawn"),
 		chromedp.SetValue(css(first+".p-negative"), "fog"),
 		chromedp.SetValue(css(first+".p-n"), "2"),
-		chromedp.SetValue(css(first+".p-w"), "64"),
-		chromedp.SetValue(css(first+".p-h"), "64"),
-		chromedp.SetValue(css(first+".p-steps"), "40"),
+		chromedp.SetValue(css(first+".p-w"), "256"),
+		chromedp.SetValue(css(first+".p-h"), "256"),
+		chromedp.SetValue(css(first+".p-steps"), "80"),
 		chromedp.SetValue(css(first+".p-seed"), "42"),
 		choose(first+".p-scheduler", "euler"),
 		chromedp.Click(css("#add-prompt")),
@@ -299,7 +299,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		c.fail("job text", err)
 	}
-	for _, want := range []string{"browser test", "seed 42…43", "40 steps", "euler", "Negative: fog", "a dark forest, oil painting", "2/2 done", "3/3 images · took "} {
+	for _, want := range []string{"browser test", "seed 42…43", "256×256", "80 steps", "euler", "Negative: fog", "a dark forest, oil painting", "2/2 done", "3/3 images · took "} {
 		if !strings.Contains(text, want) {
 			t.Errorf("job page lacks %q:\n%s", want, text)
 		}
@@ -308,7 +308,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("the multi-line prompt came back as %q", p)
 	}
 	summaries := c.eval(`window.summaries.join("\n")`)
-	if !regexp.MustCompile(`(?m)^[0-3]/3 images · step \d+/(40|2) · \d+:\d\d elapsed$`).MatchString(summaries) {
+	if !regexp.MustCompile(`(?m)^[0-3]/3 images · step \d+/(80|2) · \d+:\d\d elapsed$`).MatchString(summaries) {
 		t.Errorf("the job page never showed images done, a step count and the elapsed time while running; it showed:\n%s", summaries)
 	}
 	bar := c.eval(`(() => { const b = document.getElementById("job-progress");
@@ -323,8 +323,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("job page title = %q", title)
 	}
 	widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[...document.querySelectorAll("#prompts .gallery img")].map(i => i.naturalWidth)`))
-	if err != nil || fmt.Sprint(widths) != "[64 64 96]" {
-		t.Errorf("image widths = %v (%v), want [64 64 96]", widths, err)
+	if err != nil || fmt.Sprint(widths) != "[256 256 96]" {
+		t.Errorf("image widths = %v (%v), want [256 256 96]", widths, err)
 	}
 
 	shot, err := chromedp.Run(ctx, chromedp.Screenshot(css("#prompts .gallery img"), chromedp.NodeVisible))

@@ -29,12 +29,15 @@ const tenant = () => "/" + encodeURIComponent(session.org) + "/" + encodeURIComp
 const base = () => tenant() + "/media/inference";
 const terminal = s => s === "succeeded" || s === "failed" || s === "canceled";
 
+let models = null; // GET …/models, once per sign-in
+
 // A SessionEnded error stops whatever view made the call: the key was refused.
 class SessionEnded extends Error {}
 
 // endSession forgets the key and shows the sign-in screen with why.
 function endSession(status, detail) {
   session.clear();
+  models = null;
   $("key").value = "";
   const why = status === 403 ?
     "This API key may not act on " + session.org + "/" + session.project + " any more" :
@@ -119,7 +122,9 @@ const newBar = label => el("div", { class: "bar", role: "progressbar", "aria-lab
 // --- jobs list ---
 // The list refreshes itself: often while a job on it has not ended, seldom
 // otherwise (a job submitted elsewhere appears), never while the tab is hidden.
-const listBusyPoll = 1000, listIdlePoll = 3000;
+// "Idle" is no key or pointer input for listIdleAfter with every listed job ended.
+const listBusyPoll = 1000, listIdlePoll = 3000, listIdleAfter = 10 * 60 * 1000;
+let lastInput = Date.now();
 let nextBefore = null;
 
 function jobRow(j) {
@@ -163,13 +168,16 @@ async function mergeJobs(gen) {
   const list = await api("GET", base() + "?limit=20");
   if (!current(gen)) return;
   $("jobs-error").textContent = "";
+  if (!tbody.children.length) {
+    nextBefore = list.next_before || null;
+    $("more").hidden = !nextBefore;
+  }
   let anchor = tbody.firstElementChild;
   for (const j of list.jobs) {
     const row = tbody.querySelector('tr[data-job="' + j.job_id + '"]');
     if (row) { updateRow(row, j); anchor = row.nextElementSibling; continue; }
     tbody.insertBefore(jobRow(j), anchor);
   }
-  if (!tbody.children.length) nextBefore = list.next_before || null;
   $("jobs-empty").hidden = tbody.children.length > 0;
 }
 
@@ -185,6 +193,7 @@ async function jobsPage(gen) {
     clearTimeout(timer);
     if (!current(gen) || document.hidden) return;
     const busy = [...$("jobs-table").tBodies[0].rows].some(r => !terminal(r.dataset.status));
+    if (!busy && Date.now() - lastInput > listIdleAfter) { timer = null; return; }
     timer = setTimeout(tick, busy ? listBusyPoll : listIdlePoll);
   };
   const tick = async () => {
@@ -194,9 +203,15 @@ async function jobsPage(gen) {
     }
     schedule();
   };
-  const onVisible = () => { if (!document.hidden) tick(); else clearTimeout(timer); };
+  const onVisible = () => { if (!document.hidden) tick(); else { clearTimeout(timer); timer = null; } };
+  const onInput = () => { lastInput = Date.now(); if (timer === null && !document.hidden) tick(); };
   document.addEventListener("visibilitychange", onVisible);
-  leave.push(() => { clearTimeout(timer); document.removeEventListener("visibilitychange", onVisible); });
+  for (const e of ["keydown", "pointerdown", "pointermove", "wheel"]) document.addEventListener(e, onInput, { passive: true });
+  leave.push(() => {
+    clearTimeout(timer);
+    document.removeEventListener("visibilitychange", onVisible);
+    for (const e of ["keydown", "pointerdown", "pointermove", "wheel"]) document.removeEventListener(e, onInput);
+  });
   schedule();
 }
 
@@ -242,7 +257,8 @@ function summary() {
 
 function setStatus(status) {
   const b = $("job-status");
-  if (b.textContent !== status) { b.textContent = status; b.className = "badge " + status; announce("Job " + job.job_id + " is " + status); }
+  if (b.textContent !== status) { b.textContent = status; b.className = "badge " + status; announce("Job " + job.job_id + ": " + status); }
+  setTitle("Job " + job.job_id + " " + status);
 }
 
 // renderJob draws a full status: parameters, progress and the gallery of each prompt.
@@ -250,7 +266,6 @@ function renderJob(st) {
   job = { job_id: st.job_id, status: st.status, started_at: st.started_at, finished_at: st.finished_at, prompts: st.prompts };
   $("job-name").textContent = st.name;
   $("job-id").textContent = "#" + st.job_id;
-  setTitle("Job " + st.job_id + " " + st.status);
   setStatus(st.status);
   setBar($("job-progress"), st.status === "succeeded" ? 1 : st.progress);
   $("job-meta").textContent = "Model " + st.model + " · created " + fmtTime(st.created_at) +
@@ -290,8 +305,8 @@ function addImage(prompt, index, url) {
 }
 
 function renderProgress(ev) {
-  setStatus(ev.status);
   job.status = ev.status;
+  setStatus(ev.status);
   setBar($("job-progress"), ev.progress);
   for (const p of ev.prompts) {
     const card = $("prompts").querySelector('[data-prompt="' + CSS.escape(p.name) + '"]');
@@ -455,7 +470,6 @@ async function jobPage(id, gen) {
 }
 
 // --- playground ---
-let models = null; // GET …/models, once per sign-in
 let promptCount = 0;
 
 const selectedModel = () => (models || []).find(m => m.name === $("f-model").value);
@@ -482,8 +496,16 @@ async function playground(gen) {
   if (!models) {
     $("new-fields").disabled = true;
     announce("Loading the models this server serves…");
-    const list = await api("GET", tenant() + "/models");
+    let list;
+    try {
+      list = await api("GET", tenant() + "/models");
+    } catch (e) {
+      if (e instanceof SessionEnded) throw e;
+      if (current(gen)) { announce(""); $("new-error").textContent = "Listing the models failed: " + e.message; }
+      return;
+    }
     if (!current(gen)) return;
+    $("new-error").textContent = "";
     models = list.models || [];
     const sel = $("f-model");
     sel.replaceChildren(...models.map(m => el("option", { value: m.name }, m.name)));
@@ -563,7 +585,7 @@ $("login-form").addEventListener("submit", async ev => {
   }
 });
 $("refresh").addEventListener("click", () => { const gen = generation; loadJobs(gen).catch(e => { if (!(e instanceof SessionEnded)) $("jobs-error").textContent = e.message; }); });
-$("signout").addEventListener("click", () => { session.clear(); $("key").value = ""; $("login-notice").hidden = true; route(); });
+$("signout").addEventListener("click", () => { session.clear(); models = null; $("key").value = ""; $("login-notice").hidden = true; route(); });
 $("more").addEventListener("click", () => { const gen = generation; loadJobs(gen, true).catch(e => { if (!(e instanceof SessionEnded)) $("jobs-error").textContent = e.message; }); });
 $("add-prompt").addEventListener("click", addPrompt);
 $("f-model").addEventListener("change", () => {
