@@ -468,7 +468,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 		if rec["msg"] == "request" {
 			lines++
-			for _, k := range []string{"method", "path", "status", "duration"} {
+			for _, k := range []string{"method", "path", "route", "status", "duration_ms", "request_id"} {
 				if _, ok := rec[k]; !ok {
 					t.Errorf("request log line lacks %q: %s", k, line)
 				}

@@ -43,6 +43,7 @@ type Server struct {
 	AuthFailureLimit RateLimit
 	Console          http.Handler // the web console (/, /console.js, /console.css); nil: none
 	Metrics          http.Handler // /metrics; nil: none
+	Instruments      Instruments  // request and submission metrics; nil: none
 
 	streams streamCloser // ends events streams on shutdown (see CloseStreams)
 	// Tenancy serves Idempotency-Key, project quotas and GET …/usage.
@@ -97,6 +98,7 @@ func (s *Server) Handler() http.Handler {
 	handle := func(mux *http.ServeMux, pattern string, h handlerFunc) {
 		mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := h(w, r); err != nil {
+				noteError(r, err)
 				s.writeError(w, r, err)
 			}
 		}))
@@ -136,7 +138,7 @@ func (s *Server) Handler() http.Handler {
 			apiH.ServeHTTP(w, r)
 		})
 	}
-	return s.logRequests(s.recoverPanics(root))
+	return s.instrument(s.recoverPanics(root))
 }
 
 // mediaRoutes adds GET /media/{key...} to mux.
@@ -158,7 +160,7 @@ func MediaHandler(store diffute.MediaStore, signer *media.Signer, logger *slog.L
 			}
 		}))
 	})
-	return s.logRequests(s.recoverPanics(h))
+	return s.instrument(s.recoverPanics(h))
 }
 
 func (s *Server) limits() diffute.Limits {
@@ -381,50 +383,3 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-
-// logRequests logs one line per request: method, path, status, size and duration.
-// Never headers, query strings or bodies: they carry API keys, media signatures and
-// webhook secrets.
-func (s *Server) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
-		status := sw.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		s.log().LogAttrs(r.Context(), slog.LevelInfo, "request",
-			slog.String("method", r.Method),
-			slog.String("path", r.URL.Path),
-			slog.Int("status", status),
-			slog.Int64("bytes", sw.bytes),
-			slog.Duration("duration", time.Since(start)))
-	})
-}
-
-// statusWriter remembers the status and counts the body bytes written.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (w *statusWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-	w.ResponseWriter.WriteHeader(status)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	n, err := w.ResponseWriter.Write(b)
-	w.bytes += int64(n)
-	return n, err
-}
-
-// Unwrap lets http.ResponseController reach the connection's writer.
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

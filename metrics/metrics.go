@@ -1,19 +1,15 @@
 package metrics
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"io"
-	"math"
 	"net/http"
-	"os"
-	"runtime"
-	"sort"
+	"slices"
 	"strconv"
-	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/diffute/diffute"
 )
@@ -24,6 +20,28 @@ var (
 	JobBuckets = []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}
 	// StepBuckets span a tiny test model's step to a large SDXL step on a CPU.
 	StepBuckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+	// QueueWaitBuckets span a job picked up at once to one waiting behind a long
+	// backlog.
+	QueueWaitBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+	// RequestBuckets span a cached status read to a PUT that waits for its job
+	// (Prefer: wait, up to 60 s).
+	RequestBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+)
+
+// The label values known in advance; each has its series from the start.
+var (
+	// RejectReasons are the reasons a job submission is refused (JobRejected).
+	RejectReasons = []string{"validation", "auth", "quota", "rate_limited", "not_found", "conflict", "unavailable", "internal"}
+	// WebhookOutcomes are the outcomes of one webhook attempt (DeliveryAttempt).
+	WebhookOutcomes = []string{"delivered", "failed_retrying", "failed_final"}
+	// StatusClasses are the receiver's answers to a webhook attempt: an HTTP
+	// status class, or "none" when no answer came (connection refused, timeout).
+	StatusClasses = []string{"2xx", "3xx", "4xx", "5xx", "none"}
+	// JobOutcomes are the final statuses of a job.
+	JobOutcomes = []diffute.JobStatus{diffute.StatusSucceeded, diffute.StatusFailed, diffute.StatusCanceled}
+	// StoredAttemptOutcomes are the outcomes of stored webhook attempts
+	// (Source.WebhookAttempts).
+	StoredAttemptOutcomes = []string{"success", "http_error", "error"}
 )
 
 // QueueStat is the backlog of one queue at scrape time.
@@ -37,213 +55,229 @@ type QueueStat struct {
 type Source struct {
 	// Queues returns the backlog per queue.
 	Queues func(ctx context.Context) ([]QueueStat, error)
-	// WebhookAttempts returns webhook attempts recorded, by outcome.
+	// WebhookAttempts returns the webhook attempts stored, by outcome
+	// (StoredAttemptOutcomes).
 	WebhookAttempts func(ctx context.Context) (map[string]int64, error)
 	// LoadedModels returns the models the engine holds loaded.
 	LoadedModels func() []string
+	// Running returns how many inference jobs this process is working now.
+	Running func() int
 }
 
-// Metrics holds the in-process figures and renders all of them. The zero value is
-// not usable; call New.
+// BuildInfo labels diffute_build_info.
+type BuildInfo struct {
+	Version            string
+	Commit             string // VCS revision; empty when unknown
+	GoVersion          string
+	Device             string // cpu, cuda:0, …; "none" in an API-only process
+	ONNXRuntimeVersion string // empty in an API-only process
+}
+
+// Options configure New.
+type Options struct {
+	Build BuildInfo
+	// Models are the served models; each has its engine and queue wait series.
+	Models []string
+	// Queues are the queues Source.Queues reports on; each has its depth series,
+	// at zero while the queue is empty.
+	Queues []string
+	// Slots is how many inference jobs this process runs at once (--workers,
+	// --concurrency).
+	Slots  int
+	Source Source
+	// ScrapeTimeout bounds the database reads of one scrape; 0: 5 s.
+	ScrapeTimeout time.Duration
+}
+
+// Metrics holds Diffute's instruments in a registry of their own. The zero value
+// is not usable; call New.
 type Metrics struct {
-	src Source
+	reg     *prometheus.Registry
+	handler http.Handler
 
-	mu      sync.Mutex
-	jobs    map[string]*histogram // by final status
-	steps   map[string]*histogram // by model
-	gens    map[string]*histogram // Generate calls, by model
-	images  map[string]float64    // by model
-	started time.Time
+	httpRequests  *prometheus.CounterVec
+	httpDuration  *prometheus.HistogramVec
+	jobsSubmitted prometheus.Counter
+	jobsRejected  *prometheus.CounterVec
+	queueWait     *prometheus.HistogramVec
+	jobsFinished  *prometheus.CounterVec
+	jobDuration   *prometheus.HistogramVec
+	webhooks      *prometheus.CounterVec
+	images        *prometheus.CounterVec
+	steps         *prometheus.HistogramVec
+	generate      *prometheus.HistogramVec
 }
 
-// New returns Metrics reading src at scrape time.
-func New(src Source) *Metrics {
-	return &Metrics{
-		src: src, jobs: map[string]*histogram{}, steps: map[string]*histogram{}, gens: map[string]*histogram{},
-		images: map[string]float64{}, started: time.Now(),
+// New registers every instrument, with the series of opts' known label values
+// at zero.
+func New(opts Options) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diffute_http_requests_total",
+			Help: "HTTP requests answered, by route pattern and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diffute_http_request_duration_seconds",
+			Help:    "Time to answer an HTTP request (the whole body written), by route pattern and status code.",
+			Buckets: RequestBuckets,
+		}, []string{"route", "code"}),
+		jobsSubmitted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "diffute_jobs_submitted_total",
+			Help: "Job submissions accepted by this process's API.",
+		}),
+		jobsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diffute_jobs_rejected_total",
+			Help: "Job submissions refused by this process's API, by reason.",
+		}, []string{"reason"}),
+		queueWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diffute_job_queue_wait_seconds",
+			Help:    "Time from a job's submission to its start by this process's workers, by model.",
+			Buckets: QueueWaitBuckets,
+		}, []string{"model"}),
+		jobsFinished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diffute_jobs_finished_total",
+			Help: "Jobs this process's workers finished, by final status.",
+		}, []string{"status"}),
+		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diffute_job_duration_seconds",
+			Help:    "Jobs this process's workers finished: start to finish, by final status.",
+			Buckets: JobBuckets,
+		}, []string{"status"}),
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diffute_webhook_attempts_total",
+			Help: "Webhook delivery attempts made by this process, by outcome and the receiver's status class.",
+		}, []string{"outcome", "status_class"}),
+		images: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "diffute_images_generated_total",
+			Help: "Images generated by this process, by model.",
+		}, []string{"model"}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diffute_step_duration_seconds",
+			Help:    "Denoising step durations in this process, by model.",
+			Buckets: StepBuckets,
+		}, []string{"model"}),
+		generate: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "diffute_generate_duration_seconds",
+			Help:    "Engine calls (one prompt's images) in this process, by model.",
+			Buckets: JobBuckets,
+		}, []string{"model"}),
 	}
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.httpRequests, m.httpDuration, m.jobsSubmitted, m.jobsRejected, m.queueWait,
+		m.jobsFinished, m.jobDuration, m.webhooks, m.images, m.steps, m.generate,
+		&stateCollector{opts: opts},
+	)
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "diffute_build_info",
+		Help: "Always 1; the labels say which build runs, on which device and ONNX Runtime.",
+	}, []string{"version", "commit", "go_version", "device", "onnxruntime_version"})
+	b := opts.Build
+	build.WithLabelValues(b.Version, b.Commit, b.GoVersion, b.Device, b.ONNXRuntimeVersion).Set(1)
+	reg.MustRegister(build)
+	running := opts.Source.Running
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "diffute_jobs_running",
+		Help: "Inference jobs this process's workers are running now.",
+	}, func() float64 {
+		if running == nil {
+			return 0
+		}
+		return float64(running())
+	}))
+
+	slots := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "diffute_inference_slots",
+		Help: "Inference jobs this process runs at once (its --workers or --concurrency); 0 in an API-only process.",
+	})
+	slots.Set(float64(opts.Slots))
+	reg.MustRegister(slots)
+	for _, r := range RejectReasons {
+		m.jobsRejected.WithLabelValues(r)
+	}
+	for _, o := range WebhookOutcomes {
+		for _, c := range StatusClasses {
+			m.webhooks.WithLabelValues(o, c)
+		}
+	}
+	for _, s := range JobOutcomes {
+		m.jobsFinished.WithLabelValues(string(s))
+		m.jobDuration.WithLabelValues(string(s))
+	}
+	for _, model := range opts.Models {
+		m.queueWait.WithLabelValues(model)
+		m.images.WithLabelValues(model)
+		m.steps.WithLabelValues(model)
+		m.generate.WithLabelValues(model)
+	}
+	m.handler = promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return m
 }
 
-// ObserveJob records a finished job: its status and the time from start to finish.
+// Registry is the registry that holds every instrument.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// ServeHTTP serves the metrics in the exposition format the scraper asks for.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.handler.ServeHTTP(w, r) }
+
+// ObserveRequest records one HTTP request answered with status after d; route is
+// the route pattern that matched, never the raw path.
+func (m *Metrics) ObserveRequest(route string, status int, d time.Duration) {
+	code := strconv.Itoa(status)
+	m.httpRequests.WithLabelValues(route, code).Inc()
+	m.httpDuration.WithLabelValues(route, code).Observe(d.Seconds())
+}
+
+// JobSubmitted records an accepted job submission.
+func (m *Metrics) JobSubmitted() { m.jobsSubmitted.Inc() }
+
+// JobRejected records a refused job submission; reason is one of RejectReasons
+// (any other counts as "internal", which keeps the label's values bounded).
+func (m *Metrics) JobRejected(reason string) {
+	if !slices.Contains(RejectReasons, reason) {
+		reason = "internal"
+	}
+	m.jobsRejected.WithLabelValues(reason).Inc()
+}
+
+// JobStarted records a job of model started after waiting d in its queue.
+func (m *Metrics) JobStarted(model string, d time.Duration) {
+	m.queueWait.WithLabelValues(model).Observe(d.Seconds())
+}
+
+// ObserveJob records a finished job: its final status and the time from start
+// to finish.
 func (m *Metrics) ObserveJob(status diffute.JobStatus, d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	observe(m.jobs, string(status), JobBuckets, d.Seconds())
+	m.jobsFinished.WithLabelValues(string(status)).Inc()
+	m.jobDuration.WithLabelValues(string(status)).Observe(d.Seconds())
 }
 
-// ObserveStep records denoising steps of model that took d each.
+// DeliveryAttempt records one webhook attempt: its outcome (WebhookOutcomes) and
+// the receiver's status code, 0 when it did not answer.
+func (m *Metrics) DeliveryAttempt(outcome string, statusCode int) {
+	m.webhooks.WithLabelValues(outcome, statusClass(statusCode)).Inc()
+}
+
+func statusClass(code int) string {
+	if code < 200 || code > 599 {
+		return "none"
+	}
+	return strconv.Itoa(code/100) + "xx"
+}
+
+// ObserveStep records n denoising steps of model that took d each.
 func (m *Metrics) ObserveStep(model string, d time.Duration, n int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	h := m.steps.WithLabelValues(model)
 	for range n {
-		observe(m.steps, model, StepBuckets, d.Seconds())
+		h.Observe(d.Seconds())
 	}
 }
 
 // ObserveGenerate records one engine call for model that made images in d.
 func (m *Metrics) ObserveGenerate(model string, images int, d time.Duration) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	observe(m.gens, model, JobBuckets, d.Seconds())
-	m.images[model] += float64(images)
-}
-
-func observe(hs map[string]*histogram, label string, buckets []float64, v float64) {
-	h := hs[label]
-	if h == nil {
-		h = &histogram{bounds: buckets, counts: make([]uint64, len(buckets))}
-		hs[label] = h
-	}
-	h.observe(v)
-}
-
-// histogram is a Prometheus histogram: counts per upper bound (not cumulative
-// here; made cumulative when written), the sum and the count.
-type histogram struct {
-	bounds []float64
-	counts []uint64
-	sum    float64
-	count  uint64
-}
-
-func (h *histogram) observe(v float64) {
-	for i, b := range h.bounds {
-		if v <= b {
-			h.counts[i]++
-			break
-		}
-	}
-	h.sum += v
-	h.count++
-}
-
-// ServeHTTP writes the metrics. A failing database read is reported as a
-// diffute_scrape_error gauge rather than failing the scrape: the in-process
-// figures are still worth having while the database is down.
-func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	bw := bufio.NewWriter(w)
-	m.Write(r.Context(), bw)
-	bw.Flush()
-}
-
-// Write renders every metric in the text exposition format.
-func (m *Metrics) Write(ctx context.Context, w io.Writer) {
-	scrapeErr := 0.0
-	if m.src.Queues != nil {
-		stats, err := m.src.Queues(ctx)
-		if err != nil {
-			scrapeErr = 1
-		}
-		header(w, "diffute_queue_depth", "gauge", "Jobs waiting in a queue (available, scheduled or retryable), all processes.")
-		now := time.Now()
-		for _, s := range stats {
-			fmt.Fprintf(w, "diffute_queue_depth{queue=%s} %d\n", quote(s.Queue), s.Depth)
-		}
-		header(w, "diffute_queue_oldest_age_seconds", "gauge", "Age of the oldest job due in a queue; 0 when none is due.")
-		for _, s := range stats {
-			age := 0.0
-			if !s.OldestDue.IsZero() {
-				age = now.Sub(s.OldestDue).Seconds()
-			}
-			fmt.Fprintf(w, "diffute_queue_oldest_age_seconds{queue=%s} %s\n", quote(s.Queue), num(age))
-		}
-	}
-	if m.src.WebhookAttempts != nil {
-		counts, err := m.src.WebhookAttempts(ctx)
-		if err != nil {
-			scrapeErr = 1
-		}
-		header(w, "diffute_webhook_attempts_total", "counter", "Webhook delivery attempts recorded, by outcome (success, http_error, error), all processes.")
-		for _, k := range sortedKeys(counts) {
-			fmt.Fprintf(w, "diffute_webhook_attempts_total{outcome=%s} %d\n", quote(k), counts[k])
-		}
-	}
-	if m.src.LoadedModels != nil {
-		header(w, "diffute_engine_loaded_models", "gauge", "Models the engine of this process holds loaded (1 per model).")
-		for _, name := range m.src.LoadedModels() {
-			fmt.Fprintf(w, "diffute_engine_loaded_models{model=%s} 1\n", quote(name))
-		}
-	}
-
-	m.mu.Lock()
-	header(w, "diffute_images_generated_total", "counter", "Images generated by this process, by model.")
-	for _, k := range sortedKeys(m.images) {
-		fmt.Fprintf(w, "diffute_images_generated_total{model=%s} %s\n", quote(k), num(m.images[k]))
-	}
-	writeHistograms(w, "diffute_job_duration_seconds", "Inference jobs finished by this process: start to finish, by status.", "status", m.jobs)
-	writeHistograms(w, "diffute_step_duration_seconds", "Denoising step durations in this process, by model.", "model", m.steps)
-	writeHistograms(w, "diffute_generate_duration_seconds", "Engine calls (one prompt's images) in this process, by model.", "model", m.gens)
-	m.mu.Unlock()
-
-	// ONNX Runtime allocates outside the Go heap, so resident memory is the figure
-	// that shows the engine's weights and activations.
-	header(w, "diffute_process_resident_memory_bytes", "gauge", "Resident memory of this process (engine weights and buffers included).")
-	fmt.Fprintf(w, "diffute_process_resident_memory_bytes %s\n", num(float64(residentBytes())))
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	header(w, "diffute_go_heap_bytes", "gauge", "Bytes of the Go heap in use.")
-	fmt.Fprintf(w, "diffute_go_heap_bytes %d\n", ms.HeapAlloc)
-	header(w, "diffute_uptime_seconds", "gauge", "Seconds since this process started serving metrics.")
-	fmt.Fprintf(w, "diffute_uptime_seconds %s\n", num(time.Since(m.started).Seconds()))
-	header(w, "diffute_scrape_error", "gauge", "1 when a database read of this scrape failed.")
-	fmt.Fprintf(w, "diffute_scrape_error %s\n", num(scrapeErr))
-}
-
-func header(w io.Writer, name, typ, help string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
-
-func writeHistograms(w io.Writer, name, help, label string, hs map[string]*histogram) {
-	header(w, name, "histogram", help)
-	for _, k := range sortedKeys(hs) {
-		h := hs[k]
-		var cum uint64
-		for i, b := range h.bounds {
-			cum += h.counts[i]
-			fmt.Fprintf(w, "%s_bucket{%s=%s,le=%q} %d\n", name, label, quote(k), num(b), cum)
-		}
-		fmt.Fprintf(w, "%s_bucket{%s=%s,le=\"+Inf\"} %d\n", name, label, quote(k), h.count)
-		fmt.Fprintf(w, "%s_sum{%s=%s} %s\n", name, label, quote(k), num(h.sum))
-		fmt.Fprintf(w, "%s_count{%s=%s} %d\n", name, label, quote(k), h.count)
-	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// quote writes a label value with the exposition format's escapes.
-func quote(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return `"` + r.Replace(s) + `"`
-}
-
-func num(v float64) string {
-	if math.IsInf(v, 1) {
-		return "+Inf"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
-// residentBytes reads the resident set size from /proc (Linux); 0 elsewhere.
-func residentBytes() int64 {
-	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	if err != nil {
-		return 0
-	}
-	return pages * int64(os.Getpagesize())
+	m.generate.WithLabelValues(model).Observe(d.Seconds())
+	m.images.WithLabelValues(model).Add(float64(images))
 }

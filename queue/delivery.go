@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,9 +21,10 @@ import (
 type deliveryWorker struct {
 	river.WorkerDefaults[diffute.DeliveryArgs]
 	q *Queue
-	// retryAfter carries a receiver's Retry-After from Work to NextRetry, which
-	// River calls right after Work returns, keyed by River job ID.
-	retryAfter sync.Map
+	// nextRetry carries the time of the next attempt from Work (which logs it)
+	// to NextRetry, which River calls right after Work returns, keyed by River
+	// job ID.
+	nextRetry sync.Map
 
 	secretsMu sync.Mutex
 	secrets   map[string]cachedSecrets // by org + "/" + project
@@ -72,16 +76,24 @@ func (w *deliveryWorker) Timeout(*river.Job[diffute.DeliveryArgs]) time.Duration
 	return w.q.cfg.Webhook.Timeout + 10*time.Second
 }
 
-// NextRetry follows webhook.Config.RetrySchedule (with jitter), pushed back to
-// the receiver's Retry-After when it asked for longer.
+// NextRetry is the time Work chose for the next attempt (see retryAt).
 func (w *deliveryWorker) NextRetry(rj *river.Job[diffute.DeliveryArgs]) time.Time {
-	d, ok := w.q.cfg.Webhook.NextRetry(rj.Attempt)
+	if v, ok := w.nextRetry.LoadAndDelete(rj.ID); ok {
+		return v.(time.Time)
+	}
+	return w.retryAt(rj.Attempt, 0)
+}
+
+// retryAt follows webhook.Config.RetrySchedule (with jitter), pushed back to
+// the receiver's Retry-After when it asked for longer.
+func (w *deliveryWorker) retryAt(attempt int, retryAfter time.Duration) time.Time {
+	d, ok := w.q.cfg.Webhook.NextRetry(attempt)
 	if !ok {
 		s := w.q.cfg.Webhook.RetrySchedule
 		d = s[len(s)-1]
 	}
-	if v, ok := w.retryAfter.LoadAndDelete(rj.ID); ok {
-		d = max(d, min(v.(time.Duration), w.q.cfg.Webhook.MaxRetryAfter))
+	if retryAfter > 0 {
+		d = max(d, min(retryAfter, w.q.cfg.Webhook.MaxRetryAfter))
 	}
 	return time.Now().Add(d)
 }
@@ -126,6 +138,12 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 	if err := st.RecordDeliveryAttempt(rctx, rec); err != nil {
 		return fmt.Errorf("queue: delivery %d: %w", d.ID, errors.Join(res.Err, err))
 	}
+	var next time.Time
+	if rec.Status == diffute.DeliveryPending {
+		next = w.retryAt(rj.Attempt, res.RetryAfter)
+		w.nextRetry.Store(rj.ID, next)
+	}
+	w.logAttempt(ctx, d, rec, res, next)
 	switch {
 	case res.Err == nil:
 		return nil
@@ -133,8 +151,52 @@ func (w *deliveryWorker) Work(ctx context.Context, rj *river.Job[diffute.Deliver
 		// 410 Gone: the receiver says the endpoint no longer exists; stop.
 		return river.JobCancel(res.Err)
 	}
-	if res.RetryAfter > 0 && rec.Status == diffute.DeliveryPending {
-		w.retryAfter.Store(rj.ID, res.RetryAfter)
-	}
 	return res.Err
+}
+
+// logAttempt logs one attempt with Diffute's job id and tenant, and reports it to
+// the observer. The URL is reduced to its host: its path and query may carry
+// tokens of the receiver's.
+func (w *deliveryWorker) logAttempt(ctx context.Context, d *store.Delivery, rec store.AttemptRecord, res webhook.Result, next time.Time) {
+	outcome, level := AttemptDelivered, slog.LevelInfo
+	switch rec.Status {
+	case diffute.DeliveryFailed:
+		outcome, level = AttemptFailed, slog.LevelError
+	case diffute.DeliveryPending:
+		outcome, level = AttemptRetrying, slog.LevelWarn
+	}
+	if o := w.q.cfg.Observer; o != nil {
+		o.DeliveryAttempt(outcome, res.StatusCode)
+	}
+	host := ""
+	if u, err := url.Parse(d.URL); err == nil {
+		host = u.Host
+	}
+	attrs := []slog.Attr{
+		slog.Int64("job_id", d.JobID), slog.String("org", d.Org), slog.String("project", d.Project),
+		slog.String("event", d.Event), slog.String("message_id", d.MessageID), slog.String("host", host),
+		slog.Int("attempt", rec.Attempt), slog.String("outcome", outcome), durationMS(res.Latency),
+	}
+	if res.StatusCode != 0 {
+		attrs = append(attrs, slog.Int("status_code", res.StatusCode))
+	}
+	if res.Err != nil {
+		attrs = append(attrs, slog.String("error", redactURL(res.Err.Error(), d.URL, host)))
+	}
+	if !next.IsZero() {
+		attrs = append(attrs, slog.Time("next_retry_at", next.UTC()))
+	}
+	w.q.cfg.Logger.LogAttrs(ctx, level, "webhook attempt", attrs...)
+}
+
+// redactURL replaces the webhook URL in msg (net/http quotes it in its errors)
+// with its host.
+func redactURL(msg, rawURL, host string) string {
+	if rawURL == "" {
+		return msg
+	}
+	if u, err := url.Parse(rawURL); err == nil {
+		msg = strings.ReplaceAll(msg, u.String(), host)
+	}
+	return strings.ReplaceAll(msg, rawURL, host)
 }

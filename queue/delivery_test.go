@@ -28,15 +28,18 @@ func TestNextRetryHonoursRetryAfterWithinCap(t *testing.T) {
 		{30 * time.Second, 30 * time.Second, 31 * time.Second},       // Retry-After wins
 		{7 * 24 * time.Hour, time.Minute, time.Minute + time.Second}, // capped
 	} {
-		if c.retryAfter > 0 {
-			w.retryAfter.Store(int64(7), c.retryAfter)
-		}
+		// Work chooses the time (and logs it); River reads it back through NextRetry.
+		w.nextRetry.Store(int64(7), w.retryAt(1, c.retryAfter))
 		d := time.Until(w.NextRetry(job(7)))
 		if d < c.min-50*time.Millisecond || d > c.max {
 			t.Errorf("Retry-After %v: next attempt in %v, want %v–%v", c.retryAfter, d, c.min, c.max)
 		}
 	}
-	if _, left := w.retryAfter.Load(int64(7)); left {
-		t.Error("Retry-After kept after use")
+	if _, left := w.nextRetry.Load(int64(7)); left {
+		t.Error("next retry kept after use")
+	}
+	// Without a time from Work, NextRetry follows the schedule.
+	if d := time.Until(w.NextRetry(job(7))); d < 850*time.Millisecond || d > 1100*time.Millisecond {
+		t.Errorf("no time from Work: next attempt in %v, want about 1 s", d)
 	}
 }

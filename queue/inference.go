@@ -87,6 +87,9 @@ func (w *inferenceWorker) run(ctx context.Context, id int64) error {
 	} else if !ok {
 		return nil
 	}
+	if job.Status == diffute.StatusQueued && w.q.cfg.Observer != nil {
+		w.q.cfg.Observer.JobStarted(job.Model, time.Since(job.CreatedAt))
+	}
 	format, err := imageenc.ParseFormat(job.OutputFormat)
 	if err != nil {
 		return w.q.finish(ctx, id, diffute.StatusFailed, err.Error())
@@ -224,7 +227,16 @@ func (q *Queue) finish(ctx context.Context, id int64, status diffute.JobStatus, 
 	if q.cfg.OnFinish != nil {
 		q.cfg.OnFinish(job)
 	}
-	q.cfg.Logger.InfoContext(ctx, "inference job finished", slog.Int64("job_id", id),
-		slog.String("org", job.Org), slog.String("project", job.Project), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != ""))
+	attrs := []slog.Attr{slog.Int64("job_id", id), slog.String("org", job.Org), slog.String("project", job.Project),
+		slog.String("model", job.Model), slog.String("status", string(job.Status)), slog.Bool("webhook", job.Webhook != "")}
+	level := slog.LevelInfo
+	if !job.StartedAt.IsZero() && !job.FinishedAt.IsZero() {
+		attrs = append(attrs, durationMS(job.FinishedAt.Sub(job.StartedAt)))
+	}
+	if job.Status == diffute.StatusFailed {
+		level = slog.LevelWarn
+		attrs = append(attrs, slog.String("error", msg))
+	}
+	q.cfg.Logger.LogAttrs(ctx, level, "inference job finished", attrs...)
 	return nil
 }

@@ -61,6 +61,8 @@ type Config struct {
 	ClientID string
 	// OnFinish, when set, is called with each job this process finishes (metrics).
 	OnFinish func(job *diffute.Job)
+	// Observer, when set, receives job starts and webhook attempts (metrics).
+	Observer Observer
 	// MediaRetention is how long images are kept after their job ends; default
 	// diffute.DefaultMediaRetention.
 	MediaRetention time.Duration
@@ -154,7 +156,7 @@ func New(db *store.DB, cfg Config) (*Queue, error) {
 		return nil, fmt.Errorf("queue: %w", err)
 	}
 	rc := &river.Config{
-		Logger:            cfg.Logger,
+		Logger:            newRiverLogger(cfg.Logger),
 		Workers:           workers,
 		FetchPollInterval: cfg.PollInterval,
 		FetchCooldown:     fetchCooldown(db, cfg.PollInterval),
@@ -271,14 +273,16 @@ func (q *Queue) Stop(ctx context.Context) error {
 
 // fetchCooldown is River's minimum time between fetches of one queue. A worker
 // with one slot takes one job per fetch, so River's 100 ms default caps it at ten
-// jobs a second whatever the engine's speed; on PostgreSQL, where fetches run on a
-// pool, 10 ms lifts the cap well above a GPU's rate. SQLite keeps its poll
-// interval's pace: every fetch there takes the one write connection.
+// jobs a second whatever the engine's speed, and on SQLite it would also hold
+// back the fetch that an insert notification asks for (store/wake.go), adding up
+// to a poll's wait to every job. 5 ms (10 ms on PostgreSQL, whose fetches share
+// a pool) lifts both well above a GPU's rate; an idle queue still fetches only
+// once per poll.
 func fetchCooldown(db *store.DB, poll time.Duration) time.Duration {
 	if db.Listens() {
 		return min(10*time.Millisecond, poll)
 	}
-	return min(river.FetchCooldownDefault, poll)
+	return min(5*time.Millisecond, poll)
 }
 
 // deliveryPoll is the delivery queue's fetch poll interval: short on SQLite,

@@ -10,6 +10,7 @@ import (
 	"image"
 	"image/png"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -57,6 +58,8 @@ type setupOpts struct {
 	poll        time.Duration
 	leaseTTL    time.Duration
 	models      []string // served models; default tiny-sd
+	logger      *slog.Logger
+	observer    Observer
 }
 
 func setup(t *testing.T, o setupOpts) *testBundle {
@@ -96,6 +99,8 @@ func setup(t *testing.T, o setupOpts) *testBundle {
 		Webhook:      whCfg,
 		PollInterval: cmp.Or(o.poll, 20*time.Millisecond),
 		LeaseTTL:     o.leaseTTL,
+		Logger:       o.logger,
+		Observer:     o.observer,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -128,8 +128,10 @@ type DB struct {
 	// listens on its connections) and the schema River's tables live in.
 	pgx    *pgxpool.Pool
 	schema string
-	river  *river.Client[*sql.Tx]
-	store  *Store
+	// wake is SQLite's in-process shortcut for River's notifications (wake.go).
+	wake  wakeHub
+	river *river.Client[*sql.Tx]
+	store *Store
 	// insertJob is prepared once: CreateJob is the hot path of the API, and
 	// parsing the statement on every request costs a measurable share of it.
 	insertJob *sql.Stmt
@@ -152,6 +154,10 @@ func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 		Logger:              slog.New(slog.DiscardHandler),
 		SkipUnknownJobCheck: true,
 		Schema:              db.schema,
+		// River sends at most one insert notification per queue per cooldown;
+		// its 100 ms default would leave every job that follows another within
+		// 100 ms to wait for the workers' next poll.
+		FetchCooldown: insertNotifyCooldown,
 	})
 	if err != nil {
 		db.Close()
@@ -169,6 +175,10 @@ func (db *DB) finishOpen(ctx context.Context) (*DB, error) {
 	db.store = &Store{db: db}
 	return db, nil
 }
+
+// insertNotifyCooldown spaces the insert notifications of one queue: short
+// enough that a job submitted right after another is still heard at once.
+const insertNotifyCooldown = 2 * time.Millisecond
 
 // Close closes both pools. Stop any queue built on db first.
 func (db *DB) Close() error {
@@ -202,9 +212,10 @@ func (db *DB) Dialect() Dialect { return db.dialect }
 // one process works it, made so by ClaimWorker.
 func (db *DB) SharedByWorkers() bool { return db.dialect == Postgres }
 
-// Listens reports whether workers hear of new jobs at once (PostgreSQL's
-// LISTEN/NOTIFY); when false they find them by polling, and a short poll
-// interval is what keeps pick-up quick.
+// Listens reports whether every worker hears of new jobs at once, whichever
+// process inserted them (PostgreSQL's LISTEN/NOTIFY). When false (SQLite) a
+// worker hears at once of the jobs its own process inserts (wake.go) and of
+// other processes' at its next poll.
 func (db *DB) Listens() bool { return db.dialect == Postgres }
 
 // RiverSchema is the schema a River client on db must name in its Config ("" on
@@ -222,7 +233,7 @@ func (db *DB) RiverDriver() riverdriver.Driver[*sql.Tx] {
 	if db.dialect == Postgres {
 		return riverdatabasesql.NewWithPgxListener(db.write.DB, db.pgx)
 	}
-	return riversqlite.New(db.write.DB)
+	return &wakeDriver{Driver: riversqlite.New(db.write.DB), hub: &db.wake}
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -90,6 +90,8 @@ func docDefault(f *flag.Flag) string {
 	switch f.Name {
 	case "data-dir":
 		return "$XDG_DATA_HOME/diffute, else ~/.local/share/diffute"
+	case "secret-key-file":
+		return "$XDG_CONFIG_HOME/diffute/secret.key, else ~/.config/diffute/secret.key"
 	}
 	if f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" && strings.Contains(f.Usage, "0:") {
 		return ""

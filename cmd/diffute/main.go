@@ -10,8 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"syscall"
 )
 
@@ -145,20 +143,9 @@ func runVersion(env *environment, args []string) error {
 }
 
 func versionLine() string {
-	v, commit, modified, goVersion := version, "unknown", false, runtime.Version()
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version
-		}
-		goVersion = bi.GoVersion
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				commit = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
+	v, commit, modified, goVersion := buildVersion()
+	if commit == "" {
+		commit = "unknown"
 	}
 	if modified {
 		commit += " (modified)"

@@ -201,8 +201,8 @@ func TestScaleOutMultiProcess(t *testing.T) {
 
 	// Kill the victim while it is running a job: its metrics say when.
 	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(getText(t, victim.url+"/metrics"), "diffute_worker_inference_busy 1") &&
-		!strings.Contains(getText(t, victim.url+"/metrics"), "diffute_worker_inference_busy 2") {
+	for !strings.Contains(getText(t, victim.url+"/metrics"), "diffute_jobs_running 1") &&
+		!strings.Contains(getText(t, victim.url+"/metrics"), "diffute_jobs_running 2") {
 		if time.Now().After(deadline) {
 			t.Fatalf("the victim worker never ran a job:\n%s", victim.stderr.String())
 		}

@@ -150,6 +150,7 @@ type server struct {
 	logger  *slog.Logger
 	db      *store.DB
 	engine  *onnx.Engine
+	metrics *metrics.Metrics
 	media   closableMedia
 	queue   *queue.Queue
 	http    *http.Server
@@ -158,11 +159,14 @@ type server struct {
 	dataDir string
 }
 
+// newLogger logs to stderr in format (json or text), adding the request id to
+// every line logged with a request's context.
 func newLogger(env *environment, format string) *slog.Logger {
+	var h slog.Handler = slog.NewJSONHandler(env.stderr, nil)
 	if format == "text" {
-		return slog.New(slog.NewTextHandler(env.stderr, nil))
+		h = slog.NewTextHandler(env.stderr, nil)
 	}
-	return slog.New(slog.NewJSONHandler(env.stderr, nil))
+	return slog.New(httpapi.RequestIDHandler(h))
 }
 
 // startServer opens everything serve needs and starts listening. Only this function
@@ -237,7 +241,14 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		}
 		eng = s.engine
 	}
-	mets := newMetrics(s.db, s.engine)
+	build := buildInfo(cfg.engine.device, s.engine)
+	mets := newMetrics(s.db, s.engine, build, s.models, cfg.workers, func() int {
+		if q := s.queue; q != nil {
+			return q.Busy()
+		}
+		return 0
+	})
+	s.metrics = mets
 	if eng != nil {
 		eng = &metrics.Engine{Engine: eng, Metrics: mets}
 	}
@@ -254,6 +265,7 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		Sweeper:           sweeper(o.sweeper),
 		Webhook:           webhookCfg,
 		Logger:            s.logger,
+		Observer:          mets,
 		OnFinish: func(job *diffute.Job) {
 			observe(job)
 			jobEnds.Ended(job.ID) // a PUT waiting on it (Prefer: wait) answers now
@@ -286,9 +298,10 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 			}
 			return nil
 		},
-		Logger:  s.logger,
-		Metrics: mets,
-		Console: webui.Handler(),
+		Logger:      s.logger,
+		Metrics:     mets,
+		Instruments: mets,
+		Console:     webui.Handler(),
 	}
 	if err := api.Check(); err != nil {
 		return nil, err
@@ -302,7 +315,9 @@ func startServer(ctx context.Context, env *environment, cfg *serveConfig) (_ *se
 		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
 	s.http.RegisterOnShutdown(api.CloseStreams)
 	go func() { s.errc <- s.http.Serve(httpapi.LimitConnsPerClient(ln, cfg.maxConnsPerClient)) }()
-	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir)
+	s.logger.Info("serving", "url", s.url, "workers", cfg.workers, "models", strings.Join(s.models, ","), "data_dir", cfg.state.dataDir,
+		"version", build.Version, "commit", build.Commit, "go_version", build.GoVersion,
+		"device", build.Device, "onnxruntime_version", build.ONNXRuntimeVersion)
 	return s, nil
 }
 

@@ -87,7 +87,8 @@ func runWorker(ctx context.Context, env *environment, args []string) error {
 }
 
 // workerHandler serves a worker's only HTTP: liveness with the database's
-// answer, and Prometheus metrics of its inference slots.
+// answer, and its Prometheus metrics (diffute_jobs_running and
+// diffute_inference_slots among them).
 func (s *server) workerHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -98,13 +99,6 @@ func (s *server) workerHandler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		fmt.Fprintf(w, "# HELP diffute_worker_inference_busy Inference jobs running on this worker.\n"+
-			"# TYPE diffute_worker_inference_busy gauge\ndiffute_worker_inference_busy %d\n"+
-			"# HELP diffute_worker_inference_slots Inference jobs this worker runs at once (--concurrency).\n"+
-			"# TYPE diffute_worker_inference_slots gauge\ndiffute_worker_inference_slots %d\n",
-			s.queue.Busy(), s.cfg.workers)
-	})
+	mux.Handle("GET /metrics", s.metrics)
 	return mux
 }
