@@ -266,8 +266,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SetValue(css(first+".p-prompt"), "a mountain lake\nat dawn"),
 		chromedp.SetValue(css(first+".p-negative"), "fog"),
 		chromedp.SetValue(css(first+".p-n"), "2"),
-		chromedp.SetValue(css(first+".p-w"), "256"),
-		chromedp.SetValue(css(first+".p-h"), "256"),
+		chromedp.SetValue(css(first+".p-w"), "384"),
+		chromedp.SetValue(css(first+".p-h"), "384"),
 		chromedp.SetValue(css(first+".p-steps"), "80"),
 		chromedp.SetValue(css(first+".p-seed"), "42"),
 		choose(first+".p-scheduler", "euler"),
@@ -299,7 +299,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		c.fail("job text", err)
 	}
-	for _, want := range []string{"browser test", "seed 42…43", "256×256", "80 steps", "euler", "Negative: fog", "a dark forest, oil painting", "2/2 done", "3/3 images · took "} {
+	for _, want := range []string{"browser test", "seed 42…43", "384×384", "80 steps", "euler", "Negative: fog", "a dark forest, oil painting", "2/2 done", "3/3 images · took "} {
 		if !strings.Contains(text, want) {
 			t.Errorf("job page lacks %q:\n%s", want, text)
 		}
@@ -323,8 +323,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("job page title = %q", title)
 	}
 	widths, err := chromedp.Run(ctx, chromedp.Evaluate[[]int](`[...document.querySelectorAll("#prompts .gallery img")].map(i => i.naturalWidth)`))
-	if err != nil || fmt.Sprint(widths) != "[256 256 96]" {
-		t.Errorf("image widths = %v (%v), want [256 256 96]", widths, err)
+	if err != nil || fmt.Sprint(widths) != "[384 384 96]" {
+		t.Errorf("image widths = %v (%v), want [384 384 96]", widths, err)
 	}
 
 	shot, err := chromedp.Run(ctx, chromedp.Screenshot(css("#prompts .gallery img"), chromedp.NodeVisible))
@@ -445,12 +445,15 @@ func TestConsoleLiveListAndRevokedKey(t *testing.T) {
 		}
 		return fmt.Sprint(accepted.JobID)
 	}
-	long := submit("long", map[string]any{"name": "long", "prompt": "a long exposure of a river", "num_images": 8, "width": 256, "height": 256, "steps": 150})
+	long := submit("long", map[string]any{"name": "long", "prompt": "a long exposure of a river", "num_images": 8, "width": 768, "height": 768, "steps": 150})
 	short := submit("short", map[string]any{"name": "short", "prompt": "a pebble", "num_images": 2, "width": 64, "height": 64, "steps": 2})
 	state := func(id string) string {
 		return `(document.querySelector('tr[data-job="` + id + `"]') || { dataset: {} }).dataset.status`
 	}
 	c.poll("the new jobs appear, running and queued", state(long)+` === "running" && `+state(short)+` === "queued"`, 20*time.Second)
+	// Refreshes update rows in place: the same elements, so nothing flickers
+	// and the scroll position stays.
+	c.eval(`document.querySelector('tr[data-job="` + short + `"]').kept = "yes"; ""`)
 	if resp, body := doJSON(t, "DELETE", srv.url+"/acme/default/media/inference/"+long, key, nil); resp.StatusCode != 200 {
 		t.Fatalf("DELETE: %d %s", resp.StatusCode, body)
 	}
@@ -460,6 +463,9 @@ func TestConsoleLiveListAndRevokedKey(t *testing.T) {
 		t.Errorf("the page reloaded to show the jobs")
 	}
 	row := `tr[data-job="` + short + `"]`
+	if kept := c.eval(`document.querySelector('` + row + `').kept || "replaced"`); kept != "yes" {
+		t.Errorf("a refresh of the list replaced the row of job %s instead of updating it", short)
+	}
 	if got := c.eval(`document.querySelector('` + row + ` td.images').textContent + " " +
 		document.querySelector('` + row + ` [role=progressbar]').getAttribute("aria-valuenow") + " " +
 		document.querySelector('` + row + ` .badge').textContent`); got != "2 100 succeeded" {
