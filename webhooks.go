@@ -97,6 +97,9 @@ type WebhookMessage struct {
 	Attempts   int           `json:"attempts"`
 	CreatedAt  time.Time     `json:"created_at"`
 	UpdatedAt  time.Time     `json:"updated_at"`
+	// NextAttemptAt is when a pending message is next sent (after a failed
+	// attempt, its retry); nil when it is not pending or an attempt is in flight.
+	NextAttemptAt *time.Time `json:"next_attempt_at,omitempty"`
 }
 
 // WebhookStore keeps projects' signing secrets and jobs' webhook messages.

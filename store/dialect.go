@@ -53,6 +53,16 @@ func (d Dialect) rebind(query string) string {
 	return b.String()
 }
 
+// jsonInt is the SQL expression for the integer member key of the JSON object
+// in column (River's args): SQLite's json_extract reads its text and binary
+// JSON alike; PostgreSQL's args are jsonb.
+func (d Dialect) jsonInt(column, key string) string {
+	if d == Postgres {
+		return "(" + column + "->>'" + key + "')::bigint"
+	}
+	return "json_extract(" + column + ", '$." + key + "')"
+}
+
 // pool is a database/sql pool whose query methods rebind placeholders for its
 // dialect, so that store code reads the same on both databases. The embedded
 // *sql.DB gives the rest (Ping, Close, pool settings).

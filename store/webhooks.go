@@ -228,7 +228,33 @@ func (s *Store) WebhookMessages(ctx context.Context, org, project string, jobID 
 	if err := closeRows(rows); err != nil {
 		return nil, fmt.Errorf("store: webhook messages: %w", err)
 	}
+	for i := range out {
+		if out[i].State != diffute.DeliveryPending {
+			continue
+		}
+		if out[i].NextAttemptAt, err = s.nextAttempt(ctx, out[i].DeliveryID); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+// nextAttempt returns when the queue next runs delivery id: the scheduled time
+// of its River job while that waits (a retry's backoff included); nil while an
+// attempt runs or none is queued.
+func (s *Store) nextAttempt(ctx context.Context, id int64) (*time.Time, error) {
+	var at time.Time
+	err := s.db.read.QueryRowContext(ctx, `SELECT scheduled_at FROM river_job
+		WHERE kind = ? AND state IN ('available', 'scheduled', 'retryable') AND `+s.db.dialect.jsonInt("args", "delivery_id")+` = ?
+		ORDER BY scheduled_at LIMIT 1`, diffute.DeliveryArgs{}.Kind(), id).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: next delivery attempt: %w", err)
+	}
+	at = at.UTC()
+	return &at, nil
 }
 
 // Redeliver queues the terminal message of job jobID of org/project again, with

@@ -338,3 +338,48 @@ func (ds suite) TestDeliveryLookupsTenantScoped(t *testing.T) {
 		}
 	}
 }
+
+func (ds suite) TestPendingMessageShowsNextAttempt(t *testing.T) {
+	ctx := t.Context()
+	db := ds.open(t)
+	s := db.Store()
+	job := storetest.NewJob("org", "proj")
+	if err := s.CreateJob(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CancelJob(ctx, "org", "proj", job.ID); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.WebhookMessages(ctx, "org", "proj", job.ID)
+	if err != nil || len(msgs) != 1 || msgs[0].State != diffute.DeliveryPending {
+		t.Fatalf("WebhookMessages = %+v, %v; want one pending message", msgs, err)
+	}
+	// Queued and due: its next attempt is now.
+	if at := msgs[0].NextAttemptAt; at == nil || time.Since(*at) < -time.Second || time.Since(*at) > time.Minute {
+		t.Errorf("a message just queued has its next attempt at %v, want about now", at)
+	}
+	// A failed attempt puts the queue job off until its retry.
+	retry := time.Now().Add(90 * time.Second).UTC().Truncate(time.Second)
+	if _, err := db.write.ExecContext(ctx, `UPDATE river_job SET state = 'retryable', scheduled_at = ? WHERE kind = ?`,
+		retry, diffute.DeliveryArgs{}.Kind()); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err = s.WebhookMessages(ctx, "org", "proj", job.ID)
+	if err != nil || len(msgs) != 1 || msgs[0].NextAttemptAt == nil || !msgs[0].NextAttemptAt.Equal(retry) {
+		t.Fatalf("after a failed attempt, WebhookMessages = %+v, %v; want the next attempt at %s", msgs, err, retry)
+	}
+	// An attempt in flight, then a final state: no next attempt.
+	if _, err := db.write.ExecContext(ctx, `UPDATE river_job SET state = 'running' WHERE kind = ?`, diffute.DeliveryArgs{}.Kind()); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err = s.WebhookMessages(ctx, "org", "proj", job.ID); err != nil || msgs[0].NextAttemptAt != nil {
+		t.Errorf("while an attempt runs, next attempt = %v (%v), want none", msgs[0].NextAttemptAt, err)
+	}
+	if err := s.RecordDeliveryAttempt(ctx, AttemptRecord{DeliveryID: msgs[0].DeliveryID, Attempt: 1, At: time.Now(),
+		StatusCode: 200, Status: diffute.DeliveryDelivered}); err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err = s.WebhookMessages(ctx, "org", "proj", job.ID); err != nil || msgs[0].State != diffute.DeliveryDelivered || msgs[0].NextAttemptAt != nil {
+		t.Errorf("a delivered message: %+v (%v), want no next attempt", msgs[0], err)
+	}
+}
