@@ -54,7 +54,8 @@ func openSQLite(ctx context.Context, path string) (*DB, error) {
 }
 
 // openPool opens a database/sql pool on path with the pragmas every connection
-// needs; modernc applies _pragma parameters to each new connection.
+// needs; modernc applies _pragma parameters to each new connection. It fails
+// only at the first connection, as sql.Open does.
 func openPool(path string, readOnly bool) (*sql.DB, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout("+strconv.Itoa(int(busyTimeout/time.Millisecond))+")")
@@ -68,11 +69,8 @@ func openPool(path string, readOnly bool) (*sql.DB, error) {
 		// and then writes can never fail on a lock upgrade.
 		q.Set("_txlock", "immediate")
 	}
-	pool, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("store: open %s: %w", path, err)
-	}
-	return pool, nil
+	// Each connection keeps its compiled statements (stmtcache.go).
+	return openCached("file:" + path + "?" + q.Encode()), nil
 }
 
 // ClaimWorker makes this process the one that works the jobs of a SQLite
