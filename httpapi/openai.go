@@ -531,3 +531,35 @@ func (s *Server) openAIStatusErrorOf(r *http.Request, err error) *openAIStatusEr
 	}
 	return openAIParamError(err)
 }
+
+// OpenAIModelList is the body of GET /v1/models, OpenAI's model list: the
+// models this deployment serves.
+type OpenAIModelList struct {
+	Object string        `json:"object"` // "list"
+	Data   []OpenAIModel `json:"data"`
+}
+
+// OpenAIModel is one served model as OpenAI lists it. Created is 0: Diffute
+// does not know when a checkpoint was made.
+type OpenAIModel struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"` // "model"
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// openAIModels handles GET /v1/models (tools that speak OpenAI's API list the
+// models before they generate). Like POST /v1/images/generations it takes the
+// key as Authorization: Bearer and answers its errors in OpenAI's shape.
+func (s *Server) openAIModels(w http.ResponseWriter, r *http.Request) error {
+	if _, _, err := s.openAIKey(r); err != nil {
+		s.writeOpenAIError(w, r, err)
+		return nil
+	}
+	out := OpenAIModelList{Object: "list", Data: []OpenAIModel{}}
+	for _, name := range s.Models {
+		out.Data = append(out.Data, OpenAIModel{ID: name, Object: "model", OwnedBy: "diffute"})
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+	return nil
+}

@@ -447,3 +447,30 @@ func TestOpenAIImagesLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenAIModels: GET /v1/models lists the served models in OpenAI's shape,
+// with the same Bearer key check as the images route.
+func TestOpenAIModels(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	resp, body := b.do(t, http.MethodGet, "/v1/models", map[string]string{"Authorization": "Bearer " + b.key}, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/models: %d %s", resp.StatusCode, body)
+	}
+	var list httpapi.OpenAIModelList
+	if err := json.Unmarshal(body, &list); err != nil {
+		t.Fatal(err)
+	}
+	if list.Object != "list" || len(list.Data) != len(b.api.Models) || len(list.Data) == 0 {
+		t.Fatalf("list %+v, want the %d served models", list, len(b.api.Models))
+	}
+	for i, m := range list.Data {
+		if m.ID != b.api.Models[i] || m.Object != "model" || m.OwnedBy != "diffute" {
+			t.Errorf("model %d = %+v, want %s", i, m, b.api.Models[i])
+		}
+	}
+	resp, body = b.do(t, http.MethodGet, "/v1/models", map[string]string{"Authorization": "Bearer dfk_wrong"}, nil)
+	if e := openAIError(t, resp, body); resp.StatusCode != http.StatusUnauthorized || str(e.Code) != "invalid_api_key" {
+		t.Errorf("bad key: %d %+v", resp.StatusCode, e)
+	}
+}

@@ -136,6 +136,12 @@ var responseSchemas = []specPair{
 	{"UsageDay", typeOf[UsageDayView]()},
 	{"UsageFigures", typeOf[UsageFigures]()},
 	{"Problem", typeOf[Problem]()},
+	{"OpenAIImagesResponse", typeOf[OpenAIImagesResponse]()},
+	{"OpenAIImage", typeOf[OpenAIImage]()},
+	{"OpenAIErrorResponse", typeOf[OpenAIErrorBody]()},
+	{"OpenAIError", typeOf[OpenAIError]()},
+	{"OpenAIModelList", typeOf[OpenAIModelList]()},
+	{"OpenAIModel", typeOf[OpenAIModel]()},
 }
 
 // encodedField is one member of a Go type's JSON encoding.

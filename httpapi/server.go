@@ -113,6 +113,7 @@ func (s *Server) Handler() http.Handler {
 	handle(api, "GET /{org}/{project}/media/inference", s.tenant(s.listInference))
 	handle(api, "GET /{org}/{project}/media/inference/{job_id}/events", s.tenant(s.jobEvents))
 	handle(api, "POST /v1/images/generations", s.openAIImages) // answers its errors in OpenAI's shape
+	handle(api, "GET /v1/models", s.openAIModels)              // OpenAI's model list, its errors in its shape
 	handle(api, "GET /openapi.json", s.openAPI)
 	handle(api, "GET /docs", s.docs)
 	if s.Metrics != nil {

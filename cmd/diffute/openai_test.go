@@ -120,6 +120,11 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 			Size   string   `json:"size"`
 			Images []string `json:"images"`
 		} `json:"b64"`
+		Models []struct {
+			ID      string `json:"id"`
+			Object  string `json:"object"`
+			OwnedBy string `json:"owned_by"`
+		} `json:"models"`
 		Errors  map[string]clientFailure `json:"errors"`
 		Classes map[string]string        `json:"classes"`
 	}
@@ -127,6 +132,10 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 		t.Fatalf("generate.mjs output %q: %v", stdout.String(), err)
 	}
 
+	if len(got.Models) != 2 || got.Models[0].ID != "diffute/tiny-sd" || got.Models[1].ID != "diffute/tiny-sdxl" ||
+		got.Models[0].Object != "model" || got.Models[0].OwnedBy != "diffute" {
+		t.Fatalf("client.models.list() gave %+v, want the two served models", got.Models)
+	}
 	if len(got.URL.URLs) != 2 || got.URL.Size != "64x64" || got.URL.OutputFormat != "png" ||
 		got.URL.Created < time.Now().Add(-10*time.Minute).Unix() {
 		t.Fatalf("url answer %+v", got.URL)

@@ -40,6 +40,13 @@ async function failure(call) {
 
 const out = {};
 
+// The served models, as tools list them before they generate.
+const models = [];
+for await (const m of client.models.list()) {
+  models.push({ id: m.id, object: m.object, owned_by: m.owned_by });
+}
+out.models = models;
+
 const byURL = await client.images.generate({
   model,
   prompt: 'a lighthouse at dusk',
