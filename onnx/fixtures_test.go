@@ -251,7 +251,7 @@ func TestFixtureCheckpointsDiffusersLayout(t *testing.T) {
 	cases := []struct {
 		name, variant string
 		tol           float64
-		fused         bool // the fused attention the CUDA graphs use
+		fused         bool // fused attention, the default; unfused is the fallback
 	}{
 		{"sd15", "", 1e-4, false},
 		{"sd21v", "fp32", 1e-4, false},

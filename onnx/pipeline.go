@@ -57,7 +57,7 @@ type pipelineOptions struct {
 	maxBatchBytes int64
 	variant       string
 	layout        string
-	fused         *bool // WithFusedAttention; nil: by device
+	fused         *bool // WithFusedAttention; nil: fused
 }
 
 // WithLayout gives a single-file checkpoint the diffusers folder whose configs,
@@ -79,16 +79,16 @@ func WithDevice(device string) Option {
 	return func(o *pipelineOptions) { o.session.device = device }
 }
 
-// WithFusedAttention overrides the device's choice of attention in built
-// graphs (sdgraph.Options.FusedAttention): fused on CUDA, unfused on the CPU,
-// where ONNX Runtime's fused kernel saves memory but runs slower.
+// WithFusedAttention chooses how built graphs compute attention
+// (sdgraph.Options.FusedAttention): fused, the default on every device, or
+// MatMul-Softmax-MatMul, for a provider without the fused operator.
 func WithFusedAttention(on bool) Option {
 	return func(o *pipelineOptions) { o.fused = &on }
 }
 
-// graphOptions are the built graphs' options for o's device.
+// graphOptions are the built graphs' options.
 func (o *pipelineOptions) graphOptions() sdgraph.Options {
-	fused := strings.HasPrefix(o.session.device, "cuda")
+	fused := true
 	if o.fused != nil {
 		fused = *o.fused
 	}

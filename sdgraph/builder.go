@@ -81,10 +81,10 @@ type builder struct {
 // same results within float rounding.
 type Options struct {
 	// FusedAttention computes attention with ONNX Runtime's MultiHeadAttention
-	// (flash or memory-efficient kernels on CUDA, no [B, heads, T, S] score
-	// tensor held by the graph) instead of MatMul, Softmax, MatMul. It cuts the
-	// UNet's peak memory on every provider but runs slower on the CPU one, so
-	// the loader turns it on for CUDA.
+	// (flash or memory-efficient kernels on CUDA; no [B, heads, T, S] score
+	// tensor held by the graph) instead of MatMul, Softmax, MatMul. On the CPU
+	// it runs as fast and cuts SD 1.5's peak memory at 512² by 2 GB
+	// (docs/benchmarks.md); the loader uses it unless told otherwise.
 	FusedAttention bool
 }
 
