@@ -203,8 +203,9 @@ func TestOpenAIClientEndToEnd(t *testing.T) {
 		len(jpeg.Data) != 1 || !strings.Contains(jpeg.Data[0].URL, ".jpg?") {
 		t.Fatalf("url, jpeg: %s %s", resp.Status, body)
 	}
-	if n := validated.Load() - before; n != 3 {
-		t.Errorf("%d exchanges validated, want 3", n)
+	// At least these three: tests running in parallel add theirs to the count.
+	if n := validated.Load() - before; n < 3 {
+		t.Errorf("%d exchanges validated, want at least 3", n)
 	}
 
 	// Every image is metered in the key's default project: 2 + 1 + 1 + 1.
