@@ -39,6 +39,12 @@ echo "== golangci-lint (.golangci.yaml says why each linter that is off is off)"
 # raced in the packages that own it (queue, store, httpapi, onnx, webhook, …).
 echo "== go test (race detector on)"
 go test -race -count=1 -timeout 20m $(go list ./... | grep -v '/cmd/diffute$')
+# The engine's suite again on ONNX Runtime 1.29, the library GPU workers load
+# (scripts/setup-ort.sh --cuda), through its CPU provider: the built graphs, the
+# fused attention and the fixtures must hold on both versions.
+echo "== go test ./onnx ./sdgraph ./tinymodel on ONNX Runtime 1.29"
+DIFFUTE_ORT_LIB="$top/third_party/onnxruntime-cuda/libonnxruntime.so" \
+  go test -count=1 -timeout 10m ./onnx ./sdgraph ./tinymodel
 echo "== go test ./cmd/diffute (end to end)"
 go test -count=1 -timeout 20m ./cmd/diffute
 
