@@ -62,6 +62,16 @@ type Source struct {
 	LoadedModels func() []string
 	// Running returns how many inference jobs this process is working now.
 	Running func() int
+	// GPUs returns the machine's GPUs and their memory (a process on a CUDA
+	// device); nil: no GPU series.
+	GPUs func() ([]GPUStat, error)
+}
+
+// GPUStat is one GPU's memory, all its users' (the driver's figures).
+type GPUStat struct {
+	GPU         string // the driver's index
+	Name        string
+	Used, Total uint64 // bytes
 }
 
 // BuildInfo labels diffute_build_info.

@@ -241,6 +241,36 @@ func TestMetricsScrapeErrorWhenTheDatabaseFails(t *testing.T) {
 	}
 }
 
+// The GPUs' memory is read at scrape time, one series pair per GPU; a GPU the
+// driver could not read is left out, the others kept, and nothing else fails.
+func TestMetricsGPUMemory(t *testing.T) {
+	t.Parallel()
+	read := []GPUStat{{GPU: "0", Name: "NVIDIA H200", Used: 3 << 30, Total: 141 << 30}}
+	var readErr error
+	m := newTestMetrics(Source{GPUs: func() ([]GPUStat, error) { return read, readErr }})
+	got := scrape(t, m)
+	if got[`diffute_gpu_memory_used_bytes{gpu="0",name="NVIDIA H200"}`] != 3<<30 ||
+		got[`diffute_gpu_memory_total_bytes{gpu="0",name="NVIDIA H200"}`] != 141<<30 {
+		t.Errorf("GPU series: used %v total %v", got[`diffute_gpu_memory_used_bytes{gpu="0",name="NVIDIA H200"}`],
+			got[`diffute_gpu_memory_total_bytes{gpu="0",name="NVIDIA H200"}`])
+	}
+	read = append(read[:1:1], GPUStat{GPU: "1", Name: "NVIDIA H200", Used: 1, Total: 2})
+	read, readErr = read[1:], errors.New("GPU 0: NVML returned 15")
+	got = scrape(t, m)
+	if _, ok := got[`diffute_gpu_memory_used_bytes{gpu="0",name="NVIDIA H200"}`]; ok {
+		t.Error("the unreadable GPU 0 is still listed")
+	}
+	if got[`diffute_gpu_memory_used_bytes{gpu="1",name="NVIDIA H200"}`] != 1 || got[`diffute_scrape_error`] != 0 {
+		t.Errorf("GPU 1 or scrape error wrong: %v", got)
+	}
+	// A process on the CPU has no GPU series at all.
+	for k := range scrape(t, newTestMetrics(Source{})) {
+		if strings.HasPrefix(k, "diffute_gpu_") {
+			t.Errorf("CPU process lists %s", k)
+		}
+	}
+}
+
 // testutilCount counts diffute_ series in the global default registry.
 func testutilCount() (int, error) {
 	families, err := prometheus.DefaultGatherer.Gather()

@@ -20,6 +20,10 @@ var (
 		"1 for each served model the engine of this process holds loaded, 0 for the others.", []string{"model"}, nil)
 	scrapeErrorDesc = prometheus.NewDesc("diffute_scrape_error",
 		"1 when a database read of this scrape failed.", nil, nil)
+	gpuUsedDesc = prometheus.NewDesc("diffute_gpu_memory_used_bytes",
+		"GPU memory in use, by every process on the GPU (the NVIDIA driver's figure).", []string{"gpu", "name"}, nil)
+	gpuTotalDesc = prometheus.NewDesc("diffute_gpu_memory_total_bytes",
+		"GPU memory in all.", []string{"gpu", "name"}, nil)
 )
 
 // stateCollector reads the figures that live outside this process (the database)
@@ -31,7 +35,7 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queueDepthDesc, queueAgeDesc, storedAttemptsDesc, loadedDesc, scrapeErrorDesc} {
+	for _, d := range []*prometheus.Desc{queueDepthDesc, queueAgeDesc, storedAttemptsDesc, loadedDesc, scrapeErrorDesc, gpuUsedDesc, gpuTotalDesc} {
 		ch <- d
 	}
 }
@@ -93,6 +97,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			v = 1
 		}
 		ch <- prometheus.MustNewConstMetric(loadedDesc, prometheus.GaugeValue, v, m)
+	}
+	if src.GPUs != nil {
+		// A GPU the driver cannot read now is left out of this scrape.
+		gpus, _ := src.GPUs()
+		for _, g := range gpus {
+			ch <- prometheus.MustNewConstMetric(gpuUsedDesc, prometheus.GaugeValue, float64(g.Used), g.GPU, g.Name)
+			ch <- prometheus.MustNewConstMetric(gpuTotalDesc, prometheus.GaugeValue, float64(g.Total), g.GPU, g.Name)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeErrorDesc, prometheus.GaugeValue, failed)
 }

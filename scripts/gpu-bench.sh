@@ -157,6 +157,24 @@ bench sdxl-turbo-512-1-cuda 60 --model /tmp/diffute-sdxl --device cuda:0 --steps
 bench sdxl-turbo-512-4-cuda 60 --model /tmp/diffute-sdxl --device cuda:0 --steps 4 --size 512 --guidance 0
 bench sd15-512-2-cpu 90 --model /tmp/diffute-sd15 --device cpu --steps 2
 bench sdxl-turbo-512-1-cpu 90 --model /tmp/diffute-sdxl --device cpu --steps 1 --size 512 --guidance 0
+
+# 6. /metrics of a serve on cuda:0 lists the GPU's memory (diffute_gpu_memory_*).
+if [ $((budget_s - (SECONDS - start))) -ge 30 ]; then
+  echo "+ $diffute serve --device cuda:0 … & curl /metrics > $out/metrics.txt"
+  if [ "$dry" = 0 ]; then
+    DIFFUTE_SECRET_KEY=$(head -c 32 /dev/urandom | base64) timeout 25 "$diffute" serve --addr 127.0.0.1:18181 \
+      --data-dir /tmp/diffute-serve --device cuda:0 --workers 1 --models "sd15=/tmp/diffute-sd15" >>"$log" 2>&1 &
+    srv=$!
+    for _ in $(seq 60); do
+      if curl -sf http://127.0.0.1:18181/metrics -o "$out/metrics.txt" 2>/dev/null; then break; fi
+      sleep 0.3
+    done
+    grep -E '^diffute_(gpu_memory|build_info)' "$out/metrics.txt" 2>/dev/null | tee -a "$log" ||
+      echo "no GPU series in /metrics" | tee -a "$log"
+    kill "$srv" 2>/dev/null || true
+    wait "$srv" 2>/dev/null || true
+  fi
+fi
 if [ "$dry" = 0 ]; then
   echo "done in $((SECONDS - start)) s; results in $results" | tee -a "$log"
 fi

@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/metrics"
@@ -31,6 +33,9 @@ func newMetrics(db *store.DB, eng *onnx.Engine, build metrics.BuildInfo, models 
 	}
 	if eng != nil {
 		src.LoadedModels = eng.Loaded
+		if strings.HasPrefix(build.Device, "cuda") {
+			src.GPUs = gpuStats
+		}
 	}
 	queues := []string{store.DeliveryQueue, queue.MaintenanceQueue}
 	for _, m := range models {
@@ -39,6 +44,16 @@ func newMetrics(db *store.DB, eng *onnx.Engine, build metrics.BuildInfo, models 
 		}
 	}
 	return metrics.New(metrics.Options{Build: build, Models: models, Queues: queues, Slots: slots, Source: src})
+}
+
+// gpuStats is the GPUs' memory for /metrics, from the driver.
+func gpuStats() ([]metrics.GPUStat, error) {
+	gpus, err := onnx.GPUs()
+	out := make([]metrics.GPUStat, len(gpus))
+	for i, g := range gpus {
+		out[i] = metrics.GPUStat{GPU: strconv.Itoa(g.Index), Name: g.Name, Used: g.Used, Total: g.Total}
+	}
+	return out, err
 }
 
 // buildInfo describes this binary and the device it runs on: device is the
