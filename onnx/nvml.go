@@ -81,7 +81,7 @@ func GPUs() ([]GPU, error) {
 	out := make([]GPU, 0, int(n))
 	var err error
 	var name [96]C.char // NVML_DEVICE_NAME_V2_BUFFER_SIZE
-	for i := range C.uint(n) {
+	for i := range n {
 		var used, total C.ulonglong
 		if rc := C.diffute_nvml_device(i, &name[0], C.uint(len(name)), &used, &total); rc != 0 {
 			if err == nil {
