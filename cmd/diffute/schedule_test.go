@@ -4,14 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/diffute/diffute/internal/fixtures"
 )
 
 // TestScheduleMatchesDiffusersRuns runs `diffute schedule --json` on the
@@ -20,16 +20,9 @@ import (
 // checkpoint's published scheduler config).
 func TestScheduleMatchesDiffusersRuns(t *testing.T) {
 	t.Parallel()
-	fixtures := filepath.Join("..", "..", "..", "shared", "fixtures")
 	runtime := map[string]string{"EulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpmpp_2m"}
 	for _, model := range []string{"sd15", "sd21v", "sdxl"} {
-		data, err := os.ReadFile(filepath.Join(fixtures, "reference", model, "index.json"))
-		if errors.Is(err, fs.ErrNotExist) {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("fixtures missing (required under CI=true): %v", err)
-			}
-			t.Skipf("fixtures not present: %v", err)
-		}
+		data, err := os.ReadFile(fixtures.Path(t, "reference", model, "index.json"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +43,7 @@ func TestScheduleMatchesDiffusersRuns(t *testing.T) {
 		}
 		for _, run := range ref.Runs {
 			var stdout, stderr bytes.Buffer
-			args := []string{"schedule", "--model", filepath.Join(fixtures, "checkpoints", model),
+			args := []string{"schedule", "--model", fixtures.Path(t, "checkpoints", model),
 				"--scheduler", runtime[run.Class], "--steps", strconv.Itoa(run.Steps), "--json"}
 			if err := runCLI(args, &stdout, &stderr); err != nil {
 				t.Fatalf("%s %s: %v\n%s", model, run.ID, err, stderr.String())

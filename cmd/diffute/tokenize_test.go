@@ -12,23 +12,13 @@ import (
 	"testing"
 )
 
-// tokenizeFixtures is the shared reference data beside the repository.
-var tokenizeFixtures = filepath.Join("..", "..", "..", "shared", "fixtures")
-
-// requireTokenizeFixtures skips the test when the reference fixtures are
-// absent, or fails it under CI=true, where they must be there.
-func requireTokenizeFixtures(t *testing.T) {
-	t.Helper()
-	fixtures.Path(t, "tokenizer-ids.json")
-}
-
 // cacheFixtureSDXL lays out a Hugging Face cache holding repo fixture/sdxl: an
 // SDXL ONNX export whose tokenizer folders are the reference checkpoint's (the
 // real CLIP vocabulary) and whose ONNX files are empty stand-ins, which the
 // tokenize command never reads.
 func cacheFixtureSDXL(t *testing.T) string {
 	t.Helper()
-	abs, err := filepath.Abs(filepath.Join(tokenizeFixtures, "checkpoints", "sdxl"))
+	abs, err := filepath.Abs(fixtures.Path(t, "checkpoints", "sdxl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +58,7 @@ func cacheFixtureSDXL(t *testing.T) string {
 // compares each tokenizer's ids with what transformers gives.
 func TestTokenizeMatchesReference(t *testing.T) {
 	t.Parallel()
-	requireTokenizeFixtures(t)
-	raw, err := os.ReadFile(filepath.Join(tokenizeFixtures, "tokenizer-ids.json"))
+	raw, err := os.ReadFile(fixtures.Path(t, "tokenizer-ids.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
