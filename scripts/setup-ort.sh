@@ -9,6 +9,24 @@
 # (git-ignored). Set DIFFUTE_NPM_PACKS to a folder that already holds the two .tgz
 # files to skip the download (the GPU package is about 100 MB).
 set -euo pipefail
+
+# have FILE SHA256: FILE is there with that checksum.
+have() { [ -f "$1" ] && echo "$2  $1" | sha256sum -c --status; }
+
+# place SRC DEST SHA256 MODE: checks SRC's checksum, then installs it as DEST
+# through a temporary file, so DEST is never half-written.
+place() {
+  local got
+  got=$(sha256sum "$1" | cut -d' ' -f1)
+  if [ "$got" != "$3" ]; then
+    echo "setup-ort.sh: checksum mismatch for $(basename "$2"): got $got, want $3" >&2
+    exit 1
+  fi
+  mkdir -p "$(dirname "$2")"
+  install -m "$4" "$1" "$2.tmp"
+  mv "$2.tmp" "$2"
+}
+
 if [ "${1:-}" = "--cuda" ]; then
   pkg_version=0.4.9
   top=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +42,7 @@ if [ "${1:-}" = "--cuda" ]; then
   all_ok=1
   for entry in "${files[@]}"; do
     read -r name _ sum <<<"$entry"
-    if ! { [ -f "$dest/$name" ] && echo "$sum  $dest/$name" | sha256sum -c --status; }; then all_ok=0; fi
+    have "$dest/$name" "$sum" || all_ok=0
   done
   if [ "$all_ok" = 1 ]; then
     echo "ONNX Runtime 1.29.0 with the CUDA provider already in $dest"
@@ -46,17 +64,9 @@ if [ "${1:-}" = "--cuda" ]; then
     mkdir -p "$work/$pkg"
     tar -xzf "$work/$tgz" -C "$work/$pkg" package/Plugins/Linux/x64
   done
-  mkdir -p "$dest"
   for entry in "${files[@]}"; do
     read -r name pkg sum <<<"$entry"
-    src="$work/$pkg/package/Plugins/Linux/x64/$name"
-    got=$(sha256sum "$src" | cut -d' ' -f1)
-    if [ "$got" != "$sum" ]; then
-      echo "setup-ort.sh: checksum mismatch for $name: got $got, want $sum" >&2
-      exit 1
-    fi
-    install -m 0755 "$src" "$dest/$name.tmp"
-    mv "$dest/$name.tmp" "$dest/$name"
+    place "$work/$pkg/package/Plugins/Linux/x64/$name" "$dest/$name" "$sum" 0755
   done
   echo "ONNX Runtime 1.29.0 with the CUDA provider placed in $dest"
   echo "run diffute with --ort-lib $dest/libonnxruntime.so (or DIFFUTE_ORT_LIB); it needs CUDA 13, cuDNN 9 and an NVIDIA driver: see diffute doctor"
@@ -71,7 +81,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 dest="$top/third_party/onnxruntime"
 lib="$dest/libonnxruntime.so.1"
 
-if [ -f "$lib" ] && echo "$lib_sha256  $lib" | sha256sum -c --status; then
+if have "$lib" "$lib_sha256"; then
   echo "ONNX Runtime $version already at $lib"
   exit 0
 fi
@@ -83,12 +93,5 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 (cd "$work" && npm pack --silent "onnxruntime-node@$version" >/dev/null)
 tar -xzf "$work/onnxruntime-node-$version.tgz" -C "$work" package/bin/napi-v6/linux/x64/libonnxruntime.so.1
-got=$(sha256sum "$work/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" | cut -d' ' -f1)
-if [ "$got" != "$lib_sha256" ]; then
-  echo "setup-ort.sh: checksum mismatch for libonnxruntime.so.1: got $got, want $lib_sha256" >&2
-  exit 1
-fi
-mkdir -p "$dest"
-install -m 0644 "$work/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$lib.tmp"
-mv "$lib.tmp" "$lib"
+place "$work/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$lib" "$lib_sha256" 0644
 echo "ONNX Runtime $version placed at $lib"
