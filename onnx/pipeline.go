@@ -52,12 +52,12 @@ var ErrClosed = errors.New("onnx: pipeline is closed")
 type Option func(*pipelineOptions)
 
 type pipelineOptions struct {
-	session       sessionConfig
-	library       string
-	maxBatchBytes int64
-	variant       string
-	layout        string
-	unfused       bool // WithFusedAttention(false)
+	session          sessionConfig
+	library          string
+	maxBatchBytes    int64
+	variant          string
+	layout           string
+	unfusedAttention bool // WithFusedAttention(false)
 }
 
 // WithLayout gives a single-file checkpoint the diffusers folder whose configs,
@@ -83,7 +83,7 @@ func WithDevice(device string) Option {
 // (sdgraph.Options.FusedAttention): fused, the default on every device, or
 // MatMul-Softmax-MatMul, for a provider without the fused operator.
 func WithFusedAttention(on bool) Option {
-	return func(o *pipelineOptions) { o.unfused = !on }
+	return func(o *pipelineOptions) { o.unfusedAttention = !on }
 }
 
 // WithThreads sets ONNX Runtime's intra- and inter-op thread counts (0: its default).
@@ -263,14 +263,14 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 	var src componentSource = onnxSource{dir}
 	p.format = FormatONNX
 	if single != nil {
-		b := &builtSource{configDir: dir, single: single, graph: sdgraph.Options{FusedAttention: !o.unfused}}
+		b := &builtSource{configDir: dir, single: single, graph: sdgraph.Options{FusedAttention: !o.unfusedAttention}}
 		p.built, src, p.format = b, b, FormatSingleFile
 		single = nil // the pipeline closes it
 	} else if detectFormat(dir, idx) == FormatDiffusers {
 		if o.variant != "" && o.variant != "fp32" && o.variant != "fp16" {
 			return nil, fmt.Errorf("onnx: weights variant %q: want fp16 or fp32", o.variant)
 		}
-		b := &builtSource{configDir: dir, variant: o.variant, graph: sdgraph.Options{FusedAttention: !o.unfused}}
+		b := &builtSource{configDir: dir, variant: o.variant, graph: sdgraph.Options{FusedAttention: !o.unfusedAttention}}
 		p.built, src, p.format = b, b, FormatDiffusers
 	}
 	for _, rel := range requiredFiles(family, p.format) {
