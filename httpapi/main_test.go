@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -17,6 +16,8 @@ import (
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/httpapi"
 	"github.com/diffute/diffute/media"
+
+	"github.com/diffute/diffute/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -77,22 +78,7 @@ func setup(t *testing.T) *testBundle {
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines to log into.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 // do sends a request; body may be a string, []byte, io.Reader or nil.
 func (b *testBundle) do(t *testing.T, method, path string, header map[string]string, body any) (*http.Response, []byte) {

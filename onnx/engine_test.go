@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
+
+	"github.com/diffute/diffute/internal/syncbuf"
 )
 
 // newTestEngine returns an Engine whose model names are tiny model names.
@@ -173,22 +174,7 @@ func TestEngineConfig(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
 
 func TestEngineLoadSurvivesAnotherCallersCancel(t *testing.T) {
 	t.Parallel()

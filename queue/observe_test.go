@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/diffute/diffute"
+
+	"github.com/diffute/diffute/internal/syncbuf"
 )
 
 // recordedObserver is an Observer that keeps what it was told.
@@ -39,24 +41,13 @@ func (o *recordedObserver) DeliveryAttempt(outcome string, status int) {
 }
 
 // lockedBuffer is a bytes.Buffer safe for the workers' goroutines to log into.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type lockedBuffer struct{ syncbuf.Buffer }
 
 // lines returns the JSON log lines with message msg.
 func (b *lockedBuffer) lines(t *testing.T, msg string) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.Lines(b.buf.String()) {
+	for line := range strings.Lines(b.String()) {
 		var l map[string]any
 		if err := json.Unmarshal([]byte(line), &l); err != nil {
 			t.Fatalf("log line %q: %v", line, err)

@@ -21,6 +21,8 @@ import (
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/onnx"
+
+	"github.com/diffute/diffute/internal/syncbuf"
 )
 
 // ortLib returns the ONNX Runtime library for end-to-end tests. Locally a missing
@@ -107,22 +109,8 @@ type testServer struct {
 	stderr  *syncBuffer
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer collects the output of the server under test.
+type syncBuffer = syncbuf.Buffer
 
 func startServe(t testing.TB, args ...string) *testServer {
 	t.Helper()

@@ -1,7 +1,6 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/diffute/diffute/s3"
+
+	"github.com/diffute/diffute/internal/syncbuf"
 )
 
 // EnvBinary names the environment variable that, when set, is the versitygw binary
@@ -272,19 +273,4 @@ func randomHex(t testing.TB, n int) string {
 
 // syncBuffer collects the server's output, written by exec's copying goroutines and
 // read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = syncbuf.Buffer
