@@ -15,20 +15,24 @@ type BenchOptions struct {
 	Size      int    // width and height (default: 512, 1024 for SDXL)
 	NumImages int    // images per call (default 1)
 	Guidance  *float64
+	Precision string            // WithPrecision ("": auto)
+	Unfused   bool              // WithFusedOperators(false): the plain graph
+	CUDA      map[string]string // WithCUDAOptions
 }
 
 // BenchResult is one measured generation.
 type BenchResult struct {
-	Device       string  `json:"device"`
-	Family       string  `json:"family"`
-	Size         int     `json:"size"`
-	Steps        int     `json:"steps"`
-	NumImages    int     `json:"num_images"`
-	LoadSeconds  float64 `json:"load_s"`
-	WarmupSecs   float64 `json:"warmup_s"` // a first, one-step generation (cuDNN search, allocations)
-	ImageSeconds float64 `json:"image_s"`  // wall time of the timed generation, per image
-	UNetMsStep   float64 `json:"unet_ms_per_step"`
-	DecodeMs     float64 `json:"decode_ms"`
+	Device       string         `json:"device"`
+	Family       string         `json:"family"`
+	Size         int            `json:"size"`
+	Steps        int            `json:"steps"`
+	NumImages    int            `json:"num_images"`
+	LoadSeconds  float64        `json:"load_s"`
+	WarmupSecs   float64        `json:"warmup_s"` // a first, one-step generation (cuDNN search, allocations)
+	ImageSeconds float64        `json:"image_s"`  // wall time of the timed generation, per image
+	UNetMsStep   float64        `json:"unet_ms_per_step"`
+	DecodeMs     float64        `json:"decode_ms"`
+	GraphInfo    `json:"graph"` // how the built graphs computed
 }
 
 // Bench loads the model folder dir on opts.Device, runs a one-step warm-up, then
@@ -49,12 +53,12 @@ func Bench(ctx context.Context, dir string, opts BenchOptions) (BenchResult, err
 		return BenchResult{}, err
 	}
 	start := time.Now()
-	p, err := LoadPipeline(dir, WithDevice(opts.Device))
+	p, err := LoadPipeline(dir, WithDevice(opts.Device), WithPrecision(opts.Precision), WithFusedOperators(!opts.Unfused), WithCUDAOptions(opts.CUDA))
 	if err != nil {
 		return BenchResult{}, err
 	}
 	defer p.Close()
-	res := BenchResult{Device: opts.Device, Family: fmt.Sprint(p.Family()), Steps: opts.Steps, NumImages: opts.NumImages, LoadSeconds: time.Since(start).Seconds()}
+	res := BenchResult{Device: opts.Device, Family: fmt.Sprint(p.Family()), Steps: opts.Steps, NumImages: opts.NumImages, LoadSeconds: time.Since(start).Seconds(), GraphInfo: p.Graph()}
 	if opts.Size <= 0 {
 		opts.Size = 512
 		if p.Family() == SDXL {

@@ -43,9 +43,11 @@ func (s onnxSource) info(component string) (*modelInfo, error) {
 // ONNX Runtime will read. Errors name the weight, its origin and the shapes.
 func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 	type job struct {
-		p   sdgraph.Param
-		w   checkpoint.Weight
-		dst []byte
+		p    sdgraph.Param
+		w    checkpoint.Weight
+		n    int64 // bytes in the graph's type
+		elem int   // ONNX element type
+		dst  []byte
 	}
 	var jobs []job
 	var arena int64 // bytes of the converted weights, each 64-byte aligned
@@ -60,16 +62,21 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 		if !w.DType.IsFloat() {
 			return fmt.Errorf("onnx: %s: weight %q (%s) is %s, want a float type", bc.rel, p.Name, w.Origin, w.DType)
 		}
-		n := numel(p.Shape)
-		inPlace := w.DType == safetensors.F32 && uintptr(unsafe.Pointer(unsafe.SliceData(w.Data)))%4 == 0
+		size, elem := 4, ortFloat
+		stored := safetensors.F32
+		if p.DType == og.Float16 {
+			size, elem, stored = 2, ortFloat16, safetensors.F16
+		}
+		n := int64(size) * numel(p.Shape)
+		inPlace := w.DType == stored && uintptr(unsafe.Pointer(unsafe.SliceData(w.Data)))%uintptr(size) == 0
 		if inPlace {
-			if err := bc.supplied.add(p.Name, w.Data, ortFloat, p.GraphShape); err != nil {
+			if err := bc.supplied.add(p.Name, w.Data, elem, p.GraphShape); err != nil {
 				return err
 			}
 			continue
 		}
-		jobs = append(jobs, job{p: p, w: w})
-		arena += (4*n + 63) &^ 63
+		jobs = append(jobs, job{p: p, w: w, n: n, elem: elem})
+		arena += (n + 63) &^ 63
 	}
 	// One mapping holds every converted weight of the component.
 	if arena > 0 {
@@ -80,12 +87,12 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 		bc.buffers = append(bc.buffers, buf)
 		var off int64
 		for i := range jobs {
-			n := 4 * numel(jobs[i].p.Shape)
+			n := jobs[i].n
 			jobs[i].dst = buf[off : off+n : off+n]
 			off += (n + 63) &^ 63
 		}
 	}
-	// Convert in parallel: fp16 → fp32 of a multi-gigabyte UNet is memory-bound.
+	// Convert in parallel: fp16 ↔ fp32 of a multi-gigabyte UNet is memory-bound.
 	var wg sync.WaitGroup
 	next := make(chan job)
 	workers := runtime.NumCPU()
@@ -94,7 +101,7 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 		go func() {
 			defer wg.Done()
 			for j := range next {
-				convertWeight(j.dst, j.w)
+				convertWeight(j.dst, j.w, j.elem)
 				dropPages(j.w.Data)
 			}
 		}()
@@ -105,17 +112,32 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 	close(next)
 	wg.Wait()
 	for _, j := range jobs {
-		if err := bc.supplied.add(j.p.Name, j.dst, ortFloat, j.p.GraphShape); err != nil {
+		if err := bc.supplied.add(j.p.Name, j.dst, j.elem, j.p.GraphShape); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// convertWeight writes w as float32 into dst.
-func convertWeight(dst []byte, w checkpoint.Weight) {
-	out := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)/4)
-	_ = safetensors.Float32Into(out, w.DType, w.Data)
+// convertWeight writes w into dst as float32, or as float16 where dst holds
+// two bytes an element (a float16 graph's weight stored as float32 or bfloat16:
+// converted through float32, a block at a time, rounding to nearest even).
+func convertWeight(dst []byte, w checkpoint.Weight, elem int) {
+	if elem == ortFloat {
+		out := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)/4)
+		_ = safetensors.Float32Into(out, w.DType, w.Data)
+		return
+	}
+	out := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(dst))), len(dst)/2)
+	var block [4096]float32
+	src, size := w.Data, w.DType.Size()
+	for i := 0; i < len(out); i += len(block) {
+		f := block[:min(len(block), len(out)-i)]
+		_ = safetensors.Float32Into(f, w.DType, src[i*size:(i+len(f))*size])
+		for j, v := range f {
+			out[i+j] = float32ToHalf(v)
+		}
+	}
 }
 
 func sameShape(a, b []int64) bool {
@@ -200,6 +222,7 @@ type builtSource struct {
 	configDir string
 	variant   string                     // diffusers folder: "" prefers fp16, "fp32" the plain file
 	graph     sdgraph.Options            // how the built graphs compute
+	halfUNet  bool                       // the UNet computes in float16 (WithPrecision)
 	single    *checkpoint.SingleFile     // single-file checkpoint, or nil
 	comps     map[string]*builtComponent // by pipeline component
 	opened    []*checkpoint.Component    // diffusers components, closed at release
@@ -214,7 +237,9 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnx: model folder %s: missing %s/config.json", s.configDir, folder)
 	}
-	g, err := sdgraph.Build(component, cfg, s.graph)
+	o := s.graph
+	o.Float16 = component == "unet" && s.halfUNet
+	g, err := sdgraph.Build(component, cfg, o)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: %s: %s: %w", s.configDir, folder, err)
 	}
@@ -237,6 +262,9 @@ func (s *builtSource) info(component string) (*modelInfo, error) {
 	bc := &builtComponent{rel: rel, graph: g}
 	if s.comps == nil {
 		s.comps = map[string]*builtComponent{}
+	}
+	if old := s.comps[component]; old != nil {
+		old.release() // built again (without the CUDA kernels): no session has it
 	}
 	s.comps[component] = bc
 	if err := bc.supply(ws); err != nil {

@@ -146,8 +146,10 @@ func CUDADevices() ([]EPDevice, error) {
 	return gpus, nil
 }
 
-// appendPluginCUDA selects the CUDA plugin provider on GPU dev of CUDADevices.
-func appendPluginCUDA(so *ort.SessionOptions, dev int) error {
+// appendPluginCUDA selects the CUDA plugin provider on GPU dev of CUDADevices,
+// with the provider options opts (nil: its defaults, which already search
+// cuDNN's convolution algorithms exhaustively with the largest workspace).
+func appendPluginCUDA(so *ort.SessionOptions, dev int, opts map[string]string) error {
 	gpus, err := CUDADevices()
 	if err != nil {
 		return err
@@ -159,7 +161,7 @@ func appendPluginCUDA(so *ort.SessionOptions, dev int) error {
 		return fmt.Errorf("onnx: device cuda:%d: this machine has %d CUDA device(s), cuda:0 to cuda:%d", dev, len(gpus), len(gpus)-1)
 	}
 	// The selected OrtEpDevice names the GPU; no device_id option is passed.
-	return appendEPDevice(so, gpus[dev], nil)
+	return appendEPDevice(so, gpus[dev], opts)
 }
 
 // preloadCuDNNParts loads the sub-libraries cuDNN 9 opens by name at run time

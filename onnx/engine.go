@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 
@@ -37,6 +38,14 @@ type Config struct {
 	// RNG is the noise generator of requests that name none: diffute.RNGTorch
 	// (the default) or diffute.RNGCUDA.
 	RNG string
+	// Precision is the UNet's compute type in built graphs: PrecisionAuto (the
+	// default: float16 on CUDA, float32 on the CPU), PrecisionFP16 or
+	// PrecisionFP32 (see WithPrecision).
+	Precision string
+	// Unfused builds graphs of standard operators only (WithFusedOperators(false)).
+	Unfused bool
+	// CUDAOptions are CUDA execution provider options (WithCUDAOptions).
+	CUDAOptions map[string]string
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -59,6 +68,9 @@ func (c Config) WithDefaults() Config {
 	if c.RNG == "" {
 		c.RNG = diffute.RNGTorch
 	}
+	if c.Precision == "" {
+		c.Precision = PrecisionAuto
+	}
 	return c
 }
 
@@ -72,6 +84,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := newNoiseRNG(c.RNG, 0); err != nil {
 		return fmt.Errorf("onnx: rng %q: want one of %s", c.RNG, strings.Join(diffute.RNGNames, ", "))
+	}
+	if !slices.Contains(Precisions, c.Precision) {
+		return fmt.Errorf("onnx: precision %q: want one of %s", c.Precision, strings.Join(Precisions, ", "))
 	}
 	return nil
 }
@@ -111,7 +126,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := InitRuntime(cfg.LibraryPath); err != nil {
 		return nil, err
 	}
-	sc := sessionConfig{device: cfg.Device, intra: cfg.IntraOpThreads, inter: cfg.InterOpThreads}
+	sc := sessionConfig{device: cfg.Device, intra: cfg.IntraOpThreads, inter: cfg.InterOpThreads, cuda: cfg.CUDAOptions}
 	so, err := sc.newSessionOptions()
 	if err != nil {
 		return nil, err
@@ -123,6 +138,9 @@ func New(cfg Config) (*Engine, error) {
 			WithDevice(cfg.Device),
 			WithThreads(cfg.IntraOpThreads, cfg.InterOpThreads),
 			WithMaxBatchBytes(cfg.MaxBatchBytes),
+			WithPrecision(cfg.Precision),
+			WithFusedOperators(!cfg.Unfused),
+			WithCUDAOptions(cfg.CUDAOptions),
 		},
 		lru:     list.New(),
 		entries: make(map[string]*cacheEntry),
@@ -216,6 +234,16 @@ func (e *Engine) load(ctx context.Context, model string) (*Pipeline, error) {
 	p, err := LoadPipeline(dir, e.opts...)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: load model %q: %w", model, err)
+	}
+	if dev, _ := parseDevice(e.cfg.Device); dev >= 0 {
+		// On a GPU the first run at a shape searches cuDNN's convolution
+		// algorithms and grows the memory arena: a one-step generation at the
+		// model's native size does it at load, not in the first job, and a GPU
+		// without the memory for the model fails here, naming the model.
+		if err := p.Warmup(ctx); err != nil {
+			_ = p.Close()
+			return nil, fmt.Errorf("onnx: load model %q: warm-up on %s: %w", model, e.cfg.Device, err)
+		}
 	}
 	return p, nil
 }

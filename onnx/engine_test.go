@@ -168,8 +168,11 @@ func TestEngineConfig(t *testing.T) {
 	if _, err := New(Config{Device: "gpu"}); err == nil || !strings.Contains(err.Error(), "cuda:N") {
 		t.Errorf("bad device: err = %v", err)
 	}
+	if _, err := New(Config{Precision: "bf16"}); err == nil || !strings.Contains(err.Error(), `precision "bf16": want one of auto, fp32, fp16`) {
+		t.Errorf("bad precision: err = %v", err)
+	}
 	c := Config{}.WithDefaults()
-	if c.Device != "cpu" || c.MaxLoadedModels != 2 || c.MaxBatchBytes != DefaultMaxBatchBytes || c.Resolve == nil || c.Logger == nil {
+	if c.Device != "cpu" || c.MaxLoadedModels != 2 || c.MaxBatchBytes != DefaultMaxBatchBytes || c.Resolve == nil || c.Logger == nil || c.Precision != PrecisionAuto {
 		t.Errorf("defaults: %+v", c)
 	}
 }

@@ -251,22 +251,31 @@ func TestFixtureCheckpointsDiffusersLayout(t *testing.T) {
 	cases := []struct {
 		name, variant string
 		tol           float64
-		fused         bool // fused attention, the default; unfused is the fallback
+		fused         bool   // fused attention, the default; unfused is the fallback
+		precision     string // the UNet's; fp32 on the CPU by default
 	}{
-		{"sd15", "", 1e-4, false},
-		{"sd21v", "fp32", 1e-4, false},
+		{"sd15", "", 1e-4, false, ""},
+		{"sd21v", "fp32", 1e-4, false, ""},
 		// The fp16 variant is the default where a folder has one; its stages
 		// carry the weights' fp16 rounding.
-		{"sd21v", "", 2e-2, false},
-		{"sdxl", "", 1e-4, false},
-		{"sd15", "", 1e-4, true},
-		{"sd21v", "fp32", 1e-4, true},
-		{"sdxl", "", 1e-4, true},
+		{"sd21v", "", 2e-2, false, ""},
+		{"sdxl", "", 1e-4, false, ""},
+		{"sd15", "", 1e-4, true, ""},
+		{"sd21v", "fp32", 1e-4, true, ""},
+		{"sdxl", "", 1e-4, true, ""},
+		// A float16 UNet (the default on CUDA), against diffusers' float32
+		// outputs: within half precision's rounding. sd21v has
+		// upcast_attention, whose scores stay float32.
+		{"sd15", "", 1e-2, false, PrecisionFP16},
+		{"sd21v", "fp32", 1e-2, false, PrecisionFP16},
+		{"sdxl", "", 1e-2, false, PrecisionFP16},
+		{"sd15", "", 1e-2, true, PrecisionFP16},
+		{"sdxl", "", 1e-2, true, PrecisionFP16},
 	}
 	for _, c := range cases {
-		t.Run(fmt.Sprintf("%s/%s/fused=%t", c.name, c.variant, c.fused), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%s/fused=%t/%s", c.name, c.variant, c.fused, c.precision), func(t *testing.T) {
 			r := loadReference(t, c.name)
-			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", c.name), WithVariant(c.variant), WithFusedAttention(c.fused))
+			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", c.name), WithVariant(c.variant), WithFusedOperators(c.fused), WithPrecision(c.precision))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -315,12 +324,18 @@ func TestSingleFileAgainstTheWrongConfig(t *testing.T) {
 // TestFixturePipelineImages generates each reference pipeline run (64×64, 4
 // steps, Euler and DPM++ 2M, seeds 0 and 42, torch's CPU noise) from the
 // reference checkpoints and compares the picture with the one diffusers saved:
-// every 8-bit channel within 2 levels.
+// every 8-bit channel within 2 levels; with a float16 UNet (the default on
+// CUDA), within 3 (measured: at most 2).
 func TestFixturePipelineImages(t *testing.T) {
 	requireORT(t)
 	schedulers := map[string]string{"EulerDiscreteScheduler": "euler", "DPMSolverMultistepScheduler": "dpmpp_2m"}
-	for _, name := range []string{"sd15", "sd21v", "sdxl"} {
-		t.Run(name, func(t *testing.T) {
+	for _, c := range []struct {
+		name, precision string
+		levels          int
+	}{{"sd15", PrecisionFP32, 2}, {"sd21v", PrecisionFP32, 2}, {"sdxl", PrecisionFP32, 2},
+		{"sd15", PrecisionFP16, 3}, {"sd21v", PrecisionFP16, 3}, {"sdxl", PrecisionFP16, 3}} {
+		name := c.name
+		t.Run(name+"/"+c.precision, func(t *testing.T) {
 			r := loadReference(t, name)
 			raw, err := os.ReadFile(filepath.Join(r.dir, "index.json"))
 			if err != nil {
@@ -342,7 +357,7 @@ func TestFixturePipelineImages(t *testing.T) {
 			if err := json.Unmarshal(raw, &idx); err != nil {
 				t.Fatal(err)
 			}
-			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", name), WithVariant("fp32"))
+			p, err := LoadPipeline(filepath.Join(fixturesDir(t), "checkpoints", name), WithVariant("fp32"), WithPrecision(c.precision))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -376,8 +391,8 @@ func TestFixturePipelineImages(t *testing.T) {
 						}
 					}
 				}
-				if worst > 2 {
-					t.Errorf("%s: a channel differs by %d levels from diffusers' image, want at most 2", run.ID, worst)
+				if worst > c.levels {
+					t.Errorf("%s: a channel differs by %d levels from diffusers' image, want at most %d", run.ID, worst, c.levels)
 				} else {
 					t.Logf("%s: largest channel difference %d levels", run.ID, worst)
 				}

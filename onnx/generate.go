@@ -103,6 +103,19 @@ func (p *Pipeline) Run(ctx context.Context, req diffute.GenerateRequest, progres
 	return p.run(ctx, req, progress, nil)
 }
 
+// Warmup runs a one-step generation of one image at the model's native size
+// (1024² for SDXL, 512² otherwise), with the model's default guidance: on a
+// GPU the first run at a shape chooses cuDNN's convolution algorithms and
+// sizes the memory arena, which should happen at load and not in a job.
+func (p *Pipeline) Warmup(ctx context.Context) error {
+	size := 512
+	if p.family == SDXL {
+		size = 1024
+	}
+	_, err := p.run(ctx, diffute.GenerateRequest{Prompt: "warm-up", NumImages: 1, Width: size, Height: size, Steps: 1, Seed: 1}, nil, nil)
+	return err
+}
+
 // runStats collects where a generation's time went; benchmarks use it to separate
 // the pipeline's own work from ONNX Runtime's.
 type runStats struct {
@@ -217,11 +230,22 @@ func (p *Pipeline) imagesPerCall(lh, lw int, guided bool) int {
 	if n < 1 {
 		return 1
 	}
+	if p.built != nil && p.built.graph.CUDAKernels {
+		rows := int64(maxGroupNormRows)
+		if guided {
+			rows /= 2
+		}
+		n = min(n, rows)
+	}
 	if n > math.MaxInt32 {
 		return math.MaxInt32
 	}
 	return int(n)
 }
+
+// maxGroupNormRows is the largest batch the CUDA provider's GroupNorm kernel
+// takes (sdgraph.Options.CUDAKernels).
+const maxGroupNormRows = 32
 
 // noiseRNG is one image's noise generator; successive draws continue its
 // stream, as successive torch.randn calls on one torch.Generator do.

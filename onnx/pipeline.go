@@ -52,12 +52,13 @@ var ErrClosed = errors.New("onnx: pipeline is closed")
 type Option func(*pipelineOptions)
 
 type pipelineOptions struct {
-	session          sessionConfig
-	library          string
-	maxBatchBytes    int64
-	variant          string
-	layout           string
-	unfusedAttention bool // WithFusedAttention(false)
+	session       sessionConfig
+	library       string
+	maxBatchBytes int64
+	variant       string
+	layout        string
+	unfused       bool   // WithFusedOperators(false)
+	precision     string // WithPrecision
 }
 
 // WithLayout gives a single-file checkpoint the diffusers folder whose configs,
@@ -79,11 +80,62 @@ func WithDevice(device string) Option {
 	return func(o *pipelineOptions) { o.session.device = device }
 }
 
-// WithFusedAttention chooses how built graphs compute attention
-// (sdgraph.Options.FusedAttention): fused, the default on every device, or
-// MatMul-Softmax-MatMul, for a provider without the fused operator.
-func WithFusedAttention(on bool) Option {
-	return func(o *pipelineOptions) { o.unfusedAttention = !on }
+// WithFusedOperators chooses whether built graphs use ONNX Runtime's fused
+// operators, the default: MultiHeadAttention on every device
+// (sdgraph.Options.FusedAttention) and, on a CUDA device, the CUDA provider's
+// GroupNorm and BiasSplitGelu (sdgraph.Options.CUDAKernels). Off, every graph
+// is made of standard ONNX operators: the plain graph benchmarks compare with,
+// and the fallback for a provider without the fused kernels.
+func WithFusedOperators(on bool) Option {
+	return func(o *pipelineOptions) { o.unfused = !on }
+}
+
+// Precisions of WithPrecision.
+const (
+	PrecisionAuto = "auto" // float16 UNet on a CUDA device, float32 on the CPU
+	PrecisionFP32 = "fp32"
+	PrecisionFP16 = "fp16"
+)
+
+// Precisions lists the values WithPrecision takes.
+var Precisions = []string{PrecisionAuto, PrecisionFP32, PrecisionFP16}
+
+// WithPrecision chooses the type the UNet of a built graph computes in:
+// PrecisionFP16 (sdgraph.Options.Float16, as diffusers' torch_dtype=float16),
+// PrecisionFP32, or PrecisionAuto ("" too): float16 on a CUDA device, where
+// tensor cores make it several times faster, float32 on the CPU, which has no
+// fast float16 kernels. The text encoders and the VAE always compute in
+// float32: they are a small part of a generation, and the VAE's activations
+// overflow float16 on SDXL (diffusers' force_upcast). An ONNX export computes
+// in the types it was exported with and takes only auto.
+func WithPrecision(p string) Option {
+	return func(o *pipelineOptions) { o.precision = p }
+}
+
+// graphOptions resolves the options of the graphs built for device.
+func (o pipelineOptions) graphOptions() (graph sdgraph.Options, halfUNet bool, err error) {
+	dev, err := parseDevice(o.session.device)
+	if err != nil {
+		return graph, false, err
+	}
+	switch strings.ToLower(o.precision) {
+	case "", PrecisionAuto:
+		halfUNet = dev >= 0
+	case PrecisionFP16:
+		halfUNet = true
+	case PrecisionFP32:
+	default:
+		return graph, false, fmt.Errorf("onnx: precision %q: want one of %s", o.precision, strings.Join(Precisions, ", "))
+	}
+	graph = sdgraph.Options{FusedAttention: !o.unfused, CUDAKernels: !o.unfused && dev >= 0}
+	return graph, halfUNet, nil
+}
+
+// WithCUDAOptions passes provider options to the CUDA execution provider
+// (ONNX Runtime's names and values, e.g. "prefer_nhwc": "1"); nil keeps its
+// defaults. Ignored on the CPU.
+func WithCUDAOptions(opts map[string]string) Option {
+	return func(o *pipelineOptions) { o.session.cuda = opts }
 }
 
 // WithThreads sets ONNX Runtime's intra- and inter-op thread counts (0: its default).
@@ -123,6 +175,9 @@ type Pipeline struct {
 	maxBatchBytes int64
 	format        Format
 	built         *builtSource // the built graphs' weights; nil for ONNX exports
+	// kernelsMissing says why the built graphs fell back from the CUDA
+	// provider's fused kernels to portable operators ("" if they did not).
+	kernelsMissing string
 	recipeState
 
 	mu      sync.Mutex
@@ -262,16 +317,22 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 	// and safetensors weights is a diffusers checkpoint whose graphs are built here.
 	var src componentSource = onnxSource{dir}
 	p.format = FormatONNX
+	graph, halfUNet, err := o.graphOptions()
+	if err != nil {
+		return nil, err
+	}
 	if single != nil {
-		b := &builtSource{configDir: dir, single: single, graph: sdgraph.Options{FusedAttention: !o.unfusedAttention}}
+		b := &builtSource{configDir: dir, single: single, graph: graph, halfUNet: halfUNet}
 		p.built, src, p.format = b, b, FormatSingleFile
 		single = nil // the pipeline closes it
 	} else if detectFormat(dir, idx) == FormatDiffusers {
 		if o.variant != "" && o.variant != "fp32" && o.variant != "fp16" {
 			return nil, fmt.Errorf("onnx: weights variant %q: want fp16 or fp32", o.variant)
 		}
-		b := &builtSource{configDir: dir, variant: o.variant, graph: sdgraph.Options{FusedAttention: !o.unfusedAttention}}
+		b := &builtSource{configDir: dir, variant: o.variant, graph: graph, halfUNet: halfUNet}
 		p.built, src, p.format = b, b, FormatDiffusers
+	} else if prec := strings.ToLower(o.precision); prec != "" && prec != PrecisionAuto {
+		return nil, fmt.Errorf("onnx: %s is an ONNX export, which computes in the types it was exported with: precision %s applies to checkpoints whose graphs Diffute builds (use auto)", dir, o.precision)
 	}
 	for _, rel := range requiredFiles(family, p.format) {
 		if !exists(filepath.Join(dir, rel)) {
@@ -304,10 +365,10 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 		}
 		p.scaleFactor = sdScaleFactor
 	}
-	if p.unet, err = openUNet(src, sc, family); err != nil {
+	if err := p.openKernelGraph(func() (err error) { p.unet, err = openUNet(src, sc, family); return err }); err != nil {
 		return nil, err
 	}
-	if p.vae, err = openVAEDecoder(src, sc); err != nil {
+	if err := p.openKernelGraph(func() (err error) { p.vae, err = openVAEDecoder(src, sc); return err }); err != nil {
 		return nil, err
 	}
 	if f, ok, err := readScalingFactor(dir); err != nil {
@@ -320,6 +381,40 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 	}
 	ok = true
 	return p, nil
+}
+
+// openKernelGraph opens a component whose built graph may use the CUDA
+// provider's fused kernels (the UNet, the VAE). A provider build without them
+// fails at session creation; the component, and every one opened after it, is
+// then built again with portable operators, and the pipeline notes why.
+func (p *Pipeline) openKernelGraph(open func() error) error {
+	err := open()
+	if err == nil || p.built == nil || !p.built.graph.CUDAKernels || !missingKernel(err) {
+		return err
+	}
+	p.built.graph.CUDAKernels = false
+	p.kernelsMissing = firstLine(err.Error())
+	return open()
+}
+
+// GraphInfo says how the pipeline's built graphs compute.
+type GraphInfo struct {
+	Format      Format `json:"format"`
+	UNetFloat16 bool   `json:"unet_fp16"`
+	Fused       bool   `json:"fused_attention"`
+	CUDAKernels bool   `json:"cuda_kernels"`
+	// KernelsMissing is the CUDA provider's error when the fused CUDA kernels
+	// were asked for and the graphs fell back to portable operators.
+	KernelsMissing string `json:"cuda_kernels_missing,omitempty"`
+}
+
+// Graph reports how the pipeline computes (an ONNX export: only its format).
+func (p *Pipeline) Graph() GraphInfo {
+	g := GraphInfo{Format: p.format, KernelsMissing: p.kernelsMissing}
+	if p.built != nil {
+		g.UNetFloat16, g.Fused, g.CUDAKernels = p.built.halfUNet, p.built.graph.FusedAttention, p.built.graph.CUDAKernels
+	}
+	return g
 }
 
 func requiredFiles(f Family, format Format) []string {

@@ -433,6 +433,30 @@ func TestCUDAOnCPUBuild(t *testing.T) {
 	t.Logf("cuda:0 on this library: %v", err)
 }
 
+// TestPrecisionChoices: an ONNX export computes in its exported types, so an
+// explicit precision other than auto is refused with the reason; an unknown
+// precision names the choices.
+func TestPrecisionChoices(t *testing.T) {
+	t.Parallel()
+	dir := tinyModel(t, tinySD)
+	_, err := LoadPipeline(dir, WithPrecision(PrecisionFP16))
+	if err == nil || !strings.Contains(err.Error(), "ONNX export") || !strings.Contains(err.Error(), "use auto") {
+		t.Errorf("fp16 on an ONNX export: err = %v", err)
+	}
+	_, err = LoadPipeline(dir, WithPrecision("int8"))
+	if err == nil || !strings.Contains(err.Error(), `precision "int8": want one of auto, fp32, fp16`) {
+		t.Errorf("unknown precision: err = %v", err)
+	}
+	p, err := LoadPipeline(dir, WithPrecision(PrecisionAuto))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if g := p.Graph(); g.Format != FormatONNX || g.UNetFloat16 || g.CUDAKernels {
+		t.Errorf("graph %+v, want an ONNX export as exported", g)
+	}
+}
+
 func TestScalingFactor(t *testing.T) {
 	t.Parallel()
 	src := tinyModel(t, tinySD)

@@ -150,6 +150,7 @@ var ErrNoCUDA = errors.New("this ONNX Runtime build has no CUDA execution provid
 type sessionConfig struct {
 	device       string // "cpu" or "cuda:N"
 	intra, inter int
+	cuda         map[string]string // CUDA provider options (WithCUDAOptions)
 }
 
 // parseDevice returns the CUDA device id of "cuda:N" (or "cuda", device 0), and -1
@@ -206,7 +207,7 @@ func (c sessionConfig) newSessionOptions() (*ort.SessionOptions, error) {
 		return nil, fmt.Errorf("onnx: session options: %w", err)
 	}
 	if dev >= 0 {
-		if err := appendCUDA(so, dev); err != nil {
+		if err := appendCUDA(so, dev, c.cuda); err != nil {
 			return nil, err
 		}
 	}
@@ -222,9 +223,9 @@ func (c sessionConfig) newSessionOptions() (*ort.SessionOptions, error) {
 // The plugin provider (ONNX Runtime 1.29's libonnxruntime_providers_cuda.so
 // beside the core library, see LoadCUDAProvider) is used when present; otherwise
 // the classic, built-in provider of a GPU build is asked for.
-func appendCUDA(so *ort.SessionOptions, dev int) error {
+func appendCUDA(so *ort.SessionOptions, dev int, opts map[string]string) error {
 	if _, err := FindCUDAProvider(os.Getenv); err == nil {
-		return appendPluginCUDA(so, dev)
+		return appendPluginCUDA(so, dev, opts)
 	} else if !errors.Is(err, ErrNoCUDAProvider) {
 		return fmt.Errorf("onnx: %w", err)
 	}
@@ -233,7 +234,11 @@ func appendCUDA(so *ort.SessionOptions, dev int) error {
 		return cudaError(dev, err)
 	}
 	defer cuda.Destroy()
-	if err := cuda.Update(map[string]string{"device_id": strconv.Itoa(dev)}); err != nil {
+	all := map[string]string{"device_id": strconv.Itoa(dev)}
+	for k, v := range opts {
+		all[k] = v
+	}
+	if err := cuda.Update(all); err != nil {
 		return cudaError(dev, err)
 	}
 	if err := so.AppendExecutionProviderCUDA(cuda); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -97,6 +98,13 @@ func (m *modelInfo) newSession(inputs, outputs []string, sc sessionConfig) (*ort
 		return nil, fmt.Errorf("onnx: open %s: %w", m.rel, err)
 	}
 	return s, nil
+}
+
+// missingKernel reports whether err is ONNX Runtime's refusal of a node no
+// provider of the session has a kernel for.
+func missingKernel(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "could not find an implementation") || strings.Contains(msg, "failed to find kernel")
 }
 
 // checkOnlyInputs fails when the model has inputs the pipeline does not feed: they

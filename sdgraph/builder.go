@@ -3,6 +3,7 @@ package sdgraph
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	og "github.com/diffute/diffute/onnxgraph"
@@ -27,6 +28,10 @@ type Param struct {
 	Shape      []int64 // the shape the checkpoint must store
 	Layout     Layout
 	GraphShape []int64 // the shape the graph reads
+	// DType is the element type the graph reads: the graph's compute type, or
+	// Float where an operator takes float32 whatever it computes in (a fused
+	// GroupNorm's scale and bias).
+	DType og.DType
 }
 
 // IO is one graph input or output. A dim of -1 is symbolic (batch, height…).
@@ -45,11 +50,12 @@ type Graph struct {
 	Outputs []IO
 }
 
-// ParamBytes is the number of float32 bytes the graph's weights take.
+// ParamBytes is the number of bytes the graph's weights take in the types it
+// reads them.
 func (g *Graph) ParamBytes() int64 {
 	var n int64
 	for _, p := range g.Params {
-		n += 4 * numel(p.Shape)
+		n += int64(p.DType.Size()) * numel(p.Shape)
 	}
 	return n
 }
@@ -74,6 +80,9 @@ type builder struct {
 	outs   []IO
 	consts map[string]string
 	opts   Options
+	// upcast computes the attention scores and their softmax in float32 in a
+	// float16 graph (diffusers' upcast_attention, SD 2.x).
+	upcast bool
 	err    error
 }
 
@@ -86,6 +95,18 @@ type Options struct {
 	// it runs as fast and cuts SD 1.5's peak memory at 512² by 2 GB
 	// (docs/benchmarks.md); the loader uses it unless told otherwise.
 	FusedAttention bool
+	// Float16 computes in IEEE half precision, as diffusers' torch_dtype=float16
+	// does: weights and activations are float16, the inputs and outputs stay
+	// float32 (cast at the graph's edges), and what half precision cannot hold
+	// is computed in float32 first: the sinusoidal timestep and time-id
+	// embeddings (timesteps up to 999 lose their fraction in float16), and with
+	// upcast_attention the attention scores.
+	Float16 bool
+	// CUDAKernels uses operators ONNX Runtime implements only in its CUDA
+	// provider, where their kernels take the shapes: GroupNorm (NHWC, with the
+	// SiLU that follows it) and BiasSplitGelu (GEGLU's bias, split and GELU).
+	// A graph built with it runs on the CUDA provider only.
+	CUDAKernels bool
 }
 
 // failf records the builder's first error (an unsupported config value).
@@ -96,7 +117,28 @@ func (b *builder) failf(format string, args ...any) {
 }
 
 func newBuilder(name string, o Options) *builder {
-	return &builder{g: og.NewGraph(name), seen: map[string]bool{}, dtype: og.Float, consts: map[string]string{}, opts: o}
+	dtype := og.Float
+	if o.Float16 {
+		dtype = og.Float16
+	}
+	return &builder{g: og.NewGraph(name), seen: map[string]bool{}, dtype: dtype, consts: map[string]string{}, opts: o}
+}
+
+// compute casts a float32 value (a graph input, an embedding computed in
+// float32) to the compute type.
+func (b *builder) compute(x string) string {
+	if b.dtype == og.Float {
+		return x
+	}
+	return b.op("Cast", []string{x}, og.AttrInt("to", int64(b.dtype)))
+}
+
+// toFloat casts a value of the compute type to float32.
+func (b *builder) toFloat(x string) string {
+	if b.dtype == og.Float {
+		return x
+	}
+	return b.op("Cast", []string{x}, og.AttrInt("to", int64(og.Float)))
 }
 
 func (b *builder) input(name string, dtype og.DType, dims ...int64) string {
@@ -105,10 +147,15 @@ func (b *builder) input(name string, dtype og.DType, dims ...int64) string {
 	return name
 }
 
+// output declares a float32 output: a graph computing in float16 casts to it.
 func (b *builder) output(value, name string, dims ...int64) {
-	b.g.Node("Identity", []string{value}, []string{name})
-	b.g.Output(name, b.dtype, b.dims(dims)...)
-	b.outs = append(b.outs, IO{Name: name, DType: b.dtype, Dims: dims})
+	if b.dtype == og.Float {
+		b.g.Node("Identity", []string{value}, []string{name})
+	} else {
+		b.g.Node("Cast", []string{value}, []string{name}, og.AttrInt("to", int64(og.Float)))
+	}
+	b.g.Output(name, og.Float, b.dims(dims)...)
+	b.outs = append(b.outs, IO{Name: name, DType: og.Float, Dims: dims})
 }
 
 // dims turns -1 into symbolic dims named by position ("d0", "d1", …).
@@ -136,14 +183,20 @@ func (b *builder) finish() (*Graph, error) {
 	return &Graph{Model: bytes, Params: b.params, Inputs: b.ios, Outputs: b.outs}, nil
 }
 
-// weight declares a stored weight used as stored.
+// weight declares a stored weight used as stored, in the compute type.
 func (b *builder) weight(name string, shape ...int64) string {
-	return b.param(Param{Name: name, Shape: shape, Layout: AsStored, GraphShape: shape})
+	return b.param(Param{Name: name, Shape: shape, Layout: AsStored, GraphShape: shape, DType: b.dtype})
 }
 
 // weightAs declares a stored weight read in another shape of the same size.
 func (b *builder) weightAs(name string, stored []int64, graph ...int64) string {
-	return b.param(Param{Name: name, Shape: stored, Layout: Reshaped, GraphShape: graph})
+	return b.param(Param{Name: name, Shape: stored, Layout: Reshaped, GraphShape: graph, DType: b.dtype})
+}
+
+// weightFloat declares a stored weight the graph reads as float32 whatever its
+// compute type.
+func (b *builder) weightFloat(name string, shape ...int64) string {
+	return b.param(Param{Name: name, Shape: shape, Layout: AsStored, GraphShape: shape, DType: og.Float})
 }
 
 func (b *builder) param(p Param) string {
@@ -152,7 +205,7 @@ func (b *builder) param(p Param) string {
 	}
 	b.seen[p.Name] = true
 	b.params = append(b.params, p)
-	b.g.SuppliedInitializer(p.Name, b.dtype, p.GraphShape)
+	b.g.SuppliedInitializer(p.Name, p.DType, p.GraphShape)
 	return p.Name
 }
 
@@ -181,22 +234,30 @@ func (b *builder) ints(v ...int64) string {
 }
 
 // scalar is a float constant of the compute type (rank 0), shared by value.
-func (b *builder) scalar(v float32) string {
-	key := fmt.Sprint("f", math.Float32bits(v))
+func (b *builder) scalar(v float32) string { return b.scalarOf(b.dtype, v) }
+
+// scalarOf is a float constant of dtype (rank 0), shared by value.
+func (b *builder) scalarOf(dtype og.DType, v float32) string {
+	key := fmt.Sprint("f", dtype, math.Float32bits(v))
 	if name, ok := b.consts[key]; ok {
 		return name
 	}
 	name := "const_" + strconv.Itoa(len(b.consts))
-	b.g.Initializer(name, b.dtype, nil, []float32{v})
+	b.g.Initializer(name, dtype, nil, []float32{v})
 	b.consts[key] = name
 	return name
 }
 
 // floats is a float constant of the compute type.
 func (b *builder) floats(dims []int64, v []float32) string {
+	return b.floatsOf(b.dtype, dims, v)
+}
+
+// floatsOf is a float constant of dtype (Float or Float16).
+func (b *builder) floatsOf(dtype og.DType, dims []int64, v []float32) string {
 	name := "const_" + strconv.Itoa(len(b.consts))
 	b.consts[name] = name
-	b.g.Initializer(name, b.dtype, dims, v)
+	b.g.Initializer(name, dtype, dims, v)
 	return name
 }
 
@@ -222,12 +283,28 @@ func (b *builder) conv(x, prefix string, in, out, k, stride, pad int64) string {
 		og.AttrInts("pads", pad, pad, pad, pad))
 }
 
-// groupNorm is torch.nn.GroupNorm on [N, C, H, W]: instance normalisation over
-// [N, groups, C/groups·H·W], then the per-channel affine.
-func (b *builder) groupNorm(x, prefix string, channels, groups int64, eps float32) string {
+// groupNorm is torch.nn.GroupNorm on [N, C, H, W], followed by SiLU when silu
+// is set: instance normalisation over [N, groups, C/groups·H·W], then the
+// per-channel affine. With CUDAKernels it is ONNX Runtime's GroupNorm, which
+// takes NHWC and applies the SiLU in the same pass, between two transposes,
+// for the shapes every release's kernel takes (32 groups, Stable Diffusion's
+// widths; at most 32 batch rows, which the pipeline keeps to); other shapes
+// take the portable form.
+func (b *builder) groupNorm(x, prefix string, channels, groups int64, eps float32, silu bool) string {
 	if groups <= 0 || channels%groups != 0 {
 		b.failf("%s: %d channels do not split into norm_num_groups %d", prefix, channels, groups)
 		return x
+	}
+	if b.opts.CUDAKernels && groups == 32 && slices.Contains(groupNormWidths, channels) {
+		act := int64(0)
+		if silu {
+			act = 1
+		}
+		nhwc := b.op("Transpose", []string{x}, og.AttrInts("perm", 0, 2, 3, 1))
+		n := b.tmp()
+		b.g.NodeIn(og.ContribDomain, "GroupNorm", []string{nhwc, b.weightFloat(prefix+".weight", channels), b.weightFloat(prefix+".bias", channels)}, []string{n},
+			og.AttrInt("activation", act), og.AttrFloat("epsilon", eps), og.AttrInt("groups", groups), og.AttrInt("channels_last", 1))
+		return b.op("Transpose", []string{n}, og.AttrInts("perm", 0, 3, 1, 2))
 	}
 	shape := b.op("Shape", []string{x})
 	r := b.op("Reshape", []string{x, b.ints(0, groups, -1)})
@@ -239,8 +316,16 @@ func (b *builder) groupNorm(x, prefix string, channels, groups int64, eps float3
 	n := b.op("InstanceNormalization", []string{r, b.floats([]int64{groups}, ones), b.floats([]int64{groups}, zeros)}, og.AttrFloat("epsilon", eps))
 	n = b.op("Reshape", []string{n, shape})
 	n = b.op("Mul", []string{n, b.weightAs(prefix+".weight", []int64{channels}, channels, 1, 1)})
-	return b.op("Add", []string{n, b.weightAs(prefix+".bias", []int64{channels}, channels, 1, 1)})
+	n = b.op("Add", []string{n, b.weightAs(prefix+".bias", []int64{channels}, channels, 1, 1)})
+	if silu {
+		n = b.silu(n)
+	}
+	return n
 }
+
+// groupNormWidths are the channel counts the CUDA provider's GroupNorm kernel
+// has taken since it was added: SD 1.5's and SDXL's UNet and VAE widths.
+var groupNormWidths = []int64{128, 256, 320, 512, 640, 960, 1280, 1920, 2560}
 
 // layerNorm is torch.nn.LayerNorm over the last dim.
 func (b *builder) layerNorm(x, prefix string, dim int64, eps float32) string {
@@ -317,14 +402,22 @@ func (b *builder) attention(q, k, v string, heads, headDim int64, causal, presca
 	qh, vh := split(q), split(v)
 	kr := b.op("Reshape", []string{k, b.ints(0, 0, heads, headDim)})
 	kh := b.op("Transpose", []string{kr}, og.AttrInts("perm", 0, 2, 3, 1))
+	scores := b.dtype
+	if b.upcast {
+		scores = og.Float
+		qh, kh = b.toFloat(qh), b.toFloat(kh)
+	}
 	if !prescaled {
-		qh = b.op("Mul", []string{qh, b.scalar(float32(1 / math.Sqrt(float64(headDim))))})
+		qh = b.op("Mul", []string{qh, b.scalarOf(scores, float32(1/math.Sqrt(float64(headDim))))})
 	}
 	s := b.op("MatMul", []string{qh, kh})
 	if causal {
 		s = b.op("Add", []string{s, b.causalMask()})
 	}
 	p := b.op("Softmax", []string{s}, og.AttrInt("axis", -1))
+	if b.upcast {
+		p = b.compute(p)
+	}
 	o := b.op("MatMul", []string{p, vh})
 	o = b.op("Transpose", []string{o}, og.AttrInts("perm", 0, 2, 1, 3))
 	return b.op("Reshape", []string{o, b.ints(0, 0, heads*headDim)})

@@ -2,6 +2,7 @@ package sdgraph
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diffute/diffute/checkpoint"
 	"github.com/diffute/diffute/internal/fixtures"
+	og "github.com/diffute/diffute/onnxgraph"
 	"github.com/diffute/diffute/safetensors"
 )
 
@@ -144,6 +147,72 @@ func TestFusedAttentionOption(t *testing.T) {
 		}
 		if !reflect.DeepEqual(plain.Params, fused.Params) {
 			t.Errorf("%s: the fused graph asks for other weights", c)
+		}
+	}
+}
+
+// TestFloat16AndCUDAKernels builds SD 1.5's and SDXL's full-size UNets and
+// VAE decoders: in float16 every weight the UNet reads is float16 and its
+// inputs and outputs stay float32; with CUDAKernels every group norm is the
+// CUDA provider's GroupNorm (its scale and bias read as float32) and every
+// GEGLU a BiasSplitGelu, with the same weights asked for.
+func TestFloat16AndCUDAKernels(t *testing.T) {
+	t.Parallel()
+	count := func(g *Graph, op string) int { return bytes.Count(g.Model, []byte(op)) }
+	for _, f := range []checkpoint.Family{checkpoint.SD1, checkpoint.SDXL} {
+		for _, c := range []string{"unet", "vae"} {
+			cfg, err := fs.ReadFile(checkpoint.BaseLayout(f), c+"/config.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := Build(c, cfg, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			half, err := Build(c, cfg, Options{Float16: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kernels, err := Build(c, cfg, Options{Float16: true, CUDAKernels: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range half.Params {
+				if p.DType != og.Float16 {
+					t.Fatalf("%s/%s float16: %s is %s", f, c, p.Name, p.DType)
+				}
+			}
+			if 2*half.ParamBytes() != plain.ParamBytes() {
+				t.Errorf("%s/%s: float16 weights take %d bytes, float32 %d", f, c, half.ParamBytes(), plain.ParamBytes())
+			}
+			for _, io := range append(append([]IO(nil), half.Inputs...), half.Outputs...) {
+				if io.DType != og.Float {
+					t.Errorf("%s/%s float16: %s is %s, want float32 at the graph's edge", f, c, io.Name, io.DType)
+				}
+			}
+			norms := count(plain, "InstanceNormalization")
+			if norms == 0 || count(kernels, "GroupNorm") != norms || count(kernels, "InstanceNormalization") != 0 {
+				t.Errorf("%s/%s: %d group norms, %d GroupNorm kernels, %d left as InstanceNormalization", f, c,
+					norms, count(kernels, "GroupNorm"), count(kernels, "InstanceNormalization"))
+			}
+			var float32s int
+			for i, p := range kernels.Params {
+				if p.Name != plain.Params[i].Name || !slices.Equal(p.Shape, plain.Params[i].Shape) {
+					t.Fatalf("%s/%s: the CUDA-kernel graph asks for %s %v, the plain one %s %v", f, c, p.Name, p.Shape, plain.Params[i].Name, plain.Params[i].Shape)
+				}
+				if p.DType == og.Float {
+					float32s++
+				}
+			}
+			if float32s != norms { // one scale and one bias per norm, each named twice (node and initializer)
+				t.Errorf("%s/%s: %d float32 weights for %d GroupNorm nodes", f, c, float32s, norms/2)
+			}
+			if c == "unet" {
+				gelus := count(plain, "Erf") // GEGLU's exact GELU, the UNet's only Erf
+				if gelus == 0 || count(kernels, "BiasSplitGelu") != gelus {
+					t.Errorf("%s/unet: %d GEGLUs, %d BiasSplitGelu", f, gelus, count(kernels, "BiasSplitGelu"))
+				}
+			}
 		}
 	}
 }

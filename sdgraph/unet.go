@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	og "github.com/diffute/diffute/onnxgraph"
@@ -169,23 +170,25 @@ func UNet(c UNetConfig, o Options) (*Graph, error) {
 		return nil, fmt.Errorf("unet config.json: %w", err)
 	}
 	u := &unet{builder: newBuilder("unet", o), c: c, groups: c.NormNumGroups, eps: float32(c.NormEps)}
-	sample := u.input("sample", og.Float, -1, c.InChannels, -1, -1)
+	u.upcast = c.UpcastAttention && o.Float16
+	sample := u.compute(u.input("sample", og.Float, -1, c.InChannels, -1, -1))
 	ts := u.input("timestep", og.Float, 1)
-	u.ctx = u.input("encoder_hidden_states", og.Float, -1, TokenLength, c.ContextDim())
+	u.ctx = u.compute(u.input("encoder_hidden_states", og.Float, -1, TokenLength, c.ContextDim()))
 
 	c0 := c.BlockOutChannels[0]
 	flip := c.FlipSinToCos == nil || *c.FlipSinToCos
 	u.tembCh = 4 * c0
-	emb := u.timestepEmbedding(u.sinusoid(u.op("Unsqueeze", []string{ts, u.ints(1)}), c0, flip, c.FreqShift), "time_embedding", c0, u.tembCh)
+	tproj := u.compute(u.sinusoid(u.op("Unsqueeze", []string{ts, u.ints(1)}), c0, flip, c.FreqShift))
+	emb := u.timestepEmbedding(tproj, "time_embedding", c0, u.tembCh)
 	if c.SDXL() {
 		if c.AdditionTimeEmbedDim <= 0 || c.PooledDim() <= 0 {
 			return nil, fmt.Errorf("unet config.json: addition_embed_type text_time needs addition_time_embed_dim and projection_class_embeddings_input_dim (got %d, %d)", c.AdditionTimeEmbedDim, c.ProjectionClassEmbeddingsIn)
 		}
-		textEmbeds := u.input("text_embeds", og.Float, -1, c.PooledDim())
+		textEmbeds := u.compute(u.input("text_embeds", og.Float, -1, c.PooledDim()))
 		timeIDs := u.input("time_ids", og.Float, -1, 6)
 		flat := u.op("Reshape", []string{timeIDs, u.ints(-1, 1)})
 		tproj := u.sinusoid(flat, c.AdditionTimeEmbedDim, flip, c.FreqShift)
-		tproj = u.op("Reshape", []string{tproj, u.ints(-1, 6*c.AdditionTimeEmbedDim)})
+		tproj = u.compute(u.op("Reshape", []string{tproj, u.ints(-1, 6*c.AdditionTimeEmbedDim)}))
 		add := u.op("Concat", []string{textEmbeds, tproj}, og.AttrInt("axis", 1))
 		emb = u.op("Add", []string{emb, u.timestepEmbedding(add, "add_embedding", c.ProjectionClassEmbeddingsIn, u.tembCh)})
 	}
@@ -243,7 +246,7 @@ func UNet(c UNetConfig, o Options) (*Graph, error) {
 			x = u.conv(x, p+".upsamplers.0.conv", ch, ch, 3, 1, 1)
 		}
 	}
-	x = u.silu(u.groupNorm(x, "conv_norm_out", ch, u.groups, u.eps))
+	x = u.groupNorm(x, "conv_norm_out", ch, u.groups, u.eps, true)
 	x = u.conv(x, "conv_out", ch, c.OutChannels, c.ConvOutKernel, 1, c.ConvOutKernel/2)
 	u.output(x, "out_sample", -1, c.OutChannels, -1, -1)
 	return u.finish()
@@ -254,7 +257,8 @@ type skip struct {
 	ch    int64
 }
 
-// sinusoid is diffusers' get_timestep_embedding of t [N, 1] → [N, dim], with the
+// sinusoid is diffusers' get_timestep_embedding of t [N, 1] → [N, dim], in
+// float32 whatever the graph computes in (as diffusers does), with the
 // frequencies computed in float32 as torch does.
 func (u *unet) sinusoid(t string, dim int64, flip bool, shift float64) string {
 	half := dim / 2
@@ -264,7 +268,7 @@ func (u *unet) sinusoid(t string, dim int64, flip bool, shift float64) string {
 		e = e / float32(float64(half)-shift)
 		freqs[i] = float32(math.Exp(float64(e)))
 	}
-	arg := u.op("Mul", []string{t, u.floats([]int64{1, half}, freqs)})
+	arg := u.op("Mul", []string{t, u.floatsOf(og.Float, []int64{1, half}, freqs)})
 	sin, cos := u.op("Sin", []string{arg}), u.op("Cos", []string{arg})
 	parts := []string{sin, cos}
 	if flip {
@@ -281,11 +285,11 @@ func (u *unet) timestepEmbedding(x, prefix string, in, out int64) string {
 
 // resnet is diffusers' ResnetBlock2D with the time embedding added after conv1.
 func (u *unet) resnet(x, prefix string, in, out int64) string {
-	h := u.silu(u.groupNorm(x, prefix+".norm1", in, u.groups, u.eps))
+	h := u.groupNorm(x, prefix+".norm1", in, u.groups, u.eps, true)
 	h = u.conv(h, prefix+".conv1", in, out, 3, 1, 1)
 	t := u.linear(u.temb, prefix+".time_emb_proj", u.tembCh, out, true)
 	h = u.op("Add", []string{h, u.op("Unsqueeze", []string{t, u.ints(2, 3)})})
-	h = u.silu(u.groupNorm(h, prefix+".norm2", out, u.groups, u.eps))
+	h = u.groupNorm(h, prefix+".norm2", out, u.groups, u.eps, true)
 	h = u.conv(h, prefix+".conv2", out, out, 3, 1, 1)
 	if in != out {
 		x = u.conv(x, prefix+".conv_shortcut", in, out, 1, 1, 0)
@@ -301,7 +305,7 @@ func (u *unet) transformer2D(x, prefix string, ch, heads, depth int64) string {
 		return x
 	}
 	shape := u.op("Shape", []string{x})
-	h := u.groupNorm(x, prefix+".norm", ch, u.groups, 1e-6)
+	h := u.groupNorm(x, prefix+".norm", ch, u.groups, 1e-6, false)
 	toTokens := func(v string) string { // [B, C, H, W] → [B, HW, C]
 		r := u.op("Reshape", []string{v, u.ints(0, ch, -1)})
 		return u.op("Transpose", []string{r}, og.AttrInts("perm", 0, 2, 1))
@@ -336,11 +340,19 @@ func (u *unet) basicTransformerBlock(x, prefix string, dim, heads int64) string 
 	x = u.op("Add", []string{x, u.attn(h, u.ctx, prefix+".attn2", dim, ctxDim, heads)})
 	h = u.layerNorm(x, prefix+".norm3", dim, 1e-5)
 	inner := 4 * dim
-	proj := u.linear(h, prefix+".ff.net.0.proj", dim, 2*inner, true)
-	parts := make([]string, 2)
-	parts[0], parts[1] = u.tmp(), u.tmp()
-	u.g.Node("Split", []string{proj, u.ints(inner, inner)}, parts, og.AttrInt("axis", -1))
-	g := u.op("Mul", []string{parts[0], u.gelu(parts[1])})
+	var g string
+	if u.opts.CUDAKernels && slices.Contains([]int64{2560, 5120, 10240}, 2*inner) {
+		// The sizes BiasSplitGelu's kernel takes: SD 1.5's and SDXL's widths.
+		proj := u.linear(h, prefix+".ff.net.0.proj", dim, 2*inner, false)
+		g = u.tmp()
+		u.g.NodeIn(og.ContribDomain, "BiasSplitGelu", []string{proj, u.weight(prefix+".ff.net.0.proj.bias", 2*inner)}, []string{g})
+	} else {
+		proj := u.linear(h, prefix+".ff.net.0.proj", dim, 2*inner, true)
+		parts := make([]string, 2)
+		parts[0], parts[1] = u.tmp(), u.tmp()
+		u.g.Node("Split", []string{proj, u.ints(inner, inner)}, parts, og.AttrInt("axis", -1))
+		g = u.op("Mul", []string{parts[0], u.gelu(parts[1])})
+	}
 	return u.op("Add", []string{x, u.linear(g, prefix+".ff.net.2", inner, dim, true)})
 }
 

@@ -60,7 +60,7 @@ func VAEDecoder(c VAEConfig, o Options) (*Graph, error) {
 	const eps = 1e-6
 	g := c.NormNumGroups
 	n := len(c.BlockOutChannels)
-	x := b.input("latent_sample", og.Float, -1, c.LatentChannels, -1, -1)
+	x := b.compute(b.input("latent_sample", og.Float, -1, c.LatentChannels, -1, -1))
 	x = b.conv(x, "post_quant_conv", c.LatentChannels, c.LatentChannels, 1, 1, 0)
 	ch := c.BlockOutChannels[n-1]
 	x = b.conv(x, "decoder.conv_in", c.LatentChannels, ch, 3, 1, 1)
@@ -82,7 +82,7 @@ func VAEDecoder(c VAEConfig, o Options) (*Graph, error) {
 			x = b.conv(x, p+".upsamplers.0.conv", ch, ch, 3, 1, 1)
 		}
 	}
-	x = b.silu(b.groupNorm(x, "decoder.conv_norm_out", ch, g, eps))
+	x = b.groupNorm(x, "decoder.conv_norm_out", ch, g, eps, true)
 	x = b.conv(x, "decoder.conv_out", ch, c.OutChannels, 3, 1, 1)
 	b.output(x, "sample", -1, c.OutChannels, -1, -1)
 	return b.finish()
@@ -90,9 +90,9 @@ func VAEDecoder(c VAEConfig, o Options) (*Graph, error) {
 
 // vaeResnet is ResnetBlock2D without a time embedding.
 func vaeResnet(b *builder, x, prefix string, in, out, groups int64, eps float32) string {
-	h := b.silu(b.groupNorm(x, prefix+".norm1", in, groups, eps))
+	h := b.groupNorm(x, prefix+".norm1", in, groups, eps, true)
 	h = b.conv(h, prefix+".conv1", in, out, 3, 1, 1)
-	h = b.silu(b.groupNorm(h, prefix+".norm2", out, groups, eps))
+	h = b.groupNorm(h, prefix+".norm2", out, groups, eps, true)
 	h = b.conv(h, prefix+".conv2", out, out, 3, 1, 1)
 	if in != out {
 		x = b.conv(x, prefix+".conv_shortcut", in, out, 1, 1, 0)
@@ -104,7 +104,7 @@ func vaeResnet(b *builder, x, prefix string, in, out, groups int64, eps float32)
 // biased projections, over the H·W positions.
 func vaeAttention(b *builder, x, prefix string, ch, groups int64, eps float32) string {
 	shape := b.op("Shape", []string{x})
-	h := b.groupNorm(x, prefix+".group_norm", ch, groups, eps)
+	h := b.groupNorm(x, prefix+".group_norm", ch, groups, eps, false)
 	h = b.op("Transpose", []string{b.op("Reshape", []string{h, b.ints(0, ch, -1)})}, og.AttrInts("perm", 0, 2, 1))
 	q := b.linear(h, prefix+".to_q", ch, ch, true)
 	k := b.linear(h, prefix+".to_k", ch, ch, true)
@@ -130,7 +130,7 @@ func VAEEncoder(c VAEConfig, o Options) (*Graph, error) {
 			return nil, fmt.Errorf("vae config.json: down_block_types[%d] = %q is not supported (only DownEncoderBlock2D)", i, t)
 		}
 	}
-	x := b.input("sample", og.Float, -1, c.InChannels, -1, -1)
+	x := b.compute(b.input("sample", og.Float, -1, c.InChannels, -1, -1))
 	ch := c.BlockOutChannels[0]
 	x = b.conv(x, "encoder.conv_in", c.InChannels, ch, 3, 1, 1)
 	for i := range n {
@@ -152,7 +152,7 @@ func VAEEncoder(c VAEConfig, o Options) (*Graph, error) {
 		x = vaeAttention(b, x, "encoder.mid_block.attentions.0", ch, g, eps)
 	}
 	x = vaeResnet(b, x, "encoder.mid_block.resnets.1", ch, ch, g, eps)
-	x = b.silu(b.groupNorm(x, "encoder.conv_norm_out", ch, g, eps))
+	x = b.groupNorm(x, "encoder.conv_norm_out", ch, g, eps, true)
 	x = b.conv(x, "encoder.conv_out", ch, 2*c.LatentChannels, 3, 1, 1)
 	x = b.conv(x, "quant_conv", 2*c.LatentChannels, 2*c.LatentChannels, 1, 1, 0)
 	b.output(x, "latent_parameters", -1, 2*c.LatentChannels, -1, -1)

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/diffute/diffute/onnx"
 )
@@ -13,7 +15,7 @@ import (
 // result as one JSON line: scripts/gpu-bench.sh runs it on GPU machines, which
 // have the binary but no Go toolchain.
 func runBench(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "bench", "bench --model DIR [--device cpu|cuda:N] [--steps N] [--size PX] [--images N] [--guidance G]")
+	fs := newFlagSet(env, "bench", "bench --model DIR [--device cpu|cuda:N] [--steps N] [--size PX] [--images N] [--guidance G] [--precision auto|fp32|fp16] [--fused=false] [--cuda-option KEY=VALUE]")
 	model := fs.String("model", "", "model folder (e.g. written by diffute models make-random)")
 	ortLib := fs.String("ort-lib", "", "path to libonnxruntime.so (default: DIFFUTE_ORT_LIB, next to the binary, third_party/onnxruntime, system paths)")
 	device := fs.String("device", "cpu", "execution device: cpu or cuda:N")
@@ -21,6 +23,10 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	size := fs.Int("size", 0, "width and height in pixels (0: 512, or 1024 for SDXL)")
 	images := fs.Int("images", 1, "images per generation (the UNet batch is twice this with guidance)")
 	guidance := fs.Float64("guidance", -1, "guidance scale (-1: the model's default; 0 turns classifier-free guidance off)")
+	precision := fs.String("precision", onnx.PrecisionAuto, "the UNet's compute type in built graphs: auto (fp16 on CUDA, fp32 on the CPU), fp32 or fp16")
+	fused := fs.Bool("fused", true, "use ONNX Runtime's fused operators (attention everywhere; GroupNorm and BiasSplitGelu on CUDA); false builds the plain graph")
+	cuda := cudaOptionFlag{}
+	fs.Var(cuda, "cuda-option", "a CUDA execution provider option KEY=VALUE (repeatable), e.g. prefer_nhwc=1")
 	if err := parseFlagsNoArgs(fs, env, args); err != nil {
 		return err
 	}
@@ -34,7 +40,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	if err := onnx.InitRuntime(lib); err != nil {
 		return err
 	}
-	opts := onnx.BenchOptions{Device: *device, Steps: *steps, Size: *size, NumImages: *images}
+	opts := onnx.BenchOptions{Device: *device, Steps: *steps, Size: *size, NumImages: *images, Precision: *precision, Unfused: !*fused, CUDA: cuda}
 	if *guidance >= 0 {
 		opts.Guidance = guidance
 	}
@@ -47,5 +53,26 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	fmt.Fprintln(env.stdout, string(b))
+	return nil
+}
+
+// cudaOptionFlag collects repeated --cuda-option KEY=VALUE flags.
+type cudaOptionFlag map[string]string
+
+func (f cudaOptionFlag) String() string {
+	var parts []string
+	for k, v := range f {
+		parts = append(parts, k+"="+v)
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (f cudaOptionFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, e.g. prefer_nhwc=1")
+	}
+	f[k] = v
 	return nil
 }

@@ -82,6 +82,8 @@ func TestCLIErrorsAreOneLine(t *testing.T) {
 		{[]string{"models", "pull"}, "name a model"},
 		{[]string{"generate", "--prompt", "x", "--out", filepath.Join(dataDir, "z.png"), "--rng", "mt"}, `--rng "mt": want one of torch, cuda`},
 		{[]string{"serve", "--data-dir", dataDir, "--rng", "gpu"}, `--rng "gpu": want one of torch, cuda`},
+		{[]string{"serve", "--data-dir", dataDir, "--precision", "fp8"}, `--precision "fp8": want one of auto, fp32, fp16`},
+		{[]string{"generate", "--prompt", "x", "--out", filepath.Join(dataDir, "z.png"), "--precision", "half"}, `--precision "half": want one of auto, fp32, fp16`},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer

@@ -20,6 +20,9 @@ type engineFlags struct {
 	maxLoadedModels int
 	maxBatchBytes   int64
 	rng             string
+	precision       string
+	fused           bool
+	cudaOptions     cudaOptionFlag
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -31,19 +34,27 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.Int64Var(&f.maxBatchBytes, "max-batch-bytes", onnx.DefaultMaxBatchBytes, "memory budget of one UNet call; images of a prompt beyond it run in further calls")
 	fs.StringVar(&f.rng, "rng", diffute.RNGTorch, "noise generator of requests that name none: "+
 		"torch (torch.randn with a CPU generator, bit for bit) or cuda (torch.randn on an NVIDIA GPU)")
+	fs.StringVar(&f.precision, "precision", onnx.PrecisionAuto, "the UNet's compute type for checkpoints whose graphs Diffute builds: "+
+		"auto (fp16 on CUDA, fp32 on the CPU), fp32 or fp16; text encoders and the VAE stay fp32")
+	fs.BoolVar(&f.fused, "fused", true, "use ONNX Runtime's fused operators (attention everywhere; GroupNorm and BiasSplitGelu on CUDA); false: standard operators only")
+	f.cudaOptions = cudaOptionFlag{}
+	fs.Var(f.cudaOptions, "cuda-option", "a CUDA execution provider option KEY=VALUE, repeatable (e.g. prefer_nhwc=1); default: ONNX Runtime's")
 }
 
-// checkRNG rejects an unknown --rng before anything starts.
-func (f *engineFlags) checkRNG() error {
+// checkChoices rejects an unknown --rng or --precision before anything starts.
+func (f *engineFlags) checkChoices() error {
 	if !slices.Contains(diffute.RNGNames, f.rng) {
 		return fmt.Errorf("--rng %q: want one of %s", f.rng, strings.Join(diffute.RNGNames, ", "))
+	}
+	if !slices.Contains(onnx.Precisions, f.precision) {
+		return fmt.Errorf("--precision %q: want one of %s", f.precision, strings.Join(onnx.Precisions, ", "))
 	}
 	return nil
 }
 
 // open finds the ONNX Runtime library and starts the engine over models from src.
 func (f *engineFlags) open(src *modelSource, logger *slog.Logger) (*onnx.Engine, error) {
-	if err := f.checkRNG(); err != nil {
+	if err := f.checkChoices(); err != nil {
 		return nil, err
 	}
 	lib, err := onnx.FindLibrary(f.ortLib, src.getenv)
@@ -60,6 +71,9 @@ func (f *engineFlags) open(src *modelSource, logger *slog.Logger) (*onnx.Engine,
 		Resolve:         src.Resolve,
 		Logger:          logger,
 		RNG:             f.rng,
+		Precision:       f.precision,
+		Unfused:         !f.fused,
+		CUDAOptions:     f.cudaOptions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

@@ -99,7 +99,7 @@ func (c *serveConfig) check(env *environment, fs *flag.FlagSet) (*serveConfig, e
 	if c.workers < 0 {
 		return nil, errors.New("serve: --workers must be 0 or more")
 	}
-	if err := c.engine.checkRNG(); err != nil {
+	if err := c.engine.checkChoices(); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	if c.logFormat != "json" && c.logFormat != "text" {

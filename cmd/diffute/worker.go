@@ -37,7 +37,7 @@ func parseWorkerFlags(env *environment, args []string) (*serveConfig, error) {
 	if err := c.tenancy.validate(); err != nil {
 		return nil, err
 	}
-	if err := c.engine.checkRNG(); err != nil {
+	if err := c.engine.checkChoices(); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	switch {
