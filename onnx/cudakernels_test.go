@@ -1,6 +1,7 @@
 package onnx
 
 import (
+	"errors"
 	"os"
 	"strings"
 	"testing"
@@ -99,7 +100,7 @@ func TestCUDAKernelFallback(t *testing.T) {
 	// Any other failure is not retried.
 	p.built.graph.CUDAKernels = true
 	calls := 0
-	if err := p.openKernelGraph(func() error { calls++; return os.ErrNotExist }); err != os.ErrNotExist || calls != 1 {
+	if err := p.openKernelGraph(func() error { calls++; return os.ErrNotExist }); !errors.Is(err, os.ErrNotExist) || calls != 1 {
 		t.Errorf("err %v after %d calls, want the first error after 1", err, calls)
 	}
 }
