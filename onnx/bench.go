@@ -18,68 +18,156 @@ type BenchOptions struct {
 	Precision string            // WithPrecision ("": auto)
 	Unfused   bool              // WithFusedOperators(false): the plain graph
 	CUDA      map[string]string // WithCUDAOptions
+	// Requests runs that many generations at once in the timed part (default
+	// 1); with Batch they share UNet batches (WithRequestBatching).
+	Requests int
+	Batch    bool
+	// Cases, when set, are measured in turn on the one loaded pipeline
+	// instead of Steps, Size, NumImages and Guidance.
+	Cases []BenchCase
+}
+
+// BenchCase is one measured shape.
+type BenchCase struct {
+	Size, Steps, NumImages int
+	Guidance               *float64 // nil: the model's default
 }
 
 // BenchResult is one measured generation.
 type BenchResult struct {
-	Device       string         `json:"device"`
-	Family       string         `json:"family"`
-	Size         int            `json:"size"`
-	Steps        int            `json:"steps"`
-	NumImages    int            `json:"num_images"`
-	LoadSeconds  float64        `json:"load_s"`
-	WarmupSecs   float64        `json:"warmup_s"` // a first, one-step generation (cuDNN search, allocations)
-	ImageSeconds float64        `json:"image_s"`  // wall time of the timed generation, per image
-	UNetMsStep   float64        `json:"unet_ms_per_step"`
-	DecodeMs     float64        `json:"decode_ms"`
+	Device       string  `json:"device"`
+	Family       string  `json:"family"`
+	Size         int     `json:"size"`
+	Steps        int     `json:"steps"`
+	NumImages    int     `json:"num_images"`
+	Guidance     float64 `json:"guidance"`
+	Requests     int     `json:"requests"`
+	Batch        bool    `json:"batch_requests"`
+	LoadSeconds  float64 `json:"load_s"`
+	WarmupSecs   float64 `json:"warmup_s"` // a first, one-step generation (cuDNN search, allocations)
+	ImageSeconds float64 `json:"image_s"`  // wall time of the timed generations, per image
+	UNetMsStep   float64 `json:"unet_ms_per_step"`
+	DecodeMs     float64 `json:"decode_ms"`
+	// GPUMemoryMiB is the device's used memory after the case (NVML): ONNX
+	// Runtime's arena keeps what it grew to, so it is the peak so far.
+	GPUMemoryMiB float64        `json:"gpu_memory_mib,omitempty"`
 	GraphInfo    `json:"graph"` // how the built graphs computed
 }
 
-// Bench loads the model folder dir on opts.Device, runs a one-step warm-up, then
-// one timed generation, and reports load time, seconds per image, UNet time per
-// step and VAE decode time: what BenchmarkFullSize measures, callable from the
-// diffute binary where no Go toolchain is (a GPU machine).
-func Bench(ctx context.Context, dir string, opts BenchOptions) (BenchResult, error) {
-	if opts.Steps <= 0 {
-		opts.Steps = 4
-	}
-	if opts.NumImages <= 0 {
-		opts.NumImages = 1
-	}
+// Bench loads the model folder dir on opts.Device and, for each case, runs a
+// one-step warm-up, then one timed generation (or opts.Requests at once), and
+// reports load time, seconds per image, UNet time per step and VAE decode
+// time: what BenchmarkFullSize measures, callable from the diffute binary
+// where no Go toolchain is (a GPU machine). emit gets each case's result as
+// it is measured.
+func Bench(ctx context.Context, dir string, opts BenchOptions, emit func(BenchResult)) error {
 	if opts.Device == "" {
 		opts.Device = "cpu"
 	}
+	if opts.Requests <= 0 {
+		opts.Requests = 1
+	}
+	if len(opts.Cases) == 0 {
+		opts.Cases = []BenchCase{{Size: opts.Size, Steps: opts.Steps, NumImages: opts.NumImages, Guidance: opts.Guidance}}
+	}
 	if err := InitRuntime(""); err != nil {
-		return BenchResult{}, err
+		return err
 	}
 	start := time.Now()
-	p, err := LoadPipeline(dir, WithDevice(opts.Device), WithPrecision(opts.Precision), WithFusedOperators(!opts.Unfused), WithCUDAOptions(opts.CUDA))
+	lo := []Option{WithDevice(opts.Device), WithPrecision(opts.Precision), WithFusedOperators(!opts.Unfused), WithCUDAOptions(opts.CUDA)}
+	if opts.Batch {
+		lo = append(lo, WithRequestBatching(0))
+	}
+	p, err := LoadPipeline(dir, lo...)
 	if err != nil {
-		return BenchResult{}, err
+		return err
 	}
 	defer p.Close()
-	res := BenchResult{Device: opts.Device, Family: fmt.Sprint(p.Family()), Steps: opts.Steps, NumImages: opts.NumImages, LoadSeconds: time.Since(start).Seconds(), GraphInfo: p.Graph()}
-	if opts.Size <= 0 {
-		opts.Size = 512
+	load := time.Since(start).Seconds()
+	for _, c := range opts.Cases {
+		res, err := p.benchCase(ctx, opts, c)
+		if err != nil {
+			return err
+		}
+		res.LoadSeconds = load
+		emit(res)
+	}
+	return nil
+}
+
+func (p *Pipeline) benchCase(ctx context.Context, opts BenchOptions, c BenchCase) (BenchResult, error) {
+	if c.Steps <= 0 {
+		c.Steps = 4
+	}
+	if c.NumImages <= 0 {
+		c.NumImages = 1
+	}
+	if c.Size <= 0 {
+		c.Size = 512
 		if p.Family() == SDXL {
-			opts.Size = 1024
+			c.Size = 1024
 		}
 	}
-	res.Size = opts.Size
-	req := diffute.GenerateRequest{Prompt: "a lighthouse at dusk", NumImages: opts.NumImages, Width: opts.Size, Height: opts.Size, Steps: 1, Seed: 1, GuidanceScale: opts.Guidance}
-	start = time.Now()
+	res := BenchResult{Device: opts.Device, Family: fmt.Sprint(p.Family()), Size: c.Size, Steps: c.Steps, NumImages: c.NumImages,
+		Requests: opts.Requests, Batch: opts.Batch, GraphInfo: p.Graph()}
+	req := diffute.GenerateRequest{Prompt: "a lighthouse at dusk", NumImages: c.NumImages, Width: c.Size, Height: c.Size, Steps: 1, Seed: 1, GuidanceScale: c.Guidance}
+	pr, err := p.params(req)
+	if err != nil {
+		return res, err
+	}
+	res.Guidance = pr.guidance
+	start := time.Now()
 	if _, err := p.run(ctx, req, nil, &runStats{}); err != nil {
 		return res, fmt.Errorf("onnx: bench warm-up: %w", err)
 	}
 	res.WarmupSecs = time.Since(start).Seconds()
-	req.Steps = opts.Steps
+	req.Steps = c.Steps
+	if opts.Requests > 1 {
+		// Concurrent requests, each its own seeds: throughput, with or
+		// without cross-request batching. The per-step figures are not
+		// separable here and stay zero.
+		start = time.Now()
+		errs := make(chan error, opts.Requests)
+		for i := range opts.Requests {
+			r := req
+			r.Seed = int64(1 + i*c.NumImages)
+			go func() {
+				_, err := p.Run(ctx, r, nil)
+				errs <- err
+			}()
+		}
+		var first error
+		for range opts.Requests {
+			if err := <-errs; err != nil && first == nil {
+				first = fmt.Errorf("onnx: bench: %w", err)
+			}
+		}
+		res.ImageSeconds = time.Since(start).Seconds() / float64(opts.Requests*c.NumImages)
+		res.GPUMemoryMiB = gpuMemoryMiB(opts.Device)
+		return res, first
+	}
 	var st runStats
 	start = time.Now()
 	if _, err := p.run(ctx, req, nil, &st); err != nil {
 		return res, fmt.Errorf("onnx: bench: %w", err)
 	}
-	res.ImageSeconds = time.Since(start).Seconds() / float64(opts.NumImages)
-	res.UNetMsStep = float64(st.unetRun.Microseconds()) / 1e3 / float64(opts.Steps)
+	res.ImageSeconds = time.Since(start).Seconds() / float64(c.NumImages)
+	res.UNetMsStep = float64(st.unetRun.Microseconds()) / 1e3 / float64(c.Steps)
 	res.DecodeMs = float64(st.decoding.Microseconds()) / 1e3
+	res.GPUMemoryMiB = gpuMemoryMiB(opts.Device)
 	return res, nil
+}
+
+// gpuMemoryMiB is the used memory of device's GPU by NVML's count, or 0 (the
+// CPU, no NVML). CUDA's cuda:N is NVML's index N in PCI bus order.
+func gpuMemoryMiB(device string) float64 {
+	dev, err := parseDevice(device)
+	if err != nil || dev < 0 {
+		return 0
+	}
+	gpus, err := GPUs()
+	if err != nil || dev >= len(gpus) {
+		return 0
+	}
+	return float64(gpus[dev].Used) / (1 << 20)
 }

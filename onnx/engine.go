@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/diffute/diffute"
 )
@@ -46,6 +47,10 @@ type Config struct {
 	Unfused bool
 	// CUDAOptions are CUDA execution provider options (WithCUDAOptions).
 	CUDAOptions map[string]string
+	// BatchRequests lets concurrent requests of one model share UNet batches,
+	// a batch waiting BatchWait for more (WithRequestBatching). Off by default.
+	BatchRequests bool
+	BatchWait     time.Duration
 }
 
 // WithDefaults returns c with its zero fields set to their defaults.
@@ -132,7 +137,7 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	_ = so.Destroy()
-	return &Engine{
+	e := &Engine{
 		cfg: cfg,
 		opts: []Option{
 			WithDevice(cfg.Device),
@@ -144,7 +149,11 @@ func New(cfg Config) (*Engine, error) {
 		},
 		lru:     list.New(),
 		entries: make(map[string]*cacheEntry),
-	}, nil
+	}
+	if cfg.BatchRequests {
+		e.opts = append(e.opts, WithRequestBatching(cfg.BatchWait))
+	}
+	return e, nil
 }
 
 // ErrEngineClosed is returned by an Engine after Close.

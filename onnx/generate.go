@@ -166,7 +166,13 @@ func (p *Pipeline) run(ctx context.Context, req diffute.GenerateRequest, progres
 	prog := progressCounter{fn: progress, total: calls * stepsRun}
 	for first := 0; first < req.NumImages; first += perCall {
 		n := min(perCall, req.NumImages-first)
-		latents, err := p.denoise(ctx, pr, pe, first, n, lh, lw, &prog, st)
+		c := chunk{pr: pr, pe: pe, first: first, n: n, step: prog.step}
+		var latents []float32
+		if p.batcher != nil {
+			latents, err = p.batcher.denoise(ctx, c)
+		} else {
+			latents, err = p.denoise(ctx, []chunk{c}, lh, lw, st)
+		}
 		if err != nil {
 			return Result{}, err
 		}
@@ -266,13 +272,29 @@ func newNoiseRNG(rng string, seed uint64) (noiseRNG, error) {
 	return nil, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "rng", "must be one of %s (got %q)", strings.Join(diffute.RNGNames, ", "), rng)
 }
 
-// denoise runs the scheduler loop for images first..first+n-1 of the request and
-// returns their final latents ([n,C,lh,lw]). Everything the loop touches is
-// allocated before the first step.
-func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, first, n, lh, lw int, prog *progressCounter, st *runStats) ([]float32, error) {
+// chunk is images first..first+n-1 of one request: what one UNet batch
+// denoises, alone or with other requests' chunks of the same size, steps,
+// scheduler and guidance (requestBatcher). step reports each finished step.
+type chunk struct {
+	pr       params
+	pe       promptEmbeds
+	first, n int
+	step     func()
+}
+
+// denoise runs the scheduler loop for the images of chunks, which share their
+// size, steps, scheduler and guidance, in one UNet batch, and returns their
+// final latents ([Σn, C, lh, lw], in chunk order). Everything the loop touches
+// is allocated before the first step.
+func (p *Pipeline) denoise(ctx context.Context, chunks []chunk, lh, lw int, st *runStats) ([]float32, error) {
+	pr := chunks[0].pr
 	s, err := sched.New(pr.req.Scheduler, p.schedCfg, pr.steps)
 	if err != nil {
 		return nil, diffute.FieldErrorf(diffute.EUNPROCESSABLE, "scheduler", "%v", err)
+	}
+	n := 0
+	for _, c := range chunks {
+		n += c.n
 	}
 	per := p.unet.channels * lh * lw
 	total := n * per
@@ -280,17 +302,23 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 	// Image i has its own generator seeded with seed+i (diffusers with a list of
 	// generators): its latents are randn(1, C, lh, lw) × init_noise_sigma, and
 	// an ancestral scheduler's step noise continues the same stream, one
-	// randn(1, C, lh, lw) per image per step, in step order.
-	rngs := make([]noiseRNG, n)
+	// randn(1, C, lh, lw) per image per step, in step order. The scheduler's
+	// update is the same elementwise arithmetic for every image, so images of
+	// several requests share one scheduler.
+	rngs := make([]noiseRNG, 0, n)
 	sigma := float32(s.InitNoiseSigma())
-	for i := range rngs {
-		if rngs[i], err = newNoiseRNG(pr.req.RNG, uint64(pr.req.Seed)+uint64(first+i)); err != nil {
-			return nil, err
-		}
-		img := latents[i*per : (i+1)*per]
-		rngs[i].Randn(img)
-		for k := range img {
-			img[k] *= sigma
+	for _, c := range chunks {
+		for i := range c.n {
+			r, err := newNoiseRNG(c.pr.req.RNG, uint64(c.pr.req.Seed)+uint64(c.first+i))
+			if err != nil {
+				return nil, err
+			}
+			img := latents[len(rngs)*per : (len(rngs)+1)*per]
+			r.Randn(img)
+			for k := range img {
+				img[k] *= sigma
+			}
+			rngs = append(rngs, r)
 		}
 	}
 	groups := 1
@@ -298,12 +326,12 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 		groups = 2
 	}
 	timesteps := s.Timesteps()
-	call, err := p.unet.newCall(groups*n, lh, lw, timesteps, pe.dim, pe.pooledDim)
+	call, err := p.unet.newCall(groups*n, lh, lw, timesteps, chunks[0].pe.dim, chunks[0].pe.pooledDim)
 	if err != nil {
 		return nil, err
 	}
 	defer call.destroy()
-	p.fillConditioning(call, pr, pe, n)
+	p.fillConditioning(call, chunks)
 	if st != nil {
 		st.calls++
 		st.unetRows = call.rows
@@ -399,7 +427,7 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 				st.steps++
 				st.schedStep += time.Since(tGuide)
 			}
-			prog.step()
+			stepChunks(chunks)
 			continue
 		}
 		if pr.guided {
@@ -416,7 +444,7 @@ func (p *Pipeline) denoise(ctx context.Context, pr params, pe promptEmbeds, firs
 			st.guidance += tStep.Sub(tGuide)
 			st.schedStep += time.Since(tStep)
 		}
-		prog.step()
+		stepChunks(chunks)
 	}
 	if st != nil {
 		st.denoise += time.Since(loopStart)
@@ -524,24 +552,39 @@ func applyGuidance(out *floatTensor, total int, g float32, dst, scratch []float3
 	}
 }
 
-// fillConditioning writes the text conditioning of every batch row: rows 0..n-1 are
-// the unconditional ones when guided, the last n the prompt's.
-func (p *Pipeline) fillConditioning(call *unetCall, pr params, pe promptEmbeds, n int) {
-	row := clip.MaxLength * pe.dim
+func stepChunks(chunks []chunk) {
+	for _, c := range chunks {
+		if c.step != nil {
+			c.step()
+		}
+	}
+}
+
+// fillConditioning writes the text conditioning of every batch row: with
+// guidance the first half of the rows are the unconditional ones, the second
+// half the prompts'; in each half, every chunk's images in chunk order.
+func (p *Pipeline) fillConditioning(call *unetCall, chunks []chunk) {
+	pr := chunks[0].pr
 	r := 0
-	put := func(hidden, pooled []float32) {
-		for i := 0; i < n; i++ {
-			call.hidden.store(r*row, hidden)
-			if call.embeds != nil {
-				call.embeds.store(r*pe.pooledDim, pooled)
+	put := func(uncond bool) {
+		for _, c := range chunks {
+			hidden, pooled := c.pe.cond, c.pe.pooledCond
+			if uncond {
+				hidden, pooled = c.pe.uncond, c.pe.pooledUncond
 			}
-			r++
+			for range c.n {
+				call.hidden.store(r*clip.MaxLength*c.pe.dim, hidden)
+				if call.embeds != nil {
+					call.embeds.store(r*c.pe.pooledDim, pooled)
+				}
+				r++
+			}
 		}
 	}
 	if pr.guided {
-		put(pe.uncond, pe.pooledUncond)
+		put(true)
 	}
-	put(pe.cond, pe.pooledCond)
+	put(false)
 	if call.timeIDs != nil {
 		// (original h, original w, crop top, crop left, target h, target w): no crop,
 		// generated at the size asked for.

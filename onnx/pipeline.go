@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/diffute/diffute/checkpoint"
 	"github.com/diffute/diffute/clip"
@@ -59,6 +60,8 @@ type pipelineOptions struct {
 	layout        string
 	unfused       bool   // WithFusedOperators(false)
 	precision     string // WithPrecision
+	batch         bool   // WithRequestBatching
+	batchWait     time.Duration
 }
 
 // WithLayout gives a single-file checkpoint the diffusers folder whose configs,
@@ -138,6 +141,17 @@ func WithCUDAOptions(opts map[string]string) Option {
 	return func(o *pipelineOptions) { o.session.cuda = opts }
 }
 
+// WithRequestBatching lets concurrent generations of the pipeline share UNet
+// batches: requests with the same size, steps, scheduler and guidance that
+// wait together run as one batch within the memory budget (WithMaxBatchBytes),
+// each image with its own prompt, seed and generator. A batch waits wait for
+// more requests before it starts (0: it takes those already waiting), and one
+// batch runs at a time. It pays where a single request leaves the device idle
+// (a GPU at small sizes); off by default (docs/benchmarks.md).
+func WithRequestBatching(wait time.Duration) Option {
+	return func(o *pipelineOptions) { o.batch, o.batchWait = true, wait }
+}
+
 // WithThreads sets ONNX Runtime's intra- and inter-op thread counts (0: its default).
 func WithThreads(intra, inter int) Option {
 	return func(o *pipelineOptions) { o.session.intra, o.session.inter = intra, inter }
@@ -178,6 +192,7 @@ type Pipeline struct {
 	// kernelsMissing says why the built graphs fell back from the CUDA
 	// provider's fused kernels to portable operators ("" if they did not).
 	kernelsMissing string
+	batcher        *requestBatcher // WithRequestBatching; nil: each request alone
 	recipeState
 
 	mu      sync.Mutex
@@ -307,6 +322,9 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 		return nil, err
 	}
 	p := &Pipeline{dir: path, family: family, maxBatchBytes: o.maxBatchBytes}
+	if o.batch {
+		p.batcher = &requestBatcher{p: p, wait: o.batchWait}
+	}
 	ok := false
 	defer func() {
 		if !ok {

@@ -25,7 +25,7 @@ var serveFlagGroups = []flagGroup{
 	{title: "Storage", about: "The database (the SQLite file in the data directory, or a shared PostgreSQL), where images go (the data directory or S3) and the key that signs media URLs.",
 		names: []string{"data-dir", "database-url", "media-ttl", "url-signing-key"}, prefixes: []string{"s3-", "media-", "retention"}},
 	{title: "Workers and engine", about: "Inference workers in this process and the ONNX Runtime engine.",
-		names: []string{"workers", "models", "ort-lib", "device", "intra-op-threads", "inter-op-threads", "max-loaded-models", "max-batch-bytes", "rng", "precision", "fused", "cuda-option"}},
+		names: []string{"workers", "models", "ort-lib", "device", "intra-op-threads", "inter-op-threads", "max-loaded-models", "max-batch-bytes", "rng", "precision", "fused", "cuda-option", "batch-requests", "batch-wait"}},
 	{title: "Webhooks", about: "Delivery of the webhook that tells the application a job ended.",
 		prefixes: []string{"webhook-"}},
 	{title: "Limits and tenancy", about: "Rate limits, quotas and idempotency.",

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/diffute/diffute"
 	"github.com/diffute/diffute/onnx"
@@ -23,6 +24,8 @@ type engineFlags struct {
 	precision       string
 	fused           bool
 	cudaOptions     cudaOptionFlag
+	batchRequests   bool
+	batchWait       time.Duration
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -37,6 +40,9 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.precision, "precision", onnx.PrecisionAuto, "the UNet's compute type for checkpoints whose graphs Diffute builds: "+
 		"auto (fp16 on CUDA, fp32 on the CPU), fp32 or fp16; text encoders and the VAE stay fp32")
 	fs.BoolVar(&f.fused, "fused", true, "use ONNX Runtime's fused operators (attention everywhere; GroupNorm and BiasSplitGelu on CUDA); false: standard operators only")
+	fs.BoolVar(&f.batchRequests, "batch-requests", false, "let concurrent jobs of one model with the same size, steps, scheduler and guidance share UNet batches "+
+		"(each image keeps its seed; pays on a GPU at small sizes, see docs/benchmarks.md)")
+	fs.DurationVar(&f.batchWait, "batch-wait", 5*time.Millisecond, "with --batch-requests, how long a batch waits for more jobs before it starts")
 	f.cudaOptions = cudaOptionFlag{}
 	fs.Var(f.cudaOptions, "cuda-option", "a CUDA execution provider option KEY=VALUE, repeatable (e.g. prefer_nhwc=1); default: ONNX Runtime's")
 }
@@ -74,6 +80,8 @@ func (f *engineFlags) open(src *modelSource, logger *slog.Logger) (*onnx.Engine,
 		Precision:       f.precision,
 		Unfused:         !f.fused,
 		CUDAOptions:     f.cudaOptions,
+		BatchRequests:   f.batchRequests,
+		BatchWait:       f.batchWait,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
