@@ -118,7 +118,9 @@ for fam in ${DIFFUTE_BENCH_FAMILIES-sd15 sdxl}; do
 done
 
 # bench runs one diffute bench with a time limit, sampling the GPU's memory, and
-# appends {"name":…, "peak_gpu_mib":…, …the bench result…} to results.jsonl.
+# appends {"name":…, "peak_gpu_mib":…, …the bench result…} to results.jsonl for
+# each case it measured (a run cut short keeps the cases it finished, then an
+# {"name":…, "exit":…} line).
 bench() {
   local name=$1 limit=$2
   shift 2
@@ -130,33 +132,46 @@ bench() {
   if [ "$limit" -gt "$left" ]; then limit=$left; fi
   echo "+ timeout $limit $diffute bench $* # $name"
   [ "$dry" = 1 ] && return 0
-  local mem="$out/$name.mem" sampler=""
+  local mem="$out/$name.mem" lines="$out/$name.jsonl" sampler=""
   if command -v nvidia-smi >/dev/null 2>&1; then
     nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 200 >"$mem" 2>/dev/null &
     sampler=$!
   fi
-  local res rc=0
-  res=$(timeout "$limit" "$diffute" bench "$@" 2>>"$log") || rc=$?
+  local rc=0
+  timeout "$limit" "$diffute" bench "$@" >"$lines" 2>>"$log" || rc=$?
   if [ -n "$sampler" ]; then kill "$sampler" 2>/dev/null || true; wait "$sampler" 2>/dev/null || true; fi
   local peak
   peak=$(sort -n "$mem" 2>/dev/null | tail -1) || peak=""
-  if [ "$rc" = 0 ]; then
-    echo "{\"name\":\"$name\",\"peak_gpu_mib\":${peak:-null},${res#\{}" | tee -a "$results"
-  else
+  while IFS= read -r line; do
+    [ -n "$line" ] && echo "{\"name\":\"$name\",\"peak_gpu_mib\":${peak:-null},${line#\{}"
+  done <"$lines" | tee -a "$results"
+  if [ "$rc" != 0 ]; then
     echo "{\"name\":\"$name\",\"exit\":$rc,\"peak_gpu_mib\":${peak:-null}}" | tee -a "$results"
     tail -1 "$log"
   fi
 }
 
-# 5. The measurements, GPU first (the CPU runs are short references).
-bench cuda7-bad-input 30 --model /tmp/diffute-sd15 --device cuda:7 --steps 1
-bench sd15-512-50-cuda 90 --model /tmp/diffute-sd15 --device cuda:0 --steps 50
-bench sd15-512-20-b4-cuda 90 --model /tmp/diffute-sd15 --device cuda:0 --steps 20 --images 4
-bench sdxl-1024-30-cuda 150 --model /tmp/diffute-sdxl --device cuda:0 --steps 30
-bench sdxl-turbo-512-1-cuda 60 --model /tmp/diffute-sdxl --device cuda:0 --steps 1 --size 512 --guidance 0
-bench sdxl-turbo-512-4-cuda 60 --model /tmp/diffute-sdxl --device cuda:0 --steps 4 --size 512 --guidance 0
-bench sd15-512-2-cpu 90 --model /tmp/diffute-sd15 --device cpu --steps 2
-bench sdxl-turbo-512-1-cpu 90 --model /tmp/diffute-sdxl --device cpu --steps 1 --size 512 --guidance 0
+# 5. The measurements on cuda:0. Each model is loaded once per graph and every
+# shape of the issue measured on that load (--case SIZE/STEPS/IMAGES[/GUIDANCE]):
+# SD 1.5 512² 50 steps and SDXL 1024² 30 steps at batch 1 and 4, and SDXL-Turbo's
+# shape (SDXL at 512², no guidance) at 1 and 4 steps. The graphs, side by side:
+# fused fp16 (the default on CUDA: MultiHeadAttention, GroupNorm, BiasSplitGelu),
+# fp16 with standard operators, and the plain fp32 graph. The default comes
+# first, then batching across requests, then the slower graphs, so a short
+# budget loses the least.
+sd15_cases=(--case 512/50/1 --case 512/50/4)
+sdxl_cases=(--case 1024/30/1 --case 1024/30/4 --case 512/1/1/0 --case 512/4/1/0 --case 512/1/4/0 --case 512/4/4/0)
+bench cuda7-bad-input 30 --model /tmp/diffute-sd15 --device cuda:7 --case 512/1/1
+bench sd15-fused-fp16 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 "${sd15_cases[@]}"
+bench sdxl-fused-fp16 120 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 "${sdxl_cases[@]}"
+# Batching across requests: 8 one-image SDXL-Turbo requests at once, sharing
+# UNet batches or each alone.
+bench turbo-8-requests-batched 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --batch-requests --case 512/1/1/0
+bench turbo-8-requests-alone 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --case 512/1/1/0
+bench sd15-fp16 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 --fused=false "${sd15_cases[@]}"
+bench sdxl-fp16 120 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --fused=false "${sdxl_cases[@]}"
+bench sd15-fp32 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp32 --fused=false "${sd15_cases[@]}"
+bench sdxl-fp32 150 --model /tmp/diffute-sdxl --device cuda:0 --precision fp32 --fused=false "${sdxl_cases[@]}"
 
 # 6. /metrics of a serve on cuda:0 lists the GPU's memory (diffute_gpu_memory_*).
 if [ $((budget_s - (SECONDS - start))) -ge 30 ]; then

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/diffute/diffute/onnx"
+	"github.com/diffute/diffute/tinymodel"
 )
 
 // TestDoctor runs diffute doctor on this machine's ONNX Runtime: it must exit 0
@@ -101,5 +103,57 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if res.Device != "cpu" || res.Steps != 2 || res.Size != 64 || res.ImageSeconds <= 0 || res.UNetMsStep <= 0 {
 		t.Errorf("bench result %+v", res)
+	}
+}
+
+// TestBenchCases runs diffute bench on a tiny diffusers checkpoint: each --case
+// prints one JSON line measured on the one loaded model, in the order given,
+// with the graph it ran; --requests with --batch-requests measures concurrent
+// generations sharing UNet batches.
+func TestBenchCases(t *testing.T) {
+	t.Parallel()
+	lib := ortLib(t)
+	dir := t.TempDir()
+	if err := tinymodel.WriteWith(dir, tinymodel.NameSD, tinymodel.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	getenv := testEnv(t, lib, nil)
+	bench := func(args ...string) []map[string]any {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append([]string{"bench", "--model", dir}, args...), getenv, &stdout, &stderr); err != nil {
+			t.Fatalf("bench %v: %v (%s)", args, err, stderr.String())
+		}
+		var out []map[string]any
+		for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatalf("bench %v: line %q: %v", args, line, err)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	res := bench("--case", "64/2/1", "--case", "96/1/2/0", "--precision", "fp16")
+	if len(res) != 2 {
+		t.Fatalf("%d results, want 2", len(res))
+	}
+	for i, want := range []struct{ size, steps, images, guidance float64 }{{64, 2, 1, 7.5}, {96, 1, 2, 0}} {
+		r := res[i]
+		if r["size"] != want.size || r["steps"] != want.steps || r["num_images"] != want.images || r["guidance"] != want.guidance || !(r["image_s"].(float64) > 0) {
+			t.Errorf("case %d: %v, want %+v", i, r, want)
+		}
+		if g := r["graph"].(map[string]any); g["unet_fp16"] != true || g["cuda_kernels"] != false || g["format"] != "diffusers" {
+			t.Errorf("case %d graph: %v", i, g)
+		}
+	}
+	res = bench("--steps", "1", "--size", "64", "--requests", "3", "--batch-requests", "--fused=false")
+	if len(res) != 1 || res[0]["requests"] != 3.0 || res[0]["batch_requests"] != true || res[0]["graph"].(map[string]any)["fused_attention"] != false {
+		t.Errorf("concurrent requests: %v", res)
+	}
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"bench", "--model", dir, "--case", "64/0/1"}, getenv, &stdout, &stderr)
+	if err == nil || !strings.Contains(stderr.String(), "positive whole numbers") {
+		t.Errorf("bad --case: err %v, stderr %q", err, stderr.String())
 	}
 }
