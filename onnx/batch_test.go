@@ -74,3 +74,27 @@ func TestRequestBatching(t *testing.T) {
 		}
 	}
 }
+
+// TestGPUBindingOrder runs the binding order a GPU session gets (conditioning
+// bound once after it is written, the sample bound again at every step) on the
+// CPU provider: the images are the CPU path's, pixel for pixel.
+func TestGPUBindingOrder(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{tinySD, tinySDXL} {
+		p, err := LoadPipeline(tinyModel(t, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.unet.bindOnce = false
+		req := baseRequest()
+		req.Scheduler = "euler_a"
+		got := generate(t, p, req)
+		want := generate(t, sharedPipeline(t, name), req)
+		for i := range want {
+			if !samePixels(t, got[i], want[i]) {
+				t.Errorf("%s image %d: the GPU binding order changes the pixels", name, i)
+			}
+		}
+		p.Close()
+	}
+}

@@ -332,6 +332,9 @@ func (p *Pipeline) denoise(ctx context.Context, chunks []chunk, lh, lw int, st *
 	}
 	defer call.destroy()
 	p.fillConditioning(call, chunks)
+	if err := call.conditioned(); err != nil {
+		return nil, err
+	}
 	if st != nil {
 		st.calls++
 		st.unetRows = call.rows

@@ -31,8 +31,11 @@ type unetModel struct {
 	hiddenDim  int // 0 when symbolic
 	pooledDim  int // SDXL; 0 when symbolic
 	// bindOnce: the session runs on the CPU, where ORT reads bound inputs in place
-	// at each Run, so a generation binds its tensors once. On other devices
-	// IoBinding copies an input when it is bound, so every step goes through Run.
+	// at each Run, so a generation binds its tensors once. On a GPU IoBinding
+	// copies an input to the device when it is bound: the conditioning (the text
+	// states, SDXL's pooled embeddings and time ids, constant over a
+	// generation) is bound once after it is written, so it is copied once and
+	// not at every step; the sample is bound again at each step.
 	bindOnce bool
 }
 
@@ -166,9 +169,10 @@ func newTimestep(info ort.InputOutputInfo, t float64) (ort.Value, error) {
 // unetCall holds every tensor of one generation's UNet calls, allocated once and
 // reused at each step: the sample is rewritten in place, the timestep of each step
 // is prebuilt (onnxruntime_go's Scalar.Set does not update the value ORT reads, so
-// rank-0 timesteps cannot be rewritten), and the output is preallocated. On the
-// CPU the tensors are bound to an IoBinding once, so a step allocates nothing in
-// Go but the rebinding of its timestep (onnxruntime_go's BindInput: 8 bytes).
+// rank-0 timesteps cannot be rewritten), and the output is preallocated. The
+// tensors are bound to an IoBinding: on the CPU once, so a step allocates nothing
+// in Go but the rebinding of its timestep (onnxruntime_go's BindInput: 8 bytes);
+// on a GPU see unetModel.bindOnce.
 type unetCall struct {
 	binding   *ort.IoBinding // nil: plain Run
 	u         *unetModel
@@ -180,7 +184,9 @@ type unetCall struct {
 	timeIDs   *floatTensor // SDXL
 	timesteps []ort.Value
 	inputs    []ort.Value
-	outputs   []ort.Value
+	// rebindSample: the binding copies what it binds (a GPU), so the sample,
+	// rewritten at every step, is bound again before each run.
+	rebindSample bool
 }
 
 // newCall prepares the tensors for rows batch rows of lh×lw latents and the given
@@ -229,7 +235,6 @@ func (u *unetModel) newCall(rows, lh, lw int, timesteps []float64, hiddenDim, po
 		}
 		c.inputs = append(c.inputs, c.embeds.value, c.timeIDs.value)
 	}
-	c.outputs = []ort.Value{c.out.value}
 	if u.bindOnce {
 		if err := c.bind(); err != nil {
 			return nil, err
@@ -249,6 +254,19 @@ func (u *unetModel) newCall(rows, lh, lw int, timesteps []float64, hiddenDim, po
 
 // unetInputNames are the session's input names, in inSample… order.
 var unetInputNames = []string{"sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"}
+
+// conditioned is called once the conditioning is written: on a GPU it binds
+// the conditioning (copied to the device now, once) and the output.
+func (c *unetCall) conditioned() error {
+	if c.binding != nil {
+		return nil // the CPU: bound in place at newCall
+	}
+	if err := c.bind(); err != nil {
+		return err
+	}
+	c.rebindSample = true
+	return nil
+}
 
 // bind binds every input but the timestep, and the output.
 func (c *unetCall) bind() error {
@@ -271,16 +289,17 @@ func (c *unetCall) bind() error {
 	return nil
 }
 
-// run calls the UNet for denoising step i.
+// run calls the UNet for denoising step i (after conditioned).
 func (c *unetCall) run(i int) error {
 	var err error
-	if c.binding != nil {
-		if err = c.binding.BindInput("timestep", c.timesteps[i]); err == nil {
-			err = c.u.sess.RunWithBinding(c.binding)
-		}
-	} else {
-		c.inputs[inTimestep] = c.timesteps[i]
-		err = c.u.sess.Run(c.inputs, c.outputs)
+	if c.rebindSample {
+		err = c.binding.BindInput("sample", c.sample.value)
+	}
+	if err == nil {
+		err = c.binding.BindInput("timestep", c.timesteps[i])
+	}
+	if err == nil {
+		err = c.u.sess.RunWithBinding(c.binding)
 	}
 	if err != nil {
 		return fmt.Errorf("onnx: run %s: %w", c.u.rel, err)
