@@ -111,9 +111,17 @@ func cudaLoadError(provider string, err error, libs []CUDALibrary) error {
 		return fmt.Errorf("onnx: register the CUDA provider %s: %s", provider, firstLine(msg))
 	}
 	l := CUDALibrary{Name: missing, File: missing}
+	stem, major, _ := strings.Cut(missing, ".so.")
 	for _, known := range libs {
 		if known.File == missing {
 			l = known
+		}
+		// The provider wants another major version of a library this
+		// machine has: it was built for another CUDA.
+		if kstem, kmajor, _ := strings.Cut(known.File, ".so."); kstem == stem && kmajor != major && known.Found() {
+			return fmt.Errorf("onnx: %w: the CUDA provider %s needs %s, a major version this machine does not have (it has %s at %s): "+
+				"the provider was built for another CUDA; use ONNX Runtime's provider built for CUDA 13 (scripts/setup-ort.sh --cuda)",
+				ErrCUDALibraryMissing, provider, missing, known.File, known.Path)
 		}
 	}
 	return fmt.Errorf("onnx: %w: the CUDA provider needs %s (%s), not found: %s (diffute doctor lists each library)",

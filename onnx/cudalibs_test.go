@@ -147,6 +147,16 @@ func TestMissingLibrary(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, "libcublasLt.so.13") || !strings.Contains(msg, "CUDA 13") || strings.Contains(msg, "\n") {
 		t.Errorf("cudaLoadError = %q, want one line naming libcublasLt.so.13 and the fix", msg)
 	}
+	// A provider built for CUDA 12 on a CUDA 13 machine.
+	libs := findCUDALibraries(nil)
+	for i := range libs {
+		libs[i].Path = "/cuda/lib/" + libs[i].File
+	}
+	err = cudaLoadError("/p/"+cudaProviderFile, errors.New("libcublasLt.so.12: cannot open shared object file: No such file or directory"), libs)
+	if msg := err.Error(); !errors.Is(err, ErrCUDALibraryMissing) || !strings.Contains(msg, "libcublasLt.so.12") ||
+		!strings.Contains(msg, "/cuda/lib/libcublasLt.so.13") || !strings.Contains(msg, "built for another CUDA") || strings.Contains(msg, "\n") {
+		t.Errorf("wrong CUDA major: cudaLoadError = %q, want one line naming both versions", msg)
+	}
 }
 
 // cudaRuntimeDir is ONNX Runtime 1.29 with the CUDA provider, as

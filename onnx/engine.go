@@ -251,10 +251,27 @@ func (e *Engine) load(ctx context.Context, model string) (*Pipeline, error) {
 		// without the memory for the model fails here, naming the model.
 		if err := p.Warmup(ctx); err != nil {
 			_ = p.Close()
-			return nil, fmt.Errorf("onnx: load model %q: warm-up on %s: %w", model, e.cfg.Device, err)
+			return nil, fmt.Errorf("onnx: load model %q: warm-up on %s: %w", model, e.cfg.Device, deviceMemoryError(err))
 		}
 	}
 	return p, nil
+}
+
+// ErrDeviceMemory is a GPU that has not the free memory a model needs.
+var ErrDeviceMemory = errors.New("not enough free GPU memory")
+
+// deviceMemoryError turns ONNX Runtime's allocation failure on a GPU into one
+// line that says so and what to change; other errors keep their first line.
+func deviceMemoryError(err error) error {
+	msg := strings.ToLower(err.Error())
+	if strings.Contains(msg, "out of memory") || strings.Contains(msg, "failed to allocate") || strings.Contains(msg, "memoryallocation") {
+		return fmt.Errorf("%w for this model (%s): unload other models (--max-loaded-models), lower --max-batch-bytes, or use a GPU with more memory",
+			ErrDeviceMemory, firstLine(err.Error()))
+	}
+	if first := firstLine(err.Error()); first != err.Error() {
+		return fmt.Errorf("%s", first)
+	}
+	return err
 }
 
 // evictLocked drops loaded pipelines beyond MaxLoadedModels, least recently used

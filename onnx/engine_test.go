@@ -238,3 +238,31 @@ func TestEngineLoadSurvivesAnotherCallersCancel(t *testing.T) {
 		t.Errorf("second caller got %v", p)
 	}
 }
+
+// TestDeviceMemoryError: ONNX Runtime's failure to allocate on a GPU (its
+// BFC arena's message) is one line saying what is short and what to change.
+func TestDeviceMemoryError(t *testing.T) {
+	t.Parallel()
+	oom := errors.New("onnx: run unet: Failed to allocate memory for requested buffer of size 5368709120\nstack trace follows")
+	err := deviceMemoryError(oom)
+	if !errors.Is(err, ErrDeviceMemory) || !strings.Contains(err.Error(), "--max-loaded-models") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("deviceMemoryError = %q", err)
+	}
+	if err := deviceMemoryError(errors.New("first\nsecond")); err.Error() != "first" {
+		t.Errorf("other errors keep their first line: %q", err)
+	}
+}
+
+// TestWarmup runs the load-time warm-up a GPU engine does (one step at the
+// model's native size) on the CPU: it must succeed on every family and leave
+// the pipeline usable.
+func TestWarmup(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{tinySD, tinySDXL} {
+		p := sharedPipeline(t, name)
+		if err := p.Warmup(context.Background()); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		generate(t, p, baseRequest())
+	}
+}
