@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/diffute/diffute"
@@ -25,6 +26,10 @@ type BenchOptions struct {
 	// Cases, when set, are measured in turn on the one loaded pipeline
 	// instead of Steps, Size, NumImages and Guidance.
 	Cases []BenchCase
+	// Check compares each case's final latents with those of the plain fp32
+	// graph (standard operators only) on the same device: what the fp16
+	// graph and the fused kernels change, on the machine that runs them.
+	Check bool
 }
 
 // BenchCase is one measured shape.
@@ -50,8 +55,11 @@ type BenchResult struct {
 	DecodeMs     float64 `json:"decode_ms"`
 	// GPUMemoryMiB is the device's used memory after the case (NVML): ONNX
 	// Runtime's arena keeps what it grew to, so it is the peak so far.
-	GPUMemoryMiB float64        `json:"gpu_memory_mib,omitempty"`
-	GraphInfo    `json:"graph"` // how the built graphs computed
+	GPUMemoryMiB float64 `json:"gpu_memory_mib,omitempty"`
+	// CheckMaxRelDiff (Check) is max |latent − plain fp32 latent| over max
+	// |plain fp32 latent|, for the case's first UNet batch.
+	CheckMaxRelDiff *float64       `json:"check_max_rel_diff,omitempty"`
+	GraphInfo       `json:"graph"` // how the built graphs computed
 }
 
 // Bench loads the model folder dir on opts.Device and, for each case, runs a
@@ -84,15 +92,73 @@ func Bench(ctx context.Context, dir string, opts BenchOptions, emit func(BenchRe
 	}
 	defer p.Close()
 	load := time.Since(start).Seconds()
+	var ref *Pipeline
+	if opts.Check {
+		if ref, err = LoadPipeline(dir, WithDevice(opts.Device), WithPrecision(PrecisionFP32), WithFusedOperators(false), WithCUDAOptions(opts.CUDA)); err != nil {
+			return fmt.Errorf("onnx: bench check: the plain fp32 graph: %w", err)
+		}
+		defer ref.Close()
+	}
 	for _, c := range opts.Cases {
 		res, err := p.benchCase(ctx, opts, c)
 		if err != nil {
 			return err
 		}
 		res.LoadSeconds = load
+		if ref != nil {
+			d, err := p.compareLatents(ctx, ref, res)
+			if err != nil {
+				return fmt.Errorf("onnx: bench check: %w", err)
+			}
+			res.CheckMaxRelDiff = &d
+		}
 		emit(res)
 	}
 	return nil
+}
+
+// compareLatents denoises the first UNet batch of res's shape on p and on ref
+// and returns max |p − ref| / max |ref| of the final latents.
+func (p *Pipeline) compareLatents(ctx context.Context, ref *Pipeline, res BenchResult) (float64, error) {
+	g := res.Guidance
+	req := diffute.GenerateRequest{Prompt: "a lighthouse at dusk", NumImages: res.NumImages, Width: res.Size, Height: res.Size, Steps: res.Steps, Seed: 1, GuidanceScale: &g}
+	got, err := p.latentsOf(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	want, err := ref.latentsOf(ctx, req)
+	if err != nil {
+		return 0, err
+	}
+	var diff, scale float64
+	for i, w := range want {
+		diff = max(diff, math.Abs(float64(got[i])-float64(w)))
+		scale = max(scale, math.Abs(float64(w)))
+	}
+	if scale == 0 {
+		return diff, nil
+	}
+	return diff / scale, nil
+}
+
+// latentsOf denoises the first UNet batch of req and returns its final
+// latents, as run does before decoding.
+func (p *Pipeline) latentsOf(ctx context.Context, req diffute.GenerateRequest) ([]float32, error) {
+	if err := p.acquire(); err != nil {
+		return nil, err
+	}
+	defer p.release()
+	pr, err := p.params(req)
+	if err != nil {
+		return nil, err
+	}
+	pe, err := p.encodePrompts(req.Prompt, req.NegativePrompt, pr.guided)
+	if err != nil {
+		return nil, err
+	}
+	lh, lw := req.Height/8, req.Width/8
+	n := min(req.NumImages, p.imagesPerCall(lh, lw, pr.guided))
+	return p.denoise(ctx, []chunk{{pr: pr, pe: pe, n: n}}, lh, lw, nil)
 }
 
 func (p *Pipeline) benchCase(ctx context.Context, opts BenchOptions, c BenchCase) (BenchResult, error) {

@@ -164,6 +164,10 @@ sdxl_cases=(--case 1024/30/1 --case 1024/30/4 --case 512/1/1/0 --case 512/4/1/0 
 bench cuda7-bad-input 30 --model /tmp/diffute-sd15 --device cuda:7 --case 512/1/1
 bench sd15-fused-fp16 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 "${sd15_cases[@]}"
 bench sdxl-fused-fp16 120 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 "${sdxl_cases[@]}"
+# What the fused fp16 graph changes against the plain fp32 one on this GPU
+# (check_max_rel_diff of the final latents): the CUDA kernels' numbers.
+bench sd15-check 60 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 --check --case 512/4/1
+bench sdxl-check 90 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --check --case 1024/4/1 --case 512/1/1/0
 # Batching across requests: 8 one-image SDXL-Turbo requests at once, sharing
 # UNet batches or each alone.
 bench turbo-8-requests-batched 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --batch-requests --case 512/1/1/0

@@ -16,7 +16,7 @@ import (
 // result as one JSON line: scripts/gpu-bench.sh runs it on GPU machines, which
 // have the binary but no Go toolchain.
 func runBench(ctx context.Context, env *environment, args []string) error {
-	fs := newFlagSet(env, "bench", "bench --model DIR [--device cpu|cuda:N] [--steps N] [--size PX] [--images N] [--guidance G] [--precision auto|fp32|fp16] [--fused=false] [--cuda-option KEY=VALUE] [--requests N [--batch-requests]] [--case SIZE/STEPS/IMAGES[/GUIDANCE] ...]")
+	fs := newFlagSet(env, "bench", "bench --model DIR [--device cpu|cuda:N] [--steps N] [--size PX] [--images N] [--guidance G] [--precision auto|fp32|fp16] [--fused=false] [--cuda-option KEY=VALUE] [--requests N [--batch-requests]] [--case SIZE/STEPS/IMAGES[/GUIDANCE] ...] [--check]")
 	model := fs.String("model", "", "model folder (e.g. written by diffute models make-random)")
 	ortLib := fs.String("ort-lib", "", "path to libonnxruntime.so (default: DIFFUTE_ORT_LIB, next to the binary, third_party/onnxruntime, system paths)")
 	device := fs.String("device", "cpu", "execution device: cpu or cuda:N")
@@ -28,6 +28,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	fused := fs.Bool("fused", true, "use ONNX Runtime's fused operators (attention everywhere; GroupNorm and BiasSplitGelu on CUDA); false builds the plain graph")
 	requests := fs.Int("requests", 1, "generations run at once in the timed part (throughput)")
 	batch := fs.Bool("batch-requests", false, "let the concurrent generations share UNet batches")
+	check := fs.Bool("check", false, "also compare each case's latents with the plain fp32 graph's on the same device (check_max_rel_diff)")
 	var cases benchCases
 	fs.Var(&cases, "case", "a shape to measure on the one loaded model, SIZE/STEPS/IMAGES[/GUIDANCE] (repeatable; one JSON line each); "+
 		"replaces --size, --steps, --images and --guidance")
@@ -47,7 +48,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	opts := onnx.BenchOptions{Device: *device, Steps: *steps, Size: *size, NumImages: *images, Precision: *precision, Unfused: !*fused, CUDA: cuda,
-		Requests: *requests, Batch: *batch, Cases: cases}
+		Requests: *requests, Batch: *batch, Cases: cases, Check: *check}
 	if *guidance >= 0 {
 		opts.Guidance = guidance
 	}

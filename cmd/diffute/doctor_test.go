@@ -134,7 +134,7 @@ func TestBenchCases(t *testing.T) {
 		}
 		return out
 	}
-	res := bench("--case", "64/2/1", "--case", "96/1/2/0", "--precision", "fp16")
+	res := bench("--case", "64/2/1", "--case", "96/1/2/0", "--precision", "fp16", "--check")
 	if len(res) != 2 {
 		t.Fatalf("%d results, want 2", len(res))
 	}
@@ -145,6 +145,13 @@ func TestBenchCases(t *testing.T) {
 		}
 		if g := r["graph"].(map[string]any); g["unet_fp16"] != true || g["cuda_kernels"] != false || g["format"] != "diffusers" {
 			t.Errorf("case %d graph: %v", i, g)
+		}
+		// --check: the fp16 UNet against the plain fp32 graph, within half
+		// precision's rounding and not identical.
+		if d, ok := r["check_max_rel_diff"].(float64); !ok || d <= 0 || d > 0.05 {
+			t.Errorf("case %d: check_max_rel_diff %v, want fp16 rounding (0, 0.05]", i, r["check_max_rel_diff"])
+		} else {
+			t.Logf("case %d: fp16 against fp32, max relative latent difference %.2g", i, d)
 		}
 	}
 	res = bench("--steps", "1", "--size", "64", "--requests", "3", "--batch-requests", "--fused=false")
