@@ -172,6 +172,9 @@ bench sdxl-check 90 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 -
 # UNet batches or each alone.
 bench turbo-8-requests-batched 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --batch-requests --case 512/1/1/0
 bench turbo-8-requests-alone 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --case 512/1/1/0
+# NHWC where it pays: the provider's layout pass turns the convolutions NHWC
+# around the NHWC GroupNorm kernels.
+bench sdxl-fused-fp16-nhwc 90 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --cuda-option prefer_nhwc=1 --case 1024/30/1 --case 512/1/1/0
 bench sd15-fp16 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 --fused=false "${sd15_cases[@]}"
 bench sdxl-fp16 120 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --fused=false "${sdxl_cases[@]}"
 bench sd15-fp32 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp32 --fused=false "${sd15_cases[@]}"
