@@ -65,6 +65,9 @@ type Source struct {
 	// GPUs returns the machine's GPUs and their memory (a process on a CUDA
 	// device); nil: no GPU series.
 	GPUs func() ([]GPUStat, error)
+	// UNetBatches returns the engine's UNet batches since it started and how
+	// many of them several jobs shared (batching across jobs); nil: none.
+	UNetBatches func() (batches, shared int64)
 }
 
 // GPUStat is one GPU's memory, all its users' (the driver's figures).

@@ -314,3 +314,16 @@ func BenchmarkScrape(b *testing.B) {
 		m.ServeHTTP(httptest.NewRecorder(), req)
 	}
 }
+
+// The engine's UNet batches are counters read at scrape time, present only
+// where batching across jobs is on.
+func TestMetricsUNetBatches(t *testing.T) {
+	t.Parallel()
+	got := scrape(t, newTestMetrics(Source{UNetBatches: func() (int64, int64) { return 7, 3 }}))
+	if got[`diffute_engine_unet_batches_total`] != 7 || got[`diffute_engine_unet_batches_shared_total`] != 3 {
+		t.Errorf("batches %v, shared %v, want 7 and 3", got[`diffute_engine_unet_batches_total`], got[`diffute_engine_unet_batches_shared_total`])
+	}
+	if _, ok := scrape(t, newTestMetrics(Source{}))[`diffute_engine_unet_batches_total`]; ok {
+		t.Error("the batch counters are listed without batching")
+	}
+}

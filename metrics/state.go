@@ -24,6 +24,10 @@ var (
 		"GPU memory in use, by every process on the GPU (the NVIDIA driver's figure).", []string{"gpu", "name"}, nil)
 	gpuTotalDesc = prometheus.NewDesc("diffute_gpu_memory_total_bytes",
 		"GPU memory in all.", []string{"gpu", "name"}, nil)
+	unetBatchesDesc = prometheus.NewDesc("diffute_engine_unet_batches_total",
+		"UNet batches this process's engine ran with batching across jobs (--batch-requests).", nil, nil)
+	unetSharedDesc = prometheus.NewDesc("diffute_engine_unet_batches_shared_total",
+		"Of those, the batches several jobs shared.", nil, nil)
 )
 
 // stateCollector reads the figures that live outside this process (the database)
@@ -35,7 +39,7 @@ type stateCollector struct {
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{queueDepthDesc, queueAgeDesc, storedAttemptsDesc, loadedDesc, scrapeErrorDesc, gpuUsedDesc, gpuTotalDesc} {
+	for _, d := range []*prometheus.Desc{queueDepthDesc, queueAgeDesc, storedAttemptsDesc, loadedDesc, scrapeErrorDesc, gpuUsedDesc, gpuTotalDesc, unetBatchesDesc, unetSharedDesc} {
 		ch <- d
 	}
 }
@@ -105,6 +109,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(gpuUsedDesc, prometheus.GaugeValue, float64(g.Used), g.GPU, g.Name)
 			ch <- prometheus.MustNewConstMetric(gpuTotalDesc, prometheus.GaugeValue, float64(g.Total), g.GPU, g.Name)
 		}
+	}
+	if src.UNetBatches != nil {
+		batches, shared := src.UNetBatches()
+		ch <- prometheus.MustNewConstMetric(unetBatchesDesc, prometheus.CounterValue, float64(batches))
+		ch <- prometheus.MustNewConstMetric(unetSharedDesc, prometheus.CounterValue, float64(shared))
 	}
 	ch <- prometheus.MustNewConstMetric(scrapeErrorDesc, prometheus.GaugeValue, failed)
 }

@@ -23,7 +23,13 @@ type requestBatcher struct {
 	queue   []*pendingChunk // in arrival order
 	running bool            // the driver goroutine is alive
 
-	batches, merged atomic.Int64 // batches run; of them, with more than one request
+	stats *BatchStats // shared by an Engine's pipelines
+}
+
+// BatchStats counts the UNet batches of batching pipelines
+// (WithRequestBatching): all of them, and those shared by several requests.
+type BatchStats struct {
+	Batches, Shared atomic.Int64
 }
 
 // batchKey is what the chunks of one UNet batch must share.
@@ -153,9 +159,9 @@ func (b *requestBatcher) run(group []*pendingChunk) {
 		})
 		defer stop()
 	}
-	b.batches.Add(1)
+	b.stats.Batches.Add(1)
 	if len(group) > 1 {
-		b.merged.Add(1)
+		b.stats.Shared.Add(1)
 	}
 	first := group[0].c
 	latents, err := b.p.denoise(ctx, chunks, first.pr.req.Height/8, first.pr.req.Width/8, nil)

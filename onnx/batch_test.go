@@ -52,7 +52,7 @@ func TestRequestBatching(t *testing.T) {
 		t.Errorf("a cancelled caller: err = %v, want context.Canceled", err)
 	}
 	wg.Wait()
-	if b, m := p.batcher.batches.Load(), p.batcher.merged.Load(); b != 3 || m != 1 {
+	if b, m := p.batcher.stats.Batches.Load(), p.batcher.stats.Shared.Load(); b != 3 || m != 1 {
 		t.Errorf("%d batches, %d of them shared, want 3 and 1", b, m)
 	}
 	alone := sharedPipeline(t, tinySD)

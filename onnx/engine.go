@@ -102,6 +102,8 @@ type Engine struct {
 	cfg  Config
 	opts []Option
 
+	batchStats *BatchStats // Config.BatchRequests
+
 	mu      sync.Mutex
 	lru     *list.List // of *cacheEntry, most recently used first
 	entries map[string]*cacheEntry
@@ -151,10 +153,15 @@ func New(cfg Config) (*Engine, error) {
 		entries: make(map[string]*cacheEntry),
 	}
 	if cfg.BatchRequests {
-		e.opts = append(e.opts, WithRequestBatching(cfg.BatchWait))
+		e.batchStats = &BatchStats{}
+		e.opts = append(e.opts, WithRequestBatching(cfg.BatchWait), func(o *pipelineOptions) { o.batchStats = e.batchStats })
 	}
 	return e, nil
 }
+
+// BatchStats counts the UNet batches of the engine's pipelines since it
+// started; nil unless Config.BatchRequests.
+func (e *Engine) BatchStats() *BatchStats { return e.batchStats }
 
 // ErrEngineClosed is returned by an Engine after Close.
 var ErrEngineClosed = errors.New("onnx: engine is closed")

@@ -62,6 +62,7 @@ type pipelineOptions struct {
 	precision     string // WithPrecision
 	batch         bool   // WithRequestBatching
 	batchWait     time.Duration
+	batchStats    *BatchStats // where the batches are counted (an Engine's); nil: the pipeline's own
 }
 
 // WithLayout gives a single-file checkpoint the diffusers folder whose configs,
@@ -323,7 +324,11 @@ func LoadPipeline(path string, opts ...Option) (_ *Pipeline, err error) {
 	}
 	p := &Pipeline{dir: path, family: family, maxBatchBytes: o.maxBatchBytes}
 	if o.batch {
-		p.batcher = &requestBatcher{p: p, wait: o.batchWait}
+		stats := o.batchStats
+		if stats == nil {
+			stats = &BatchStats{}
+		}
+		p.batcher = &requestBatcher{p: p, wait: o.batchWait, stats: stats}
 	}
 	ok := false
 	defer func() {

@@ -241,6 +241,14 @@ func smallRequest(webhook, model string) map[string]any {
 // samePNGPixels reports whether two PNG files decode to the same pixels.
 func samePNGPixels(t *testing.T, a, b []byte) bool {
 	t.Helper()
+	d, sameSize := pngDiff(t, a, b)
+	return sameSize && d == 0
+}
+
+// pngDiff is the largest difference of an 8-bit channel (alpha included)
+// between two PNG files, and whether they have the same size at all.
+func pngDiff(t *testing.T, a, b []byte) (worst int, sameSize bool) {
+	t.Helper()
 	ia, err := png.Decode(bytes.NewReader(a))
 	if err != nil {
 		t.Fatal(err)
@@ -250,16 +258,18 @@ func samePNGPixels(t *testing.T, a, b []byte) bool {
 		t.Fatal(err)
 	}
 	if ia.Bounds() != ib.Bounds() {
-		return false
+		return 0, false
 	}
 	for y := ia.Bounds().Min.Y; y < ia.Bounds().Max.Y; y++ {
 		for x := ia.Bounds().Min.X; x < ia.Bounds().Max.X; x++ {
-			if ia.At(x, y) != ib.At(x, y) {
-				return false
+			r1, g1, b1, a1 := ia.At(x, y).RGBA()
+			r2, g2, b2, a2 := ib.At(x, y).RGBA()
+			for _, d := range []int{int(r1>>8) - int(r2>>8), int(g1>>8) - int(g2>>8), int(b1>>8) - int(b2>>8), int(a1>>8) - int(a2>>8)} {
+				worst = max(worst, d, -d)
 			}
 		}
 	}
-	return true
+	return worst, true
 }
 
 // TestContractEndToEnd sends a request shaped like the product page's and checks the

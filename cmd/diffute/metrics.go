@@ -36,6 +36,9 @@ func newMetrics(db *store.DB, eng *onnx.Engine, build metrics.BuildInfo, models 
 		if strings.HasPrefix(build.Device, "cuda") {
 			src.GPUs = gpuStats
 		}
+		if bs := eng.BatchStats(); bs != nil {
+			src.UNetBatches = func() (int64, int64) { return bs.Batches.Load(), bs.Shared.Load() }
+		}
 	}
 	queues := []string{store.DeliveryQueue, queue.MaintenanceQueue}
 	for _, m := range models {
