@@ -23,6 +23,9 @@ type BenchOptions struct {
 	// 1); with Batch they share UNet batches (WithRequestBatching).
 	Requests int
 	Batch    bool
+	// MaxBatchBytes is the UNet memory budget (WithMaxBatchBytes; 0: the
+	// default), which decides how many images share a call.
+	MaxBatchBytes int64
 	// Cases, when set, are measured in turn on the one loaded pipeline
 	// instead of Steps, Size, NumImages and Guidance.
 	Cases []BenchCase
@@ -49,9 +52,10 @@ type BenchResult struct {
 	Requests     int     `json:"requests"`
 	Batch        bool    `json:"batch_requests"`
 	LoadSeconds  float64 `json:"load_s"`
-	WarmupSecs   float64 `json:"warmup_s"` // a first, one-step generation (cuDNN search, allocations)
-	ImageSeconds float64 `json:"image_s"`  // wall time of the timed generations, per image
-	UNetMsStep   float64 `json:"unet_ms_per_step"`
+	WarmupSecs   float64 `json:"warmup_s"`         // a first, one-step generation (cuDNN search, allocations)
+	ImageSeconds float64 `json:"image_s"`          // wall time of the timed generations, per image
+	UNetMsStep   float64 `json:"unet_ms_per_step"` // all of a step's UNet calls
+	UNetBatches  int     `json:"unet_batches"`     // UNet batches the images took, each every step (the budget splits them)
 	DecodeMs     float64 `json:"decode_ms"`
 	// GPUMemoryMiB is the device's used memory after the case (NVML): ONNX
 	// Runtime's arena keeps what it grew to, so it is the peak so far.
@@ -82,7 +86,7 @@ func Bench(ctx context.Context, dir string, opts BenchOptions, emit func(BenchRe
 		return err
 	}
 	start := time.Now()
-	lo := []Option{WithDevice(opts.Device), WithPrecision(opts.Precision), WithFusedOperators(!opts.Unfused), WithCUDAOptions(opts.CUDA)}
+	lo := []Option{WithDevice(opts.Device), WithPrecision(opts.Precision), WithFusedOperators(!opts.Unfused), WithCUDAOptions(opts.CUDA), WithMaxBatchBytes(opts.MaxBatchBytes)}
 	if opts.Batch {
 		lo = append(lo, WithRequestBatching(0))
 	}
@@ -94,7 +98,7 @@ func Bench(ctx context.Context, dir string, opts BenchOptions, emit func(BenchRe
 	load := time.Since(start).Seconds()
 	var ref *Pipeline
 	if opts.Check {
-		if ref, err = LoadPipeline(dir, WithDevice(opts.Device), WithPrecision(PrecisionFP32), WithFusedOperators(false), WithCUDAOptions(opts.CUDA)); err != nil {
+		if ref, err = LoadPipeline(dir, WithDevice(opts.Device), WithPrecision(PrecisionFP32), WithFusedOperators(false), WithCUDAOptions(opts.CUDA), WithMaxBatchBytes(opts.MaxBatchBytes)); err != nil {
 			return fmt.Errorf("onnx: bench check: the plain fp32 graph: %w", err)
 		}
 		defer ref.Close()
@@ -219,6 +223,7 @@ func (p *Pipeline) benchCase(ctx context.Context, opts BenchOptions, c BenchCase
 	}
 	res.ImageSeconds = time.Since(start).Seconds() / float64(c.NumImages)
 	res.UNetMsStep = float64(st.unetRun.Microseconds()) / 1e3 / float64(c.Steps)
+	res.UNetBatches = st.calls
 	res.DecodeMs = float64(st.decoding.Microseconds()) / 1e3
 	res.GPUMemoryMiB = gpuMemoryMiB(opts.Device)
 	return res, nil

@@ -215,20 +215,31 @@ func (c *progressCounter) step() {
 
 // unetBytesPerRow estimates the working memory one batch row adds to a UNet call at
 // lh×lw latents: the widest feature maps (320 channels at latent resolution, about
-// eight alive at once) plus one self-attention map at half resolution (10 heads).
-// It is a heuristic for splitting batches, not an exact account.
-func unetBytesPerRow(lh, lw int) int64 {
+// eight alive at once) plus one self-attention map at half resolution (10 heads;
+// fused attention holds at most one head's at a time, CUDA's flash kernels none),
+// in the UNet's compute type. It is a heuristic for splitting batches, not an
+// exact account.
+func (p *Pipeline) unetBytesPerRow(lh, lw int) int64 {
+	elem, heads := int64(4), int64(10)
+	if p.built != nil {
+		if p.built.halfUNet {
+			elem = 2
+		}
+		if p.built.graph.FusedAttention {
+			heads = 1
+		}
+	}
 	px := int64(lh) * int64(lw)
-	conv := px * 320 * 4 * 8
+	conv := px * 320 * elem * 8
 	tokens := px / 4
-	attn := tokens * tokens * 4 * 10
+	attn := tokens * tokens * elem * heads
 	return conv + attn
 }
 
 // imagesPerCall is how many images share one UNet call within the memory budget
 // (at least one).
 func (p *Pipeline) imagesPerCall(lh, lw int, guided bool) int {
-	per := unetBytesPerRow(lh, lw)
+	per := p.unetBytesPerRow(lh, lw)
 	if guided {
 		per *= 2
 	}

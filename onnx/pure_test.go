@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 
+	"github.com/diffute/diffute/sdgraph"
+
 	"github.com/diffute/diffute"
 	ort "github.com/yalue/onnxruntime_go"
 )
@@ -56,9 +58,19 @@ func TestImagesPerCall(t *testing.T) {
 	if n := p.imagesPerCall(8, 8, true); n != 1 {
 		t.Errorf("tiny budget: %d images per call, want 1", n)
 	}
-	p.maxBatchBytes = 2 * unetBytesPerRow(8, 8) * 2
+	p.maxBatchBytes = 2 * p.unetBytesPerRow(8, 8) * 2
 	if n := p.imagesPerCall(8, 8, true); n != 2 {
 		t.Errorf("budget of two guided images: %d per call", n)
+	}
+	// A float16 UNet with fused attention (the default on CUDA) takes more
+	// rows in the same budget, at most the 32 its GroupNorm kernel takes.
+	p.maxBatchBytes = DefaultMaxBatchBytes
+	plain := p.imagesPerCall(128, 128, true)
+	p.built = &builtSource{halfUNet: true, graph: sdgraph.Options{FusedAttention: true, CUDAKernels: true}}
+	if n := p.imagesPerCall(128, 128, true); n <= plain || n > maxGroupNormRows/2 {
+		t.Errorf("SDXL 1024² guided per call: %d fp16 fused, %d plain fp32; want more, at most %d", n, plain, maxGroupNormRows/2)
+	} else {
+		t.Logf("SDXL 1024² guided per call in the default budget: %d fp16 fused, %d plain fp32", n, plain)
 	}
 }
 

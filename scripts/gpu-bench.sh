@@ -18,7 +18,9 @@
 # peak GPU memory nvidia-smi saw). Results go to DIR (default $OUT, else
 # /tmp/diffute-gpu-bench). --dry-run prints the steps without running them.
 # DIFFUTE_BENCH_BUDGET_S (default 460): every run is cut to end by then;
-# DIFFUTE_BENCH_FAMILIES="" skips writing the checkpoints (smoke tests).
+# DIFFUTE_BENCH_FAMILIES="" skips writing the checkpoints (smoke tests);
+# DIFFUTE_BENCH_MODELS (default /tmp) holds diffute-sd15/ and diffute-sdxl/;
+# DIFFUTE_BENCH_DEVICE (default cuda:0) is the device measured.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +33,8 @@ part_size=${DIFFUTE_BUNDLE_PART:-56m} # each part plus the working tree (~6 MB) 
 cuda_sha256=56cf3254b118ad837ccc4ed8f6d1b23504bbf7ef91b34cbc0b289cb7f10b3037
 core_sha256=5715f06d8992ca8eeeddcce43df3a7d38f97d537052126f558e912cb312460ca
 gpu=/tmp/diffute-gpu
+models=${DIFFUTE_BENCH_MODELS:-/tmp}
+dev=${DIFFUTE_BENCH_DEVICE:-cuda:0}
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -111,9 +115,9 @@ fi
 
 # 4. Full-size random-weight checkpoints (speed does not depend on the weights).
 for fam in ${DIFFUTE_BENCH_FAMILIES-sd15 sdxl}; do
-  if [ "$dry" = 1 ] || [ ! -f "/tmp/diffute-$fam/model_index.json" ]; then
-    step rm -rf "/tmp/diffute-$fam"
-    step "$diffute" models make-random --family "$fam" --out "/tmp/diffute-$fam"
+  if [ "$dry" = 1 ] || [ ! -f "$models/diffute-$fam/model_index.json" ]; then
+    step rm -rf "$models/diffute-$fam"
+    step "$diffute" models make-random --family "$fam" --out "$models/diffute-$fam"
   fi
 done
 
@@ -159,33 +163,37 @@ bench() {
 # fp16 with standard operators, and the plain fp32 graph. The default comes
 # first, then batching across requests, then the slower graphs, so a short
 # budget loses the least.
+# A 64 GiB UNet budget: every batch of a case is one UNet call whatever the
+# graph (the default 4 GiB splits the plain fp32 SDXL batch of 4; unet_batches
+# says how many calls a case took).
+budget=(--max-batch-bytes 68719476736)
 sd15_cases=(--case 512/50/1 --case 512/50/4)
 sdxl_cases=(--case 1024/30/1 --case 1024/30/4 --case 512/1/1/0 --case 512/4/1/0 --case 512/1/4/0 --case 512/4/4/0)
-bench cuda7-bad-input 30 --model /tmp/diffute-sd15 --device cuda:7 --case 512/1/1
-bench sd15-fused-fp16 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 "${sd15_cases[@]}"
-bench sdxl-fused-fp16 120 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 "${sdxl_cases[@]}"
+bench cuda7-bad-input 30 --model "$models/diffute-sd15" --device cuda:7 --case 512/1/1
+bench sd15-fused-fp16 90 --model "$models/diffute-sd15" --device "$dev" "${budget[@]}" --precision fp16 "${sd15_cases[@]}"
+bench sdxl-fused-fp16 120 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --precision fp16 "${sdxl_cases[@]}"
 # What the fused fp16 graph changes against the plain fp32 one on this GPU
 # (check_max_rel_diff of the final latents): the CUDA kernels' numbers.
-bench sd15-check 60 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 --check --case 512/4/1
-bench sdxl-check 90 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --check --case 1024/4/1 --case 512/1/1/0
+bench sd15-check 60 --model "$models/diffute-sd15" --device "$dev" "${budget[@]}" --precision fp16 --check --case 512/4/1
+bench sdxl-check 90 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --precision fp16 --check --case 1024/4/1 --case 512/1/1/0
 # Batching across requests: 8 one-image SDXL-Turbo requests at once, sharing
 # UNet batches or each alone.
-bench turbo-8-requests-batched 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --batch-requests --case 512/1/1/0
-bench turbo-8-requests-alone 60 --model /tmp/diffute-sdxl --device cuda:0 --requests 8 --case 512/1/1/0
+bench turbo-8-requests-batched 60 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --requests 8 --batch-requests --case 512/1/1/0
+bench turbo-8-requests-alone 60 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --requests 8 --case 512/1/1/0
 # NHWC where it pays: the provider's layout pass turns the convolutions NHWC
 # around the NHWC GroupNorm kernels.
-bench sdxl-fused-fp16-nhwc 90 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --cuda-option prefer_nhwc=1 --case 1024/30/1 --case 512/1/1/0
-bench sd15-fp16 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp16 --fused=false "${sd15_cases[@]}"
-bench sdxl-fp16 120 --model /tmp/diffute-sdxl --device cuda:0 --precision fp16 --fused=false "${sdxl_cases[@]}"
-bench sd15-fp32 90 --model /tmp/diffute-sd15 --device cuda:0 --precision fp32 --fused=false "${sd15_cases[@]}"
-bench sdxl-fp32 150 --model /tmp/diffute-sdxl --device cuda:0 --precision fp32 --fused=false "${sdxl_cases[@]}"
+bench sdxl-fused-fp16-nhwc 90 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --precision fp16 --cuda-option prefer_nhwc=1 --case 1024/30/1 --case 512/1/1/0
+bench sd15-fp16 90 --model "$models/diffute-sd15" --device "$dev" "${budget[@]}" --precision fp16 --fused=false "${sd15_cases[@]}"
+bench sdxl-fp16 120 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --precision fp16 --fused=false "${sdxl_cases[@]}"
+bench sd15-fp32 90 --model "$models/diffute-sd15" --device "$dev" "${budget[@]}" --precision fp32 --fused=false "${sd15_cases[@]}"
+bench sdxl-fp32 150 --model "$models/diffute-sdxl" --device "$dev" "${budget[@]}" --precision fp32 --fused=false "${sdxl_cases[@]}"
 
 # 6. /metrics of a serve on cuda:0 lists the GPU's memory (diffute_gpu_memory_*).
 if [ $((budget_s - (SECONDS - start))) -ge 30 ]; then
-  echo "+ $diffute serve --device cuda:0 … & curl /metrics > $out/metrics.txt"
+  echo "+ $diffute serve --device $dev … & curl /metrics > $out/metrics.txt"
   if [ "$dry" = 0 ]; then
     DIFFUTE_SECRET_KEY=$(head -c 32 /dev/urandom | base64) timeout 25 "$diffute" serve --addr 127.0.0.1:18181 \
-      --data-dir /tmp/diffute-serve --device cuda:0 --workers 1 --models "sd15=/tmp/diffute-sd15" >>"$log" 2>&1 &
+      --data-dir /tmp/diffute-serve --device "$dev" --workers 1 --models "sd15=$models/diffute-sd15" >>"$log" 2>&1 &
     srv=$!
     for _ in $(seq 60); do
       if curl -sf http://127.0.0.1:18181/metrics -o "$out/metrics.txt" 2>/dev/null; then break; fi

@@ -48,6 +48,27 @@ DIFFUTE_ORT_LIB="$top/third_party/onnxruntime-cuda/libonnxruntime.so" \
 echo "== go test ./cmd/diffute (end to end)"
 go test -count=1 -timeout 20m ./cmd/diffute
 
+# The GPU measurement script end to end on the CPU with the tiny models: the
+# bundle, its reassembly and checksums, doctor, every bench run and the JSON it
+# writes, so a GPU machine's few minutes are never lost to a broken script.
+echo "== scripts/gpu-bench.sh on the CPU (tiny models)"
+smoke=$(mktemp -d)
+"$top/scripts/gpu-bench.sh" --make-bundle "$smoke/bundle" >/dev/null
+go run ./cmd/diffute models make-tiny --dir "$smoke/tiny" >/dev/null
+ln -s "$smoke/tiny/diffute/tiny-sd" "$smoke/diffute-sd15"
+ln -s "$smoke/tiny/diffute/tiny-sdxl" "$smoke/diffute-sdxl"
+rm -rf /tmp/diffute-gpu
+DIFFUTE_BENCH_FAMILIES="" DIFFUTE_BENCH_MODELS="$smoke" DIFFUTE_BENCH_DEVICE=cpu \
+  "$top/scripts/gpu-bench.sh" --bundle "$smoke/bundle" --out "$smoke/out" >"$smoke/log" 2>&1 ||
+  { tail -20 "$smoke/log"; exit 1; }
+# One line per measured shape (32), and only the cuda:7 run fails, as it must.
+lines=$(grep -c '"name"' "$smoke/out/results.jsonl")
+failed=$(grep '"exit"' "$smoke/out/results.jsonl" | grep -vc '"cuda7-bad-input"' || true)
+if [ "$lines" != 32 ] || [ "$failed" != 0 ] || ! grep -q '"check_max_rel_diff"' "$smoke/out/results.jsonl"; then
+  echo "gpu-bench.sh smoke: $lines results, $failed failed runs:"; tail -20 "$smoke/log"; exit 1
+fi
+rm -rf "$smoke" /tmp/diffute-gpu "$top/diffute"
+
 echo "== fuzz (each target for ${FUZZTIME:-15s})"
 "$top/scripts/fuzz.sh"
 

@@ -28,6 +28,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 	fused := fs.Bool("fused", true, "use ONNX Runtime's fused operators (attention everywhere; GroupNorm and BiasSplitGelu on CUDA); false builds the plain graph")
 	requests := fs.Int("requests", 1, "generations run at once in the timed part (throughput)")
 	batch := fs.Bool("batch-requests", false, "let the concurrent generations share UNet batches")
+	maxBatch := fs.Int64("max-batch-bytes", onnx.DefaultMaxBatchBytes, "memory budget of one UNet call; a larger batch runs in several (unet_batches)")
 	check := fs.Bool("check", false, "also compare each case's latents with the plain fp32 graph's on the same device (check_max_rel_diff)")
 	var cases benchCases
 	fs.Var(&cases, "case", "a shape to measure on the one loaded model, SIZE/STEPS/IMAGES[/GUIDANCE] (repeatable; one JSON line each); "+
@@ -48,7 +49,7 @@ func runBench(ctx context.Context, env *environment, args []string) error {
 		return err
 	}
 	opts := onnx.BenchOptions{Device: *device, Steps: *steps, Size: *size, NumImages: *images, Precision: *precision, Unfused: !*fused, CUDA: cuda,
-		Requests: *requests, Batch: *batch, Cases: cases, Check: *check}
+		Requests: *requests, Batch: *batch, Cases: cases, Check: *check, MaxBatchBytes: *maxBatch}
 	if *guidance >= 0 {
 		opts.Guidance = guidance
 	}
