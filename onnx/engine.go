@@ -247,11 +247,17 @@ func (e *Engine) load(ctx context.Context, model string) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnx: resolve model %q: %w", model, err)
 	}
+	dev, _ := parseDevice(e.cfg.Device)
 	p, err := LoadPipeline(dir, e.opts...)
 	if err != nil {
+		if dev >= 0 {
+			// Copying the weights to the GPU at session creation fails first
+			// when they do not fit.
+			err = deviceMemoryError(err)
+		}
 		return nil, fmt.Errorf("onnx: load model %q: %w", model, err)
 	}
-	if dev, _ := parseDevice(e.cfg.Device); dev >= 0 {
+	if dev >= 0 {
 		// On a GPU the first run at a shape searches cuDNN's convolution
 		// algorithms and grows the memory arena: a one-step generation at the
 		// model's native size does it at load, not in the first job, and a GPU
