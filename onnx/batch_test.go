@@ -20,7 +20,7 @@ import (
 func TestRequestBatching(t *testing.T) {
 	t.Parallel()
 	dir := tinyModel(t, tinySD)
-	p, err := LoadPipeline(dir, WithRequestBatching(300*time.Millisecond))
+	p, err := LoadPipeline(dir, WithRequestBatching(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}

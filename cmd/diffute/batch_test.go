@@ -69,7 +69,7 @@ func TestBatchRequestsEndToEnd(t *testing.T) {
 		}
 		return srv, images
 	}
-	batched, got := run("--batch-requests", "--batch-wait", "1s")
+	batched, got := run("--batch-requests", "--batch-wait", "2s")
 	_, want := run()
 	if len(got) != 3 || len(want) != 3 {
 		t.Fatalf("%d and %d images, want 3 each", len(got), len(want))
