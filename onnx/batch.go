@@ -85,7 +85,9 @@ func (b *requestBatcher) denoise(ctx context.Context, c chunk) ([]float32, error
 	}
 }
 
-// drive runs batches until the queue is empty.
+// drive runs batches until the queue is empty. Each batch waits b.wait for
+// more requests, only ever with one queued: the goroutine ends as soon as the
+// queue is empty.
 func (b *requestBatcher) drive() {
 	for {
 		if b.wait > 0 {
@@ -93,13 +95,17 @@ func (b *requestBatcher) drive() {
 		}
 		b.mu.Lock()
 		group := b.takeLocked()
-		if len(group) == 0 {
+		b.mu.Unlock()
+		if len(group) > 0 {
+			b.run(group)
+		}
+		b.mu.Lock()
+		if len(b.queue) == 0 {
 			b.running = false
 			b.mu.Unlock()
 			return
 		}
 		b.mu.Unlock()
-		b.run(group)
 	}
 }
 
