@@ -247,6 +247,7 @@ func (e *Engine) load(ctx context.Context, model string) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("onnx: resolve model %q: %w", model, err)
 	}
+	start := time.Now()
 	dev, _ := parseDevice(e.cfg.Device)
 	p, err := LoadPipeline(dir, e.opts...)
 	if err != nil {
@@ -266,6 +267,16 @@ func (e *Engine) load(ctx context.Context, model string) (*Pipeline, error) {
 			_ = p.Close()
 			return nil, fmt.Errorf("onnx: load model %q: warm-up on %s: %w", model, e.cfg.Device, deviceMemoryError(err))
 		}
+	}
+	// How the model computes, once per load: what an operator checks first
+	// when a GPU is slower than expected.
+	g := p.Graph()
+	e.cfg.Logger.InfoContext(ctx, "model loaded", "model", model, "device", e.cfg.Device, "format", g.Format,
+		"unet_fp16", g.UNetFloat16, "fused_attention", g.Fused, "cuda_kernels", g.CUDAKernels,
+		"batch_requests", p.batcher != nil, "load_s", time.Since(start).Seconds())
+	if g.KernelsMissing != "" {
+		e.cfg.Logger.WarnContext(ctx, "the CUDA provider lacks the fused kernels; the model runs with standard operators",
+			"model", model, "error", g.KernelsMissing)
 	}
 	return p, nil
 }

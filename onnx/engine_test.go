@@ -161,6 +161,10 @@ func TestEngineLogsWarnings(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "77 tokens") {
 		t.Errorf("log = %q, want a warning about the truncated prompt", out)
 	}
+	// The load says how the model computes.
+	if out := buf.String(); !strings.Contains(out, `msg="model loaded"`) || !strings.Contains(out, "unet_fp16=false") || !strings.Contains(out, "format=onnx") {
+		t.Errorf("log = %q, want the model's load with its graph", out)
+	}
 }
 
 func TestEngineConfig(t *testing.T) {
