@@ -340,20 +340,24 @@ func (u *unet) basicTransformerBlock(x, prefix string, dim, heads int64) string 
 	x = u.op("Add", []string{x, u.attn(h, u.ctx, prefix+".attn2", dim, ctxDim, heads)})
 	h = u.layerNorm(x, prefix+".norm3", dim, 1e-5)
 	inner := 4 * dim
-	var g string
-	if u.opts.CUDAKernels && slices.Contains([]int64{2560, 5120, 10240}, 2*inner) {
-		// The sizes BiasSplitGelu's kernel takes: SD 1.5's and SDXL's widths.
-		proj := u.linear(h, prefix+".ff.net.0.proj", dim, 2*inner, false)
-		g = u.tmp()
-		u.g.NodeIn(og.ContribDomain, "BiasSplitGelu", []string{proj, u.weight(prefix+".ff.net.0.proj.bias", 2*inner)}, []string{g})
-	} else {
-		proj := u.linear(h, prefix+".ff.net.0.proj", dim, 2*inner, true)
-		parts := make([]string, 2)
-		parts[0], parts[1] = u.tmp(), u.tmp()
-		u.g.Node("Split", []string{proj, u.ints(inner, inner)}, parts, og.AttrInt("axis", -1))
-		g = u.op("Mul", []string{parts[0], u.gelu(parts[1])})
-	}
+	g := u.geglu(h, prefix+".ff.net.0", dim, inner)
 	return u.op("Add", []string{x, u.linear(g, prefix+".ff.net.2", inner, dim, true)})
+}
+
+// geglu is diffusers' GEGLU: a projection to 2·inner, split in halves a and b,
+// a·gelu(b). With CUDAKernels, and at the widths BiasSplitGelu's kernel takes
+// (SD 1.5's and SDXL's), the bias, the split and the GELU are that one kernel.
+func (u *unet) geglu(x, prefix string, dim, inner int64) string {
+	if u.opts.CUDAKernels && slices.Contains([]int64{2560, 5120, 10240}, 2*inner) {
+		proj := u.linear(x, prefix+".proj", dim, 2*inner, false)
+		out := u.tmp()
+		u.g.NodeIn(og.ContribDomain, "BiasSplitGelu", []string{proj, u.weight(prefix+".proj.bias", 2*inner)}, []string{out})
+		return out
+	}
+	proj := u.linear(x, prefix+".proj", dim, 2*inner, true)
+	parts := []string{u.tmp(), u.tmp()}
+	u.g.Node("Split", []string{proj, u.ints(inner, inner)}, parts, og.AttrInt("axis", -1))
+	return u.op("Mul", []string{parts[0], u.gelu(parts[1])})
 }
 
 // attn is diffusers' Attention: to_q on x, to_k/to_v on ctx (no bias), to_out.0.
