@@ -62,10 +62,12 @@ func (bc *builtComponent) supply(ws checkpoint.Weights) error {
 		if !w.DType.IsFloat() {
 			return fmt.Errorf("onnx: %s: weight %q (%s) is %s, want a float type", bc.rel, p.Name, w.Origin, w.DType)
 		}
-		size, elem := 4, ortFloat
+		// ONNX's element types are ONNX Runtime's: the graph's type is the
+		// tensor's.
+		size, elem := p.DType.Size(), int(p.DType)
 		stored := safetensors.F32
 		if p.DType == og.Float16 {
-			size, elem, stored = 2, ortFloat16, safetensors.F16
+			stored = safetensors.F16
 		}
 		n := int64(size) * numel(p.Shape)
 		inPlace := w.DType == stored && uintptr(unsafe.Pointer(unsafe.SliceData(w.Data)))%uintptr(size) == 0

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	og "github.com/diffute/diffute/onnxgraph"
 	"github.com/diffute/diffute/sdgraph"
 )
 
@@ -27,16 +26,12 @@ func openWithZeroWeights(t *testing.T, config string, o sdgraph.Options) error {
 	bc := &builtComponent{rel: "unet", graph: g}
 	t.Cleanup(bc.release)
 	for _, p := range g.Params {
-		size, elem := 4, ortFloat
-		if p.DType == og.Float16 {
-			size, elem = 2, ortFloat16
-		}
-		buf, err := anonymous(size * int(numel(p.Shape)))
+		buf, err := anonymous(p.DType.Size() * int(numel(p.Shape)))
 		if err != nil {
 			t.Fatal(err)
 		}
 		bc.buffers = append(bc.buffers, buf)
-		if err := bc.supplied.add(p.Name, buf, elem, p.GraphShape); err != nil {
+		if err := bc.supplied.add(p.Name, buf, int(p.DType), p.GraphShape); err != nil {
 			t.Fatal(err)
 		}
 	}

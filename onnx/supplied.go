@@ -136,11 +136,9 @@ func cError(msg *C.char) error {
 	return fmt.Errorf("%s", C.GoString(msg))
 }
 
-// Element types of ONNX Runtime (ONNXTensorElementDataType).
-const (
-	ortFloat   = 1
-	ortFloat16 = 10
-)
+// ortFloat is ONNX Runtime's float32 element type (ONNXTensorElementDataType,
+// the same numbers as ONNX's and onnxgraph.DType).
+const ortFloat = int(onnxgraph.Float)
 
 // suppliedWeights are tensors handed to ONNX Runtime as user-owned initializers
 // (AddInitializer): it computes on their memory in place, so the wrappers and the
