@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diffute/diffute/internal/ortest"
 	ort "github.com/yalue/onnxruntime_go"
 )
 
@@ -159,24 +160,6 @@ func TestMissingLibrary(t *testing.T) {
 	}
 }
 
-// cudaRuntimeDir is ONNX Runtime 1.29 with the CUDA provider, as
-// scripts/setup-ort.sh --cuda places it, or "" when it is not there.
-func cudaRuntimeDir(t *testing.T) string {
-	t.Helper()
-	dir, _ := os.Getwd()
-	for {
-		p := filepath.Join(dir, "third_party", "onnxruntime-cuda")
-		if isFile(filepath.Join(p, "libonnxruntime.so")) && isFile(filepath.Join(p, cudaProviderFile)) {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
-
 // TestCUDAPluginProvider runs TestCUDAOnCPUBuild and TestCUDADevice in a child
 // process on ONNX Runtime 1.29 with the CUDA plugin provider (the runtime is
 // process-wide, so this process keeps its own library).
@@ -184,14 +167,7 @@ func TestCUDAPluginProvider(t *testing.T) {
 	if os.Getenv("DIFFUTE_TEST_CHILD") != "" {
 		return // this process is the child the test started
 	}
-	dir := cudaRuntimeDir(t)
-	if dir == "" {
-		msg := "ONNX Runtime 1.29 with the CUDA provider not present (run scripts/setup-ort.sh --cuda)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	dir := ortest.CUDARuntime(t)
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run", "^(TestCUDAOnCPUBuild|TestCUDADevice)$", "-test.v")
 	cmd.Env = append(os.Environ(), LibraryEnv+"="+filepath.Join(dir, "libonnxruntime.so"), "DIFFUTE_TEST_CHILD=1")
 	out, err := cmd.CombinedOutput()

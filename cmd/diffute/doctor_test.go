@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/diffute/diffute/internal/ortest"
 	"github.com/diffute/diffute/onnx"
 	"github.com/diffute/diffute/tinymodel"
 )
@@ -50,24 +51,7 @@ func TestDoctorCUDAProvider(t *testing.T) {
 	if os.Getenv("DIFFUTE_TEST_CHILD") != "" {
 		return // this process is the child the test started
 	}
-	lib := ""
-	for dir, _ := os.Getwd(); ; dir = filepath.Dir(dir) {
-		p := filepath.Join(dir, "third_party", "onnxruntime-cuda", "libonnxruntime.so")
-		if _, err := os.Stat(p); err == nil {
-			lib = p
-			break
-		}
-		if filepath.Dir(dir) == dir {
-			break
-		}
-	}
-	if lib == "" {
-		msg := "ONNX Runtime 1.29 with the CUDA provider not present (run scripts/setup-ort.sh --cuda)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	lib := filepath.Join(ortest.CUDARuntime(t), "libonnxruntime.so")
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run", "^TestDoctor$", "-test.v")
 	cmd.Env = append(os.Environ(), "DIFFUTE_ORT_LIB="+lib, "DIFFUTE_TEST_CHILD=1")
 	out, err := cmd.CombinedOutput()
