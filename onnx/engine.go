@@ -285,18 +285,25 @@ func (e *Engine) load(ctx context.Context, model string) (*Pipeline, error) {
 var ErrDeviceMemory = errors.New("not enough free GPU memory")
 
 // deviceMemoryError turns ONNX Runtime's allocation failure on a GPU into one
-// line that says so and what to change; other errors keep their first line.
+// line that says so and what to change; other errors show their first line.
 func deviceMemoryError(err error) error {
 	msg := strings.ToLower(err.Error())
 	if strings.Contains(msg, "out of memory") || strings.Contains(msg, "failed to allocate") || strings.Contains(msg, "memoryallocation") {
 		return fmt.Errorf("%w for this model (%s): unload other models (--max-loaded-models), lower --max-batch-bytes, or use a GPU with more memory",
 			ErrDeviceMemory, firstLine(err.Error()))
 	}
-	if first := firstLine(err.Error()); first != err.Error() {
-		return fmt.Errorf("%s", first)
+	if firstLine(err.Error()) != err.Error() {
+		return firstLineError{err}
 	}
 	return err
 }
+
+// firstLineError shows the first line of a multi-line error and still unwraps
+// to it, so errors.Is sees the sentinels inside.
+type firstLineError struct{ err error }
+
+func (e firstLineError) Error() string { return firstLine(e.err.Error()) }
+func (e firstLineError) Unwrap() error { return e.err }
 
 // evictLocked drops loaded pipelines beyond MaxLoadedModels, least recently used
 // first, and returns them for closing outside the lock. Pipelines still loading

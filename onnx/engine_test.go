@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
@@ -254,6 +255,9 @@ func TestDeviceMemoryError(t *testing.T) {
 	}
 	if err := deviceMemoryError(errors.New("first\nsecond")); err.Error() != "first" {
 		t.Errorf("other errors keep their first line: %q", err)
+	}
+	if err := deviceMemoryError(fmt.Errorf("load: %w\nmore", ErrCUDALibraryMissing)); !errors.Is(err, ErrCUDALibraryMissing) {
+		t.Errorf("the first line of %q no longer unwraps to its cause", err)
 	}
 }
 
