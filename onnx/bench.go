@@ -56,7 +56,12 @@ type BenchResult struct {
 	ImageSeconds float64 `json:"image_s"`          // wall time of the timed generations, per image
 	UNetMsStep   float64 `json:"unet_ms_per_step"` // all of a step's UNet calls
 	UNetBatches  int     `json:"unet_batches"`     // UNet batches the images took, each every step (the budget splits them)
-	DecodeMs     float64 `json:"decode_ms"`
+	// StepHostMs is a step's time in the loop outside the UNet's Run: writing
+	// its input, guidance and the scheduler step, done in Go on the host while
+	// the device waits. It is what keeping the latents on the GPU between steps
+	// could save at most (the copies in and out are inside unet_ms_per_step).
+	StepHostMs float64 `json:"step_host_ms"`
+	DecodeMs   float64 `json:"decode_ms"`
 	// GPUMemoryMiB is the device's used memory after the case (NVML): ONNX
 	// Runtime's arena keeps what it grew to, so it is the peak so far.
 	GPUMemoryMiB float64 `json:"gpu_memory_mib,omitempty"`
@@ -223,6 +228,7 @@ func (p *Pipeline) benchCase(ctx context.Context, opts BenchOptions, c BenchCase
 	}
 	res.ImageSeconds = time.Since(start).Seconds() / float64(c.NumImages)
 	res.UNetMsStep = float64(st.unetRun.Microseconds()) / 1e3 / float64(c.Steps)
+	res.StepHostMs = float64((st.denoise - st.unetRun).Nanoseconds()) / 1e6 / float64(c.Steps)
 	res.UNetBatches = st.calls
 	res.DecodeMs = float64(st.decoding.Microseconds()) / 1e3
 	res.GPUMemoryMiB = gpuMemoryMiB(opts.Device)

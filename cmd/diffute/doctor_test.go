@@ -85,7 +85,8 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
 		t.Fatalf("bench printed %q: %v", out.String(), err)
 	}
-	if res.Device != "cpu" || res.Steps != 2 || res.Size != 64 || res.ImageSeconds <= 0 || res.UNetMsStep <= 0 {
+	if res.Device != "cpu" || res.Steps != 2 || res.Size != 64 || res.ImageSeconds <= 0 || res.UNetMsStep <= 0 ||
+		res.StepHostMs <= 0 || res.StepHostMs >= res.UNetMsStep+res.ImageSeconds*1e3/2 {
 		t.Errorf("bench result %+v", res)
 	}
 }
